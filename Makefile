@@ -1,0 +1,34 @@
+# The README's two commands: `make demo` and `make test`. Each sets up .venv on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+# JIT caches inside the checkout, so CI and repeated runs reuse compiled kernels
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+export GRAPHC_CACHE_DIR ?= $(CURDIR)/.cache/graphc
+
+.PHONY: demo test install graphviz clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# Debian's `dot` binary for rendering graphs; without it graphc writes DOT text instead.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq graphviz) >/dev/null 2>&1 \
+	      || echo "note: could not install graphviz; drawings fall back to DOT text"; \
+	  else echo "note: install Graphviz (apt-get install graphviz) to render drawings"; fi; }
+
+demo: install graphviz
+	$(PY) examples/xor.py
+
+test: install graphviz
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf $(VENV) .cache out .pytest_cache

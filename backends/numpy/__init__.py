@@ -1,0 +1,10 @@
+"""The NumPy backend: a reference interpreter, the meaning of every op and the oracle for the others."""
+from .interpreter import Interpreter
+
+
+def build(program) -> Interpreter:
+    """An executable for program: run(feeds) -> list of output arrays (updates applied in place)."""
+    return Interpreter(program)
+
+
+__all__ = ["build", "Interpreter"]

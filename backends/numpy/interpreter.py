@@ -1,0 +1,87 @@
+"""Evaluate a program node by node with each op's NumPy meaning."""
+from __future__ import annotations
+
+import numpy as np
+
+from graphc.errors import GraphIndexError, GraphRuntimeError, ShapeError
+from graphc.ops.base import fmt_shape
+
+
+def _fits(shape, static) -> bool:
+    return len(shape) == len(static) and all(d is None or d == s for d, s in zip(static, shape))
+
+
+class Interpreter:
+    """Runs a Program; intermediate arrays are freed after their last use."""
+
+    def __init__(self, program):
+        self.program = program
+        order = program.order
+        slot = {n: i for i, n in enumerate(order)}
+        self._feed_slots = [slot[p] for p in program.inputs if p in slot]
+        self._feed_index = [i for i, p in enumerate(program.inputs) if p in slot]
+        last_use = {}
+        for i, n in enumerate(order):
+            for x in n.inputs:
+                last_use[slot[x]] = i
+        keep = {slot[o] for o in program.outputs} | {slot[u] for _, u in program.updates}
+        self._steps = []  # (slot, node, op.impl, input slots, attrs, slots to free after)
+        free_at: dict[int, list[int]] = {}
+        for s, i in last_use.items():
+            if s not in keep:
+                free_at.setdefault(i, []).append(s)
+        for i, n in enumerate(order):
+            if n.op.kind == "leaf":
+                continue
+            self._steps.append((i, n, n.op.impl, [slot[x] for x in n.inputs], dict(n.attrs),
+                                free_at.get(i, [])))
+        self._leaves = [(slot[n], n) for n in order if n.op.name in ("parameter", "constant")]
+        self._n = len(order)
+        self._out_slots = [slot[o] for o in program.outputs]
+        self._upd = [(p, slot[u]) for p, u in program.updates]
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        vals: list = [None] * self._n
+        for s, k in zip(self._feed_slots, self._feed_index):
+            vals[s] = feeds[k]
+        for s, n in self._leaves:
+            vals[s] = n.data.array if n.op.name == "parameter" else n.data
+        with np.errstate(all="ignore"):
+            for s, node, impl, ins, attrs, free in self._steps:
+                args = [vals[j] for j in ins]
+                try:
+                    out = impl(*args, **attrs)
+                except Exception as e:  # name the node and the user's line that built it
+                    kind = GraphIndexError if isinstance(e, IndexError) else GraphRuntimeError
+                    shapes = ", ".join(fmt_shape(a.shape) for a in args)
+                    raise kind(f"{node.op.name} ({node.label}) failed on inputs of shapes {shapes}: {e}",
+                               node.loc) from e
+                out = np.asarray(out)
+                if out.dtype != node.dtype:
+                    out = out.astype(node.dtype)
+                if not _fits(out.shape, node.shape):
+                    raise ShapeError(f"{node.op.name} ({node.label}) produced shape {fmt_shape(out.shape)}, "
+                                     f"its rule says {fmt_shape(node.shape)} (a graphc bug)", node.loc)
+                vals[s] = out
+                for j in free:
+                    vals[j] = None
+        # all-or-nothing: check every update before writing any parameter
+        for p, s in self._upd:
+            if vals[s].shape != p.shape:
+                raise ShapeError(f"update of parameter {p.label} {fmt_shape(p.shape)} computed shape "
+                                 f"{fmt_shape(vals[s].shape)} at run time", p.loc)
+        results, given = [], set()
+        for s in self._out_slots:
+            v = vals[s]
+            # hand out arrays nobody else holds: copy views, leaves' storage and repeats
+            if id(v) in given or v.base is not None or not v.flags.writeable or \
+                    any(v is f for f in feeds) or any(v is n.data.array for _, n in self._leaves
+                                                      if n.op.name == "parameter"):
+                v = v.copy()
+            given.add(id(v))
+            results.append(v)
+        new_values = [(p, vals[s].copy() if any(vals[s] is q.data.array for q, _ in self._upd) else vals[s])
+                      for p, s in self._upd]
+        for p, v in new_values:
+            np.copyto(p.data.array, v)
+        return results

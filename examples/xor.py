@@ -1,0 +1,66 @@
+"""XOR with a 2-8-1 network, trained by full-batch SGD on a compiled step (NumPy backend).
+
+The backward pass is written out by hand as graph ops here; the autodiff issue replaces it
+with gc.grad. Run: python examples/xor.py [--steps N] [--backend numpy]
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import graphc as gc
+
+
+def build(lr: float = 2.0, seed: int = 0):
+    """The XOR graph: returns (train step, predict function, parameters)."""
+    rng = np.random.default_rng(seed)
+    x = gc.placeholder((None, 2), "float32", name="x")
+    t = gc.placeholder((None, 1), "float32", name="t")
+    W1 = gc.parameter(rng.normal(0, 1, (2, 8)).astype(np.float32), name="W1")
+    b1 = gc.parameter(np.zeros(8, np.float32), name="b1")
+    W2 = gc.parameter(rng.normal(0, 1, (8, 1)).astype(np.float32), name="W2")
+    b2 = gc.parameter(np.zeros(1, np.float32), name="b2")
+
+    h = gc.tanh(x @ W1 + b1)
+    z = h @ W2 + b2
+    loss = gc.binary_cross_entropy_with_logits(z, t)
+
+    # hand-derived backward pass: d loss / d z = (sigmoid(z) - t) / N
+    n = gc.size_of(x, 0)
+    dz = (gc.sigmoid(z) - t) / n
+    dW2 = h.T @ dz
+    db2 = dz.sum(0)
+    dh = (dz @ W2.T) * (1 - h * h)
+    dW1 = x.T @ dh
+    db1 = dh.sum(0)
+    updates = [(W1, W1 - lr * dW1), (b1, b1 - lr * db1), (W2, W2 - lr * dW2), (b2, b2 - lr * db2)]
+    return x, t, loss, gc.sigmoid(z), updates
+
+
+def main(argv=None) -> float:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--backend", default="numpy")
+    args = ap.parse_args(argv)
+
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    T = np.array([[0], [1], [1], [0]], np.float32)
+    x, t, loss, prob, updates = build()
+    step = gc.compile([x, t], loss, updates=updates, backend=args.backend)
+    predict = gc.compile([x], prob, backend=args.backend)
+
+    for i in range(args.steps):
+        value = float(step(X, T))
+        if i % max(1, args.steps // 5) == 0:
+            print(f"step {i:5d}  loss {value:.5f}")
+    p = predict(X)
+    print(f"final loss {float(step(X, T)):.5f}")
+    print("predictions:", np.round(p.ravel(), 3), "targets:", T.ravel())
+    acc = float(np.mean((p > 0.5) == (T > 0.5)))
+    print(f"accuracy {acc:.2f}")
+    return acc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""graphc: a compiler for static computation graphs (define-then-run, symbolic gradients, fusion)."""
+from . import dtypes, errors, ops  # noqa: F401
+from .api import (  # noqa: F401
+    abs, add, argmax, argmin, as_node, binary_cross_entropy, binary_cross_entropy_with_logits,
+    broadcast_to, cast, check_index, clip, concat, constant, cos, cross_entropy, div, elu, equal, erf,
+    exp, expand_dims, flatten, gelu, getitem, greater, greater_equal, hinge, l1_loss, leaky_relu, less,
+    less_equal, log, log1p, log_softmax, logical_and, logical_not, logical_or, logsumexp, matmul, max,
+    maximum, mean, min, minimum, mse, mul, neg, not_equal, one_hot, pad, parameter, permute,
+    placeholder, pow, prelu, prod, reciprocal, relu, reshape, sigmoid, sign, sin, size_of, softmax,
+    softplus, sqrt, square, squeeze, stack, std, step, sub, sum, take, tanh, transpose, var, where,
+)
+from .compiler import compile  # noqa: F401
+from .errors import (  # noqa: F401
+    CompileError, DTypeError, FeedError, GraphError, GraphIndexError, GraphRuntimeError, ShapeError,
+)
+from .function import Function  # noqa: F401
+from .ir import Node, format_graph, toposort  # noqa: F401
+
+__version__ = "0.1.0"

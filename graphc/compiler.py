@@ -1,0 +1,100 @@
+"""compile(): check a graph's inputs, outputs and updates, and hand it to a backend."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from .api import as_node
+from .errors import CompileError, format_loc
+from .ir import Node, toposort, user_location
+from .ops.base import fmt_shape
+
+# Backends by name, imported lazily (CUDA must not be imported unless asked for).
+BACKENDS = {
+    "numpy": "graphc.backends.numpy",
+}
+
+
+@dataclass
+class Program:
+    """What a backend compiles: feeds, fetches, parameter updates and every node in order."""
+
+    inputs: list[Node]
+    outputs: list[Node]
+    updates: list[tuple[Node, Node]]
+    order: list[Node] = field(default_factory=list)
+
+    @property
+    def parameters(self) -> list[Node]:
+        """Every parameter the program reads or writes, in graph order."""
+        seen = {p: None for p in self.order if p.op.name == "parameter"}
+        for p, _ in self.updates:
+            seen.setdefault(p, None)
+        return list(seen)
+
+
+def get_backend(name: str):
+    """The backend module registered under name."""
+    if name not in BACKENDS:
+        raise CompileError(f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
+    try:
+        return importlib.import_module(BACKENDS[name])
+    except ImportError as e:
+        raise CompileError(f"backend {name!r} cannot be loaded: {e}") from e
+
+
+def _check_updates(updates, loc) -> list[tuple[Node, Node]]:
+    if updates is None:
+        return []
+    pairs = list(updates.items()) if isinstance(updates, dict) else list(updates)
+    out, seen = [], set()
+    for pair in pairs:
+        try:
+            p, new = pair
+        except (TypeError, ValueError):
+            raise CompileError(f"updates must be (parameter, new_value) pairs, got {pair!r}", loc) from None
+        if not isinstance(p, Node) or p.op.name != "parameter":
+            raise CompileError(f"update target must be a parameter, got {p!r}", loc)
+        if p in seen:
+            raise CompileError(f"parameter {p.label} is updated twice", loc)
+        seen.add(p)
+        new = as_node(new, like=p)
+        if len(new.shape) != len(p.shape) or any(a is not None and a != b for a, b in zip(new.shape, p.shape)):
+            raise CompileError(f"update of parameter {p.label} {fmt_shape(p.shape)} has shape "
+                               f"{fmt_shape(new.shape)}", new.loc or loc)
+        if new.dtype != p.dtype:
+            raise CompileError(f"update of parameter {p.label} ({p.dtype}) has dtype {new.dtype}; "
+                               f"cast it with gc.cast(..., '{p.dtype}')", new.loc or loc)
+        out.append((p, new))
+    return out
+
+
+def compile(inputs, outputs, updates=None, backend: str = "numpy"):  # noqa: A001 - the API's name
+    """Compile a graph into a callable Function: feeds in `inputs` order, fetches `outputs`.
+
+    updates: (parameter, new_value) pairs (or a dict), applied in place after every output is
+    computed; if the call fails, no parameter changes.
+    """
+    from .function import Function
+
+    loc = user_location()
+    single = not isinstance(outputs, (list, tuple))
+    outs = [as_node(o) for o in ([outputs] if single else outputs)]
+    ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    seen = set()
+    for x in ins:
+        if not isinstance(x, Node) or x.op.name != "placeholder":
+            raise CompileError(f"inputs must be placeholders, got {x!r}", loc)
+        if x in seen:
+            raise CompileError(f"placeholder {x.label} is listed twice in inputs", loc)
+        seen.add(x)
+    ups = _check_updates(updates, loc)
+    order = toposort(outs + [u for _, u in ups])
+    missing = [n for n in order if n.op.name == "placeholder" and n not in seen]
+    if missing:
+        m = missing[0]
+        raise CompileError(f"the graph needs placeholder {m.label} {fmt_shape(m.shape)} {m.dtype} "
+                           f"(made at {format_loc(m.loc)}), which is not in inputs", loc)
+    program = Program(ins, outs, ups, order)
+    be = get_backend(backend)
+    return Function(program, be.build(program), backend, single)

@@ -1,0 +1,89 @@
+"""The primitive base class, the op registry and the shape helpers every op's rule uses."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import ShapeError
+
+REGISTRY: dict[str, type["Op"]] = {}
+
+
+class Op:
+    """A primitive: a shape/dtype rule (infer) and its NumPy meaning (impl). Never instantiated.
+
+    kind is one of leaf, elementwise, reduction, movement, matmul, random: passes, backends
+    and drawings dispatch on it.
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    arity: ClassVar[int | None] = None  # None: any number of inputs
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "name" in cls.__dict__:
+            if cls.name in REGISTRY:
+                raise RuntimeError(f"op {cls.name!r} registered twice")
+            REGISTRY[cls.name] = cls
+
+    @classmethod
+    def infer(cls, inputs, attrs) -> tuple[tuple, np.dtype]:
+        """Shape and dtype of op(inputs; attrs); raises ShapeError/DTypeError on a mismatch."""
+        raise NotImplementedError(f"{cls.name}: no shape rule")
+
+    @classmethod
+    def impl(cls, *xs: np.ndarray, **attrs) -> np.ndarray:
+        """The op's meaning in NumPy: the reference every backend is tested against."""
+        raise NotImplementedError(f"{cls.name}: no NumPy implementation")
+
+    def __repr__(self):  # pragma: no cover - ops are classes, never instances
+        return f"<op {self.name}>"
+
+
+def fmt_shape(shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+           ("," if len(shape) == 1 else "") + ")"
+
+
+def broadcast_shapes(*shapes) -> tuple:
+    """NumPy broadcasting of shapes whose dims may be None (known at run time; never assumed to be 1)."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for k in range(ndim):
+        dims = [s[len(s) - ndim + k] for s in shapes if len(s) - ndim + k >= 0]
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            raise ShapeError("cannot broadcast shapes " + " and ".join(fmt_shape(s) for s in shapes))
+        if known:
+            out.append(known.pop())
+        elif any(d is None for d in dims):
+            out.append(None)
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+def normalize_axes(axis, ndim: int, shape=None) -> tuple[int, ...]:
+    """axis=None|int|tuple -> sorted tuple of distinct non-negative axes, checked against ndim."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < ndim:
+            where = f" of shape {fmt_shape(shape)}" if shape is not None else ""
+            raise ShapeError(f"axis {a} is out of range for a {ndim}-d tensor{where}")
+        a %= ndim if ndim else 1
+        if a in out:
+            raise ShapeError(f"axis {a} repeated in {axis}")
+        out.append(a)
+    return tuple(sorted(out))
+
+
+def reduced_shape(shape, axes, keepdims: bool) -> tuple:
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)

@@ -1,0 +1,209 @@
+"""Movement primitives: reshape, transpose, broadcast, slice, gather, concat, pad."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dtypes import is_int, result_type
+from ..errors import DTypeError, ShapeError
+from .base import Op, broadcast_shapes, fmt_shape
+
+
+def _resolve(shape, like):
+    """A target shape whose None entries are read from `like`'s run-time shape."""
+    return tuple(like.shape[i] if d is None else d for i, d in enumerate(shape))
+
+
+def _check_like(inputs, shape):
+    """None entries of a target shape need a second input of the same rank to read them from."""
+    if any(d is None for d in shape):
+        if len(inputs) != 2 or inputs[1].ndim != len(shape):
+            raise ShapeError(f"target shape {fmt_shape(shape)} has run-time (None) dims but no "
+                             "reference tensor of that rank to take them from")
+
+
+class Reshape(Op):
+    """reshape(x[, like]; shape[, src]): one -1 is inferred. A None entry i is a run-time size:
+    like's dim i when `like` is given, else x's dim src[i] (squeeze/expand_dims on None dims)."""
+
+    name = "reshape"
+    kind = "movement"
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        x, shape, src = inputs[0], attrs["shape"], attrs.get("src")
+        if src is not None:
+            if len(src) != len(shape) or any(d is None and not 0 <= a < x.ndim
+                                             for d, a in zip(shape, src)):
+                raise ShapeError(f"reshape src {src} does not fit target {shape} and input "
+                                 f"{fmt_shape(x.shape)}")
+        else:
+            _check_like(inputs, shape)
+        if sum(d == -1 for d in shape) > 1:
+            raise ShapeError(f"can only infer one dimension, got target {shape}")
+        if any(d is not None and d < -1 for d in shape):
+            raise ShapeError(f"negative dimension in target shape {shape}")
+        known_in = None not in x.shape
+        size_in = int(np.prod(x.shape)) if known_in else None
+        size_out = int(np.prod([d for d in shape if d not in (None, -1)]))
+        out = []
+        for d in shape:
+            if d == -1:
+                if size_in is None or None in shape:
+                    out.append(None)
+                elif size_out == 0 or size_in % size_out:
+                    raise ShapeError(f"cannot reshape {fmt_shape(x.shape)} to {shape}")
+                else:
+                    out.append(size_in // size_out)
+            else:
+                out.append(d)
+        if known_in and None not in out and int(np.prod(out)) != size_in:
+            raise ShapeError(f"cannot reshape {fmt_shape(x.shape)} ({size_in} elements) to "
+                             f"{fmt_shape(tuple(out))}")
+        return tuple(out), x.dtype
+
+    @classmethod
+    def impl(cls, x, like=None, *, shape, src=None):
+        if like is not None:
+            shape = _resolve(shape, like)
+        elif src is not None:
+            shape = tuple(x.shape[a] if d is None else d for d, a in zip(shape, src))
+        return np.reshape(x, shape)
+
+
+class Transpose(Op):
+    name = "transpose"
+    kind = "movement"
+    arity = 1
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        (x,), perm = inputs, attrs["perm"]
+        if sorted(perm) != list(range(x.ndim)):
+            raise ShapeError(f"permutation {perm} does not fit a {x.ndim}-d tensor {fmt_shape(x.shape)}")
+        return tuple(x.shape[p] for p in perm), x.dtype
+
+    @classmethod
+    def impl(cls, x, *, perm):
+        return np.transpose(x, perm)
+
+
+class BroadcastTo(Op):
+    """broadcast_to(x[, like]; shape): None entries of shape come from `like` at run time."""
+
+    name = "broadcast_to"
+    kind = "movement"
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        x, shape = inputs[0], attrs["shape"]
+        _check_like(inputs, shape)
+        if x.ndim > len(shape):
+            raise ShapeError(f"cannot broadcast {fmt_shape(x.shape)} to {fmt_shape(shape)}")
+        for dx, ds in zip(x.shape[::-1], shape[::-1]):
+            if dx not in (1, None) and ds is not None and dx != ds:
+                raise ShapeError(f"cannot broadcast {fmt_shape(x.shape)} to {fmt_shape(shape)}")
+        return tuple(shape), x.dtype
+
+    @classmethod
+    def impl(cls, x, like=None, *, shape):
+        return np.broadcast_to(x, _resolve(shape, like) if like is not None else shape)
+
+
+class Slice(Op):
+    """Basic slicing: attrs index holds one (start, stop, step) per axis, Python slice semantics."""
+
+    name = "slice"
+    kind = "movement"
+    arity = 1
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        (x,), index = inputs, attrs["index"]
+        if len(index) != x.ndim:
+            raise ShapeError(f"slice of {len(index)} axes does not fit {fmt_shape(x.shape)}")
+        out = []
+        for d, (start, stop, step) in zip(x.shape, index):
+            if step == 0:
+                raise ShapeError("slice step cannot be zero")
+            if d is None:
+                out.append(None)
+            else:
+                out.append(len(range(*slice(start, stop, step).indices(d))))
+        return tuple(out), x.dtype
+
+    @classmethod
+    def impl(cls, x, *, index):
+        return x[tuple(slice(*t) for t in index)]
+
+
+class Take(Op):
+    """take(x, indices; axis): gather along one axis (NumPy's np.take; negative indices wrap once)."""
+
+    name = "take"
+    kind = "movement"
+    arity = 2
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        x, idx = inputs
+        axis = attrs["axis"]
+        if not is_int(idx.dtype):
+            raise DTypeError(f"indices must be int32 or int64, got {idx.dtype}")
+        if x.shape[axis] == 0:
+            raise ShapeError(f"cannot take from an empty axis {axis} of shape {fmt_shape(x.shape)}")
+        return x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype
+
+    @classmethod
+    def impl(cls, x, idx, *, axis):
+        return np.take(x, idx, axis=axis)
+
+
+class Concat(Op):
+    name = "concat"
+    kind = "movement"
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        axis = attrs["axis"]
+        if not inputs:
+            raise ShapeError("concat needs at least one tensor")
+        nd = inputs[0].ndim
+        if any(x.ndim != nd for x in inputs):
+            raise ShapeError("concat needs tensors of one rank, got " +
+                             ", ".join(fmt_shape(x.shape) for x in inputs))
+        out = []
+        for k in range(nd):
+            dims = [x.shape[k] for x in inputs]
+            if k == axis:
+                out.append(None if None in dims else sum(dims))
+            else:
+                known = {d for d in dims if d is not None}
+                if len(known) > 1:
+                    raise ShapeError(f"concat along axis {axis}: shapes differ off that axis: " +
+                                     ", ".join(fmt_shape(x.shape) for x in inputs))
+                out.append(known.pop() if known else None)
+        return tuple(out), result_type(*(x.dtype for x in inputs))
+
+    @classmethod
+    def impl(cls, *xs, axis):
+        return np.concatenate(xs, axis=axis, dtype=result_type(*(x.dtype for x in xs)))
+
+
+class Pad(Op):
+    """Constant padding: attrs pad_width is one (before, after) pair per axis, value the fill."""
+
+    name = "pad"
+    kind = "movement"
+    arity = 1
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        (x,), pw = inputs, attrs["pad_width"]
+        if len(pw) != x.ndim or any(lo < 0 or hi < 0 for lo, hi in pw):
+            raise ShapeError(f"pad_width {pw} does not fit {fmt_shape(x.shape)} (one non-negative "
+                             "(before, after) pair per axis)")
+        return tuple(None if d is None else d + lo + hi for d, (lo, hi) in zip(x.shape, pw)), x.dtype
+
+    @classmethod
+    def impl(cls, x, *, pad_width, value):
+        return np.pad(x, pad_width, mode="constant", constant_values=value)

@@ -1,0 +1,23 @@
+"""Shared test helpers: the backends every backend-tier test runs on, and array makers."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))  # tests/op_cases.py
+
+# Backends tested in tests/backends: the NumPy reference first.
+BACKENDS = ["numpy"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
