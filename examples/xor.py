@@ -1,7 +1,7 @@
 """XOR with a 2-8-1 network, trained by full-batch SGD on a compiled step (NumPy backend).
 
-The backward pass is written out by hand as graph ops here; the autodiff issue replaces it
-with gc.grad. Run: python examples/xor.py [--steps N] [--backend numpy]
+The gradients come from gc.grad: the backward graph is built symbolically and compiled with the
+forward pass and the updates into one step. Run: python examples/xor.py [--steps N] [--backend numpy]
 """
 from __future__ import annotations
 
@@ -26,15 +26,8 @@ def build(lr: float = 2.0, seed: int = 0):
     z = h @ W2 + b2
     loss = gc.binary_cross_entropy_with_logits(z, t)
 
-    # hand-derived backward pass: d loss / d z = (sigmoid(z) - t) / N
-    n = gc.size_of(x, 0)
-    dz = (gc.sigmoid(z) - t) / n
-    dW2 = h.T @ dz
-    db2 = dz.sum(0)
-    dh = (dz @ W2.T) * (1 - h * h)
-    dW1 = x.T @ dh
-    db1 = dh.sum(0)
-    updates = [(W1, W1 - lr * dW1), (b1, b1 - lr * db1), (W2, W2 - lr * dW2), (b2, b2 - lr * db2)]
+    params = [W1, b1, W2, b2]
+    updates = [(p, p - lr * g) for p, g in zip(params, gc.grad(loss, params))]
     return x, t, loss, gc.sigmoid(z), updates
 
 

@@ -9,6 +9,9 @@ from .api import (  # noqa: F401
     placeholder, pow, prelu, prod, reciprocal, relu, reshape, sigmoid, sign, sin, size_of, softmax,
     softplus, sqrt, square, squeeze, stack, std, step, sub, sum, take, tanh, transpose, var, where,
 )
+from .autodiff import (  # noqa: F401
+    GradientCheckError, check_grad, format_backward, grad, hessian, hvp, vjp,
+)
 from .compiler import compile  # noqa: F401
 from .errors import (  # noqa: F401
     CompileError, DTypeError, FeedError, GraphError, GraphIndexError, GraphRuntimeError, ShapeError,

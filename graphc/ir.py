@@ -75,7 +75,7 @@ class Node:
     """One value in a graph: op applied to inputs with attrs; shape and dtype known when it is built."""
 
     __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "uid", "name", "loc", "data", "serial",
-                 "__weakref__")
+                 "origin", "__weakref__")
     # Make NumPy defer to Node's reflected operators (np.float32(2) * x -> x.__rmul__).
     __array_ufunc__ = None
 
@@ -91,6 +91,7 @@ class Node:
         s(self, "loc", loc)
         s(self, "data", data)
         s(self, "serial", next(_serial))
+        s(self, "origin", None)  # for backward nodes: the forward node whose gradient rule built it
 
     def __setattr__(self, key, value):
         if key == "value":

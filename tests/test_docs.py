@@ -27,3 +27,13 @@ def test_xor_example_learns_xor(capsys):
     out = capsys.readouterr().out
     first, final = re.search(r"step\s+0\s+loss ([\d.]+)", out), re.search(r"final loss ([\d.]+)", out)
     assert float(final.group(1)) < 0.1 * float(first.group(1))
+
+
+def test_newton_example_converges_quadratically(capsys):
+    mod = runpy.run_path(str(ROOT / "examples" / "newton_logistic_regression.py"), run_name="newton_test")
+    newton, gd = mod["main"](["--iters", "6"])
+    best = newton[-1]
+    excess = [v - best for v in newton]
+    assert excess[3] < 1e-3 and excess[5] < 1e-10  # quadratic convergence
+    assert gd[6] - best > 1e-2 > gd[-1] - best      # gradient descent: slow, but it gets there
+    assert "Newton loss" in capsys.readouterr().out

@@ -20,6 +20,7 @@ class Op:
     name: ClassVar[str] = ""
     kind: ClassVar[str] = ""
     arity: ClassVar[int | None] = None  # None: any number of inputs
+    differentiable: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -37,6 +38,15 @@ class Op:
     def impl(cls, *xs: np.ndarray, **attrs) -> np.ndarray:
         """The op's meaning in NumPy: the reference every backend is tested against."""
         raise NotImplementedError(f"{cls.name}: no NumPy implementation")
+
+    @classmethod
+    def grad(cls, node, g) -> tuple:
+        """Cotangents of node's inputs given the cotangent g of node, as Nodes (None: zero).
+
+        Elementwise rules may return a cotangent of the broadcast output shape: the driver
+        (graphc/autodiff.py) sums it back to the input's shape and casts it to its dtype.
+        """
+        raise NotImplementedError(f"{cls.name}: no gradient rule")
 
     def __repr__(self):  # pragma: no cover - ops are classes, never instances
         return f"<op {self.name}>"
@@ -87,3 +97,17 @@ def reduced_shape(shape, axes, keepdims: bool) -> tuple:
     if keepdims:
         return tuple(1 if i in axes else d for i, d in enumerate(shape))
     return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def F():
+    """The front-end functions (graphc.api), which gradient rules build their nodes with.
+
+    Imported on use: graphc.api imports the ops, so the ops cannot import it at load time.
+    """
+    from .. import api
+    return api
+
+
+def no_grad(node) -> tuple:
+    """Cotangents of a node none of whose inputs gets a gradient."""
+    return (None,) * len(node.inputs)

@@ -6,7 +6,7 @@ from scipy import special
 
 from ..dtypes import bool_, float_result, result_type
 from ..errors import DTypeError
-from .base import Op, broadcast_shapes
+from .base import F, Op, broadcast_shapes, no_grad
 
 
 class Elementwise(Op):
@@ -41,40 +41,78 @@ class Exp(FloatUnary):
     name = "exp"
     fn = staticmethod(np.exp)
 
+    @classmethod
+    def grad(cls, node, g):
+        x, = node.inputs
+        return (g * node,)
+
 
 class Log(FloatUnary):
     name = "log"
     fn = staticmethod(np.log)
+
+    @classmethod
+    def grad(cls, node, g):
+        x, = node.inputs
+        return (g / x,)
 
 
 class Log1p(FloatUnary):
     name = "log1p"
     fn = staticmethod(np.log1p)
 
+    @classmethod
+    def grad(cls, node, g):
+        x, = node.inputs
+        return (g / (x + 1),)
+
 
 class Sqrt(FloatUnary):
     name = "sqrt"
     fn = staticmethod(np.sqrt)
+
+    @classmethod
+    def grad(cls, node, g):
+        return (g / (node * 2),)
 
 
 class Sin(FloatUnary):
     name = "sin"
     fn = staticmethod(np.sin)
 
+    @classmethod
+    def grad(cls, node, g):
+        x, = node.inputs
+        return (g * F().cos(x),)
+
 
 class Cos(FloatUnary):
     name = "cos"
     fn = staticmethod(np.cos)
+
+    @classmethod
+    def grad(cls, node, g):
+        x, = node.inputs
+        return (-(g * F().sin(x)),)
 
 
 class Tanh(FloatUnary):
     name = "tanh"
     fn = staticmethod(np.tanh)
 
+    @classmethod
+    def grad(cls, node, g):
+        return (g * (1 - node * node),)
+
 
 class Erf(FloatUnary):
     name = "erf"
     fn = staticmethod(special.erf)
+
+    @classmethod
+    def grad(cls, node, g):
+        x, = node.inputs
+        return (g * (F().exp(-(x * x)) * float(2 / np.sqrt(np.pi))),)
 
 
 def _sigmoid(x):
@@ -92,10 +130,19 @@ class Sigmoid(FloatUnary):
     name = "sigmoid"
     fn = staticmethod(_sigmoid)
 
+    @classmethod
+    def grad(cls, node, g):
+        return (g * (node * (1 - node)),)
+
 
 class Softplus(FloatUnary):
     name = "softplus"
     fn = staticmethod(_softplus)
+
+    @classmethod
+    def grad(cls, node, g):
+        x, = node.inputs
+        return (g * F().sigmoid(x),)
 
 
 # ---------------------------------------------------------------- unary, same dtype
@@ -121,21 +168,36 @@ class Neg(SameUnary):
     name = "neg"
     fn = staticmethod(np.negative)
 
+    @classmethod
+    def grad(cls, node, g):
+        return (-g,)
+
 
 class Abs(SameUnary):
     name = "abs"
     numeric = False
     fn = staticmethod(np.abs)
 
+    @classmethod
+    def grad(cls, node, g):
+        x, = node.inputs
+        return (g * F().sign(x),)  # abs'(0) = sign(0) = 0
+
 
 class Sign(SameUnary):
     name = "sign"
+    differentiable = False  # piecewise constant: zero gradient
     fn = staticmethod(np.sign)
 
 
 class Relu(SameUnary):
     name = "relu"
     fn = staticmethod(lambda x: np.maximum(x, x.dtype.type(0)))
+
+    @classmethod
+    def grad(cls, node, g):
+        x, = node.inputs
+        return (F().where(x > 0, g, 0),)  # relu'(0) = 0
 
 
 def _step(x):
@@ -146,6 +208,7 @@ def _step(x):
 
 
 class Step(SameUnary):
+    differentiable = False  # piecewise constant or boolean: zero gradient
     name = "step"
     fn = staticmethod(_step)
 
@@ -162,6 +225,13 @@ class Cast(Elementwise):
     def impl(cls, x, *, dtype):
         return x.astype(dtype)
 
+    @classmethod
+    def grad(cls, node, g):
+        x, = node.inputs
+        if x.dtype.kind != "f" or node.dtype.kind != "f":
+            return (None,)  # casts to or from ints and bools carry no gradient
+        return (g,)
+
 
 # ---------------------------------------------------------------- binary arithmetic
 class Binary(Elementwise):
@@ -177,10 +247,19 @@ class Add(Binary):
     name = "add"
     fn = staticmethod(np.add)
 
+    @classmethod
+    def grad(cls, node, g):
+        return (g, g)
+
 
 class Mul(Binary):
     name = "mul"
     fn = staticmethod(np.multiply)
+
+    @classmethod
+    def grad(cls, node, g):
+        a, b = node.inputs
+        return (g * b, g * a)
 
 
 class Div(Binary):
@@ -197,6 +276,11 @@ class Div(Binary):
         dt = float_result(result_type(a.dtype, b.dtype))
         return np.true_divide(a.astype(dt, copy=False), b.astype(dt, copy=False))
 
+    @classmethod
+    def grad(cls, node, g):
+        a, b = node.inputs
+        return (g / b, -(g * node / b))
+
 
 class Pow(Binary):
     name = "pow"
@@ -209,19 +293,42 @@ class Pow(Binary):
             raise DTypeError("pow is not defined for two bool tensors")
         return dt
 
+    @classmethod
+    def grad(cls, node, g):
+        a, b = node.inputs
+        f = F()
+        # as in PyTorch: d/da is 0 where b == 0; d/db is 0 where a == 0 and b >= 0
+        da = f.where(b == 0, 0, g * b * f.pow(a, b - 1))
+        db = f.where(f.logical_and(a == 0, b >= 0), 0, g * node * f.log(a))
+        return (da, db)
+
 
 class Maximum(Binary):
     name = "maximum"
     fn = staticmethod(np.maximum)
+
+    @classmethod
+    def grad(cls, node, g):
+        a, b = node.inputs
+        first = a >= b  # a tie sends the gradient to the first argument
+        return (F().where(first, g, 0), F().where(first, 0, g))
 
 
 class Minimum(Binary):
     name = "minimum"
     fn = staticmethod(np.minimum)
 
+    @classmethod
+    def grad(cls, node, g):
+        a, b = node.inputs
+        first = a <= b  # a tie sends the gradient to the first argument
+        return (F().where(first, g, 0), F().where(first, 0, g))
+
 
 # ---------------------------------------------------------------- comparisons and logic
 class Compare(Binary):
+    differentiable = False  # piecewise constant or boolean: zero gradient
+
     @classmethod
     def out_dtype(cls, dtypes, attrs):
         return bool_
@@ -258,6 +365,7 @@ class LogicalOr(Compare):
 
 
 class LogicalNot(Elementwise):
+    differentiable = False  # piecewise constant or boolean: zero gradient
     name = "logical_not"
     arity = 1
 
@@ -286,9 +394,16 @@ class Where(Elementwise):
     def impl(cls, c, a, b):
         return np.where(c, a, b)
 
+    @classmethod
+    def grad(cls, node, g):
+        c, a, b = node.inputs
+        return (None, F().where(c, g, 0), F().where(c, 0, g))
+
 
 class CheckIndex(Elementwise):
     """Integer indices unchanged, raising at run time if one is outside [0, bound)."""
+
+    differentiable = False  # integer indices
 
     name = "check_index"
     arity = 1

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..dtypes import result_type
 from ..errors import ShapeError
-from .base import Op, broadcast_shapes, fmt_shape
+from .base import F, Op, broadcast_shapes, fmt_shape
 
 
 def matmul_shape(a, b) -> tuple:
@@ -42,3 +42,30 @@ class MatMul(Op):
     @classmethod
     def impl(cls, a, b):
         return np.matmul(a, b)
+
+    @classmethod
+    def grad(cls, node, g):
+        # promote vectors as matmul does, take the matrix rule, drop the promoted axis again;
+        # batch dims broadcast in the forward are summed back by the driver
+        f = F()
+        a, b = node.inputs
+        A = f.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
+        B = f.reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
+        G = g
+        if a.ndim == 1:
+            G = f.expand_dims(G, G.ndim - (0 if b.ndim == 1 else 1))
+        if b.ndim == 1:
+            G = f.expand_dims(G, G.ndim)
+        ga = f.matmul(G, _swap(B))
+        gb = f.matmul(_swap(A), G)
+        if a.ndim == 1:
+            ga = f.squeeze(ga, ga.ndim - 2)
+        if b.ndim == 1:
+            gb = f.squeeze(gb, gb.ndim - 1)
+        return (ga, gb)
+
+
+def _swap(x):
+    """x with its last two axes swapped."""
+    perm = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return F().transpose(x, perm)

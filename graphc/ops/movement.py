@@ -5,7 +5,8 @@ import numpy as np
 
 from ..dtypes import is_int, result_type
 from ..errors import DTypeError, ShapeError
-from .base import Op, broadcast_shapes, fmt_shape
+from ..ir import make_node
+from .base import F, Op, broadcast_shapes, fmt_shape
 
 
 def _resolve(shape, like):
@@ -69,6 +70,10 @@ class Reshape(Op):
             shape = tuple(x.shape[a] if d is None else d for d, a in zip(shape, src))
         return np.reshape(x, shape)
 
+    @classmethod
+    def grad(cls, node, g):
+        return (reshape_to(g, node.inputs[0]),) + (None,) * (len(node.inputs) - 1)
+
 
 class Transpose(Op):
     name = "transpose"
@@ -85,6 +90,10 @@ class Transpose(Op):
     @classmethod
     def impl(cls, x, *, perm):
         return np.transpose(x, perm)
+
+    @classmethod
+    def grad(cls, node, g):
+        return (F().transpose(g, tuple(int(i) for i in np.argsort(node.attrs["perm"]))),)
 
 
 class BroadcastTo(Op):
@@ -107,6 +116,10 @@ class BroadcastTo(Op):
     @classmethod
     def impl(cls, x, like=None, *, shape):
         return np.broadcast_to(x, _resolve(shape, like) if like is not None else shape)
+
+    @classmethod
+    def grad(cls, node, g):
+        return (g,) + (None,) * (len(node.inputs) - 1)  # the driver sums g back to x's shape
 
 
 class Slice(Op):
@@ -135,6 +148,47 @@ class Slice(Op):
     def impl(cls, x, *, index):
         return x[tuple(slice(*t) for t in index)]
 
+    @classmethod
+    def grad(cls, node, g):
+        (x,) = node.inputs
+        return (make_node(Unslice, _with_ref(g, x), {"index": node.attrs["index"], "shape": x.shape}),)
+
+
+def _with_ref(v, x):
+    """Inputs (v,) plus x as the run-time shape reference when x's shape has None dims."""
+    return (v, x) if None in x.shape else (v,)
+
+
+def reshape_to(v, x):
+    """v reshaped to x's shape, with x's run-time dims read from x."""
+    if v.shape == x.shape:
+        return v
+    if sum(d is None for d in x.shape) <= 1:
+        return make_node(Reshape, (v,), {"shape": tuple(-1 if d is None else d for d in x.shape)})
+    return make_node(Reshape, (v, x), {"shape": x.shape})
+
+
+class Unslice(Op):
+    """The adjoint of slice: zeros of `shape` with g written at the sliced positions."""
+
+    name = "unslice"
+    kind = "movement"
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        _check_like(inputs, attrs["shape"])
+        return attrs["shape"], inputs[0].dtype
+
+    @classmethod
+    def impl(cls, g, like=None, *, index, shape):
+        out = np.zeros(_resolve(shape, like) if like is not None else shape, g.dtype)
+        out[tuple(slice(*t) for t in index)] = g
+        return out
+
+    @classmethod
+    def grad(cls, node, g):
+        return (make_node(Slice, (g,), {"index": node.attrs["index"]}),) + (None,) * (len(node.inputs) - 1)
+
 
 class Take(Op):
     """take(x, indices; axis): gather along one axis (NumPy's np.take; negative indices wrap once)."""
@@ -156,6 +210,45 @@ class Take(Op):
     @classmethod
     def impl(cls, x, idx, *, axis):
         return np.take(x, idx, axis=axis)
+
+    @classmethod
+    def grad(cls, node, g):
+        x, idx = node.inputs
+        inputs = (g, idx) + ((x,) if None in x.shape else ())
+        return (make_node(ScatterAdd, inputs, {"axis": node.attrs["axis"], "shape": x.shape}), None)
+
+
+class ScatterAdd(Op):
+    """The adjoint of take: zeros of `shape` with g added at indices along axis (repeats add up)."""
+
+    name = "scatter_add"
+    kind = "movement"
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        g, idx = inputs[0], inputs[1]
+        if not is_int(idx.dtype):
+            raise DTypeError(f"indices must be int32 or int64, got {idx.dtype}")
+        shape, axis = attrs["shape"], attrs["axis"]
+        if any(d is None for d in shape) and (len(inputs) != 3 or inputs[2].ndim != len(shape)):
+            raise ShapeError(f"scatter_add to {fmt_shape(shape)} needs a reference for its None dims")
+        want = shape[:axis] + idx.shape + shape[axis + 1:]
+        if len(g.shape) != len(want) or any(a is not None and b is not None and a != b
+                                            for a, b in zip(g.shape, want)):
+            raise ShapeError(f"scatter_add of {fmt_shape(g.shape)} into {fmt_shape(shape)} at indices "
+                             f"{fmt_shape(idx.shape)} along axis {axis}")
+        return shape, g.dtype
+
+    @classmethod
+    def impl(cls, g, idx, like=None, *, axis, shape):
+        out = np.zeros(_resolve(shape, like) if like is not None else shape, g.dtype)
+        np.add.at(out, (slice(None),) * axis + (idx,), g)
+        return out
+
+    @classmethod
+    def grad(cls, node, g):
+        return (make_node(Take, (g, node.inputs[1]), {"axis": node.attrs["axis"]}),) + \
+            (None,) * (len(node.inputs) - 1)
 
 
 class Concat(Op):
@@ -188,6 +281,28 @@ class Concat(Op):
     def impl(cls, *xs, axis):
         return np.concatenate(xs, axis=axis, dtype=result_type(*(x.dtype for x in xs)))
 
+    @classmethod
+    def grad(cls, node, g):
+        axis = node.attrs["axis"]
+        sizes = [x.shape[axis] for x in node.inputs]
+        if sum(d is None for d in sizes) > 1:
+            raise ShapeError(f"gradient of concat along axis {axis} with several run-time sizes {sizes}")
+        # offsets from the start before a run-time size, from the end after it
+        k = sizes.index(None) if None in sizes else len(sizes)
+        out, off = [], 0
+        for i, d in enumerate(sizes):
+            if i < k:
+                lo, hi = off, off + d
+                off += d
+            elif i == k:
+                lo, hi = off, -sum(sizes[k + 1:]) or None
+            else:
+                rest = sum(sizes[i:])
+                lo, hi = -rest, (-rest + d) or None
+            index = tuple((lo, hi, 1) if a == axis else (None, None, None) for a in range(g.ndim))
+            out.append(make_node(Slice, (g,), {"index": index}))
+        return tuple(out)
+
 
 class Pad(Op):
     """Constant padding: attrs pad_width is one (before, after) pair per axis, value the fill."""
@@ -207,3 +322,8 @@ class Pad(Op):
     @classmethod
     def impl(cls, x, *, pad_width, value):
         return np.pad(x, pad_width, mode="constant", constant_values=value)
+
+    @classmethod
+    def grad(cls, node, g):
+        index = tuple((lo, -hi if hi else None, 1) for lo, hi in node.attrs["pad_width"])
+        return (make_node(Slice, (g,), {"index": index}),)

@@ -5,7 +5,17 @@ import numpy as np
 
 from ..dtypes import float_result, int64
 from ..errors import ShapeError
-from .base import Op, fmt_shape, reduced_shape
+from .base import F, Op, fmt_shape, reduced_shape
+
+
+def expand_back(node, v):
+    """v (shaped like the reduction node) broadcast back to the reduced input's shape."""
+    f = F()
+    (x,) = node.inputs
+    axes = node.attrs["axes"]
+    if not node.attrs["keepdims"] and axes:
+        v = f.expand_dims(v, axes)
+    return f.broadcast_to(v, x.shape, like=x)
 
 
 class Reduce(Op):
@@ -40,6 +50,10 @@ class Sum(Reduce):
     def impl(cls, x, *, axes, keepdims):
         return np.sum(x, axis=axes, keepdims=keepdims, dtype=_sum_dtype(x.dtype))
 
+    @classmethod
+    def grad(cls, node, g):
+        return (expand_back(node, g),)
+
 
 class Prod(Reduce):
     name = "prod"
@@ -49,19 +63,45 @@ class Prod(Reduce):
     def impl(cls, x, *, axes, keepdims):
         return np.prod(x, axis=axes, keepdims=keepdims, dtype=_sum_dtype(x.dtype))
 
+    @classmethod
+    def grad(cls, node, g):
+        # d prod / d x_i = product of the others, exact with zeros: with no zero it is prod / x_i;
+        # with one zero only that entry gets the product of the non-zeros; with two, all get 0.
+        f = F()
+        (x,) = node.inputs
+        axes = node.attrs["axes"]
+        zero = x == 0
+        nonzero = f.where(zero, 1, x)
+        p_nz = f.prod(nonzero, axes, keepdims=True)
+        n_zero = f.sum(f.cast(zero, "int32"), axes, keepdims=True)
+        others = f.where(n_zero == 0, p_nz / nonzero, f.where(f.logical_and(n_zero == 1, zero), p_nz, 0))
+        return (expand_back(node, g) * others,)
 
-class Max(Reduce):
-    name = "max"
+
+class ExtremumReduce(Reduce):
+    """max/min: the gradient goes to the entries equal to the result; ties share it equally."""
+
     has_identity = False
+
+    @classmethod
+    def grad(cls, node, g):
+        f = F()
+        (x,) = node.inputs
+        hit = f.cast(x == expand_back(node, node), x.dtype)
+        count = f.sum(hit, node.attrs["axes"], keepdims=True)
+        return (expand_back(node, g) * hit / f.broadcast_to(count, x.shape, like=x),)
+
+
+class Max(ExtremumReduce):
+    name = "max"
 
     @classmethod
     def impl(cls, x, *, axes, keepdims):
         return np.max(x, axis=axes, keepdims=keepdims)
 
 
-class Min(Reduce):
+class Min(ExtremumReduce):
     name = "min"
-    has_identity = False
 
     @classmethod
     def impl(cls, x, *, axes, keepdims):
@@ -84,6 +124,11 @@ class LogSumExp(Reduce):
         out = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
         return out if keepdims else np.squeeze(out, axis=axes)
 
+    @classmethod
+    def grad(cls, node, g):
+        (x,) = node.inputs
+        return (expand_back(node, g) * F().exp(x - expand_back(node, node)),)  # softmax
+
 
 class ArgReduce(Op):
     """argmax/argmin along one axis (attrs axis: int or None for the flattened tensor)."""
@@ -91,6 +136,7 @@ class ArgReduce(Op):
     kind = "reduction"
     arity = 1
     fn = None
+    differentiable = False  # integer positions
 
     @classmethod
     def infer(cls, inputs, attrs):
@@ -122,6 +168,7 @@ class DimSize(Op):
     name = "dimsize"
     kind = "movement"
     arity = 1
+    differentiable = False  # a size, not a function of x's values
 
     @classmethod
     def infer(cls, inputs, attrs):

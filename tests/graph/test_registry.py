@@ -29,3 +29,13 @@ def test_op_tests_cover_every_primitive():
             used |= {n.op.name for n in toposort([case.graph(*phs)])}
     missing = set(REGISTRY) - used - {"parameter"}
     assert not missing, f"primitives with no op test: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, op in REGISTRY.items() if op.kind != "leaf"))
+def test_primitive_has_a_gradient_rule_or_says_it_has_none(name):
+    op = REGISTRY[name]
+    if op.differentiable:
+        assert op.grad.__func__ is not Op.grad.__func__, f"{name}: no gradient rule"
+    # rules live on the primitive (or a base that only primitives of one family share)
+    owner = next(c for c in op.__mro__ if "grad" in c.__dict__)
+    assert owner is op or owner.__name__ in {"ExtremumReduce", "Op"}, f"{name} inherits {owner.__name__}.grad"

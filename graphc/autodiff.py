@@ -1,0 +1,220 @@
+"""Reverse-mode autodiff over the IR: the backward graph is ordinary Nodes, so grad of grad works.
+
+The driver walks the forward graph backwards from y, asks each primitive's rule for its inputs'
+cotangents, sums each one back to its input's shape (undoing broadcasting) and dtype, and adds up
+the contributions of a node's several uses. Rules never see broadcasting.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import api as F
+from .errors import DTypeError, GraphError, ShapeError
+from .ir import Node, new_uid, toposort, user_location
+from .ops.base import fmt_shape
+
+class GradientCheckError(GraphError, AssertionError):
+    """A symbolic gradient that disagrees with finite differences."""
+
+
+def _differentiable(x: Node) -> bool:
+    return x.dtype.kind == "f"
+
+
+def sum_to_shape(g: Node, x: Node) -> Node:
+    """g, computed at a broadcast shape, summed back to x's shape and cast to x's dtype.
+
+    A None (run-time) dim of x is assumed not to have been broadcast.
+    """
+    if g.shape != x.shape:
+        lead = g.ndim - x.ndim
+        axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(x.shape)
+                                          if d == 1 and g.shape[lead + i] != 1)
+        if axes:
+            g = F.sum(g, axes, keepdims=True)
+        if lead:
+            g = F.squeeze(g, tuple(range(lead)))
+    if g.dtype != x.dtype:
+        g = F.cast(g, x.dtype)
+    return g
+
+
+def zeros_like(x: Node) -> Node:
+    """Zeros of x's shape and dtype (run-time dims read from x)."""
+    return F.broadcast_to(F.constant(np.zeros((), x.dtype)), x.shape, like=x)
+
+
+def _mark(new_nodes_from, since: int, fwd: Node) -> None:
+    """Record fwd as the origin of every node built after serial `since` below new_nodes_from."""
+    stack = [n for n in new_nodes_from if n is not None and n.serial > since]
+    while stack:
+        n = stack.pop()
+        if n.origin is None:
+            object.__setattr__(n, "origin", fwd)  # set once, right after the rule built n
+            stack.extend(i for i in n.inputs if i.serial > since and i.origin is None)
+
+
+def vjp(y, xs, cotangent) -> list[Node]:
+    """Vector-Jacobian products: for each x, sum over y's entries of cotangent * d y / d x."""
+    y = F.as_node(y)
+    single = isinstance(xs, Node)
+    xs = [xs] if single else list(xs)
+    for x in xs:
+        if not isinstance(x, Node):
+            raise GraphError(f"can only differentiate with respect to graph nodes, got {x!r}", user_location())
+        if not _differentiable(x):
+            raise DTypeError(f"{x.label} is {x.dtype}: integer and bool tensors have no gradient",
+                             user_location())
+    ct = F.as_node(cotangent, like=y)
+    try:
+        ct = F.broadcast_to(ct, y.shape, like=y) if ct.shape != y.shape else ct
+    except ShapeError:
+        raise ShapeError(f"cotangent of shape {fmt_shape(ct.shape)} does not fit y {fmt_shape(y.shape)}",
+                         user_location()) from None
+    if ct.dtype != y.dtype:
+        ct = F.cast(ct, y.dtype)
+
+    order = toposort([y])
+    targets = set(xs)
+    # nodes on a path from some x to y: only they get cotangents
+    reaches = set()
+    for n in order:
+        if n in targets or any(i in reaches for i in n.inputs):
+            reaches.add(n)
+    contribs: dict[Node, list[Node]] = {y: [ct]} if y in reaches else {}
+    total: dict[Node, Node] = {}
+    for n in reversed(order):
+        parts = contribs.pop(n, None)
+        if parts is None:
+            continue
+        g = parts[0]
+        for p in parts[1:]:
+            g = F.add(g, p)
+        total[n] = g
+        if not n.inputs or not n.op.differentiable or not _differentiable(n):
+            continue
+        if not any(i in reaches and _differentiable(i) for i in n.inputs):
+            continue
+        since = new_uid()  # every node the rule builds has a larger serial
+        grads = n.op.grad(n, g)
+        if len(grads) != len(n.inputs):
+            raise GraphError(f"gradient rule of {n.op.name} returned {len(grads)} cotangents for "
+                             f"{len(n.inputs)} inputs (a graphc bug)", n.loc)
+        out = []
+        for inp, gi in zip(n.inputs, grads):
+            if gi is None or inp not in reaches or not _differentiable(inp):
+                out.append(None)
+                continue
+            gi = sum_to_shape(F.as_node(gi, like=inp), inp)
+            contribs.setdefault(inp, []).append(gi)
+            out.append(gi)
+        _mark(out, since, n)
+    result = [total[x] if x in total else zeros_like(x) for x in xs]
+    return result[0] if single else result
+
+
+def grad(y, xs) -> list[Node]:
+    """Gradients of the scalar y with respect to each x, as Nodes of x's shape and dtype.
+
+    A gradient with respect to something y does not depend on is zeros. For a non-scalar y use
+    vjp(y, xs, cotangent).
+    """
+    y = F.as_node(y)
+    if y.shape != ():
+        raise ShapeError(f"grad needs a scalar y, got {y.label} of shape {fmt_shape(y.shape)}; reduce it "
+                         "(e.g. gc.sum) or use gc.vjp(y, xs, cotangent)", user_location())
+    if not _differentiable(y):
+        raise DTypeError(f"grad of {y.label} ({y.dtype}): only floating-point outputs have gradients",
+                         user_location())
+    return vjp(y, xs, F.constant(np.ones((), y.dtype)))
+
+
+def hvp(y, x, v) -> Node:
+    """Hessian-vector product (d^2 y / dx^2) v, as the gradient of <grad(y, x), v>."""
+    (g,) = grad(y, [x])
+    return grad(F.sum(F.mul(g, v)), [x])[0]
+
+
+def hessian(y, x) -> Node:
+    """The Hessian of the scalar y with respect to a vector x of static length n: an (n, n) node."""
+    x = F.as_node(x)
+    if x.ndim != 1 or x.shape[0] is None:
+        raise ShapeError(f"hessian needs a vector x of known length, got {fmt_shape(x.shape)}",
+                         user_location())
+    (g,) = grad(y, [x])
+    rows = [grad(g[i], [x])[0] for i in range(x.shape[0])]
+    return F.stack(rows, 0)
+
+
+def format_backward(y, xs) -> str:
+    """Text dump of the backward graph of grad(y, xs): each derived node says which forward node's
+    rule built it."""
+    grads = grad(y, xs) if F.as_node(y).shape == () else vjp(y, xs, np.ones(1))
+    names = {}
+    for n in toposort(grads):
+        o = n.origin
+        if o is not None:
+            names[n] = f"from {o.label} ({o.op.name})"
+    for x, gx in zip(xs, grads):
+        names[gx] = (names.get(gx, "") + f"  = d {F.as_node(y).label} / d {x.label}").strip()
+    from .ir import format_graph
+    return format_graph(grads, names)
+
+
+def check_grad(f, inputs, *, eps: float = 1e-6, rtol: float = 1e-6, atol: float = 1e-10,
+               seed: int = 0, backend: str = "numpy", placeholder_shapes=None) -> float:
+    """Check f's symbolic gradients against float64 central differences in a random direction.
+
+    f maps placeholders to a node; a non-scalar result is contracted with a random cotangent.
+    Integer and bool inputs are fed but not perturbed; placeholder_shapes may give the graph
+    run-time (None) dims in place of the arrays' shapes. Returns the worst relative error
+    (absolute for derivatives smaller than atol, where a ratio means nothing), and
+    raises GradientCheckError naming the input when one exceeds atol + rtol * |derivative|.
+    """
+    from .compiler import compile as compile_graph
+
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(a) for a in inputs]
+    arrays = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
+    shapes = placeholder_shapes or [a.shape for a in arrays]
+    phs = [F.placeholder(s, a.dtype, name=f"input{i}") for i, (s, a) in enumerate(zip(shapes, arrays))]
+    out = F.as_node(f(*phs))
+    if out.dtype.kind != "f":
+        raise DTypeError(f"check_grad: f returned {out.dtype}, which has no gradient", user_location())
+    if out.dtype != np.float64:
+        out = F.cast(out, "float64")
+    if out.shape != ():
+        # contract with a random cotangent of the output's run-time shape
+        size = compile_graph(phs, out, backend=backend)(*arrays).shape
+        y = F.sum(F.mul(out, F.constant(rng.normal(size=size))))
+    else:
+        y = out
+    wrt = [p for p, a in zip(phs, arrays) if a.dtype.kind == "f"]
+    grads = grad(y, wrt) if wrt else []
+    fn = compile_graph(phs, [y] + grads, backend=backend)
+    value = compile_graph(phs, y, backend=backend)
+    analytic = fn(*arrays)[1:]
+
+    worst = 0.0
+    k = 0
+    for i, a in enumerate(arrays):
+        if a.dtype.kind != "f":
+            continue
+        g = analytic[k]
+        k += 1
+        v = rng.normal(size=a.shape)
+        plus, minus = list(arrays), list(arrays)
+        plus[i], minus[i] = a + eps * v, a - eps * v
+        numeric = (float(value(*plus)) - float(value(*minus))) / (2 * eps)
+        exact = float(np.sum(g * v))
+        err = abs(numeric - exact)
+        scale = max(abs(numeric), abs(exact))
+        # relative where the derivative is above the absolute floor atol, absolute below it
+        rel = err / scale if scale > atol else err
+        if err > atol + rtol * scale:
+            raise GradientCheckError(
+                f"gradient of input {i} {fmt_shape(a.shape)}: symbolic directional derivative {exact:.12g}, "
+                f"central differences {numeric:.12g} (relative error {rel:.3g} > rtol {rtol:g})",
+                user_location())
+        worst = max(worst, rel)
+    return worst
