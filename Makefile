@@ -27,8 +27,9 @@ graphviz:
 demo: install graphviz
 	$(PY) examples/xor.py
 
+# two workers: numba compiles dominate and use one core each
 test: install graphviz
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2
 
 clean:
 	rm -rf $(VENV) .cache out .pytest_cache

@@ -488,7 +488,8 @@ def one_hot(labels, num_classes: int, dtype="float32") -> Node:
 def matmul(a, b) -> Node:
     """a @ b with NumPy's rules: vectors, matrices, broadcast batches."""
     a, b = _pair(a, b)
-    return make_node(_op("matmul"), (a, b))
+    common = dt.result_type(a.dtype, b.dtype)  # one dtype per product, as BLAS needs
+    return make_node(_op("matmul"), (cast(a, common), cast(b, common)))
 
 
 # ====================================================================== indexing

@@ -8,21 +8,30 @@ from .api import as_node
 from .errors import CompileError, format_loc
 from .ir import Node, toposort, user_location
 from .ops.base import fmt_shape
+from .passes import Graph, optimize as run_passes, unfused
 
 # Backends by name, imported lazily (CUDA must not be imported unless asked for).
 BACKENDS = {
     "numpy": "graphc.backends.numpy",
+    "numba": "graphc.backends.numba",
 }
 
 
 @dataclass
 class Program:
-    """What a backend compiles: feeds, fetches, parameter updates and every node in order."""
+    """What a backend compiles: feeds, fetches, parameter updates and every node in order.
+
+    groups: the fused kernels (tuples of nodes) for backends that generate code; source: the graph
+    as the user built it, before the passes (for drawings and comparisons).
+    """
 
     inputs: list[Node]
     outputs: list[Node]
     updates: list[tuple[Node, Node]]
     order: list[Node] = field(default_factory=list)
+    groups: tuple | None = None
+    source: Graph | None = None
+    check_numerics: bool = False
 
     @property
     def parameters(self) -> list[Node]:
@@ -69,11 +78,13 @@ def _check_updates(updates, loc) -> list[tuple[Node, Node]]:
     return out
 
 
-def compile(inputs, outputs, updates=None, backend: str = "numpy"):  # noqa: A001 - the API's name
+def compile(inputs, outputs, updates=None, backend: str = "numpy", *,  # noqa: A001 - the API's name
+            optimize: bool = True, check_numerics: bool = False):
     """Compile a graph into a callable Function: feeds in `inputs` order, fetches `outputs`.
 
     updates: (parameter, new_value) pairs (or a dict), applied in place after every output is
-    computed; if the call fails, no parameter changes.
+    computed; if the call fails, no parameter changes. optimize=False skips the graph passes
+    (rewrites and fusion). check_numerics=True raises at the first kernel that produces a NaN or inf.
     """
     from .function import Function
 
@@ -95,6 +106,10 @@ def compile(inputs, outputs, updates=None, backend: str = "numpy"):  # noqa: A00
         m = missing[0]
         raise CompileError(f"the graph needs placeholder {m.label} {fmt_shape(m.shape)} {m.dtype} "
                            f"(made at {format_loc(m.loc)}), which is not in inputs", loc)
-    program = Program(ins, outs, ups, order)
     be = get_backend(backend)
+    source = Graph(tuple(ins), tuple(outs), tuple(ups))
+    fusion = getattr(be, "FUSION", False)
+    graph = run_passes(source, fusion=fusion) if optimize else (unfused(source) if fusion else source)
+    program = Program(ins, list(graph.outputs), list(graph.updates), graph.nodes, graph.groups, source,
+                      check_numerics)
     return Function(program, be.build(program), backend, single)

@@ -83,6 +83,26 @@ class Function:
         outs = self._exe.run(self._feeds(args, kwargs))
         return outs[0] if self._single else outs
 
+    @property
+    def kernels(self) -> list:
+        """The kernels in schedule order: name, fused ops (.ops), inputs and outputs with shapes."""
+        return list(self._exe.kernels)
+
+    def source(self) -> str:
+        """The generated module (compiled backends) or the optimized graph's text (numpy)."""
+        return self._exe.source()
+
+    def profile(self, *args, repeat: int = 10, **kwargs):
+        """Run each kernel alone on these feeds: median time, bytes moved, FLOPs, GB/s, GFLOP/s.
+
+        Parameters are not updated. print() the result for a table.
+        """
+        return self._exe.profile(self._feeds(args, kwargs), repeat)
+
+    def cache_info(self) -> dict:
+        """Where the compiled module lives and whether this compile reused cached work."""
+        return self._exe.cache_info()
+
     def __repr__(self):
         return (f"<Function {self.backend}: {len(self.program.inputs)} inputs, "
                 f"{len(self.program.outputs)} outputs, {len(self.program.updates)} updates, "

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))  # tests/op_cases.py
 
 # Backends tested in tests/backends: the NumPy reference first.
-BACKENDS = ["numpy"]
+BACKENDS = ["numpy", "numba"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -21,3 +21,6 @@ def backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+# the verifier runs between passes in every test
+os.environ.setdefault("GRAPHC_VERIFY", "1")

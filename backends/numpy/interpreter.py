@@ -40,6 +40,46 @@ class Interpreter:
         self._out_slots = [slot[o] for o in program.outputs]
         self._upd = [(p, slot[u]) for p, u in program.updates]
 
+    @property
+    def kernels(self):
+        """The interpreter runs one op at a time: each computing node is its own kernel."""
+        from graphc.schedule import Kernel
+        return [Kernel(k, n.op.name, (n,), n.inputs, (n,), n.shape, name=f"k{k}_{n.op.name}")
+                for k, (_, n, *_rest) in enumerate(self._steps)]
+
+    def source(self) -> str:
+        from graphc.ir import format_graph
+        return format_graph(self.program.outputs + [u for _, u in self.program.updates])
+
+    def cache_info(self) -> dict:
+        return {"backend": "numpy", "module": None, "reused": False}
+
+    def profile(self, feeds, repeat: int):
+        """Time every op of the interpreter on these feeds (parameters untouched)."""
+        from graphc.profile import KernelProfile, Profile, node_flops, time_call
+        vals = self._values(feeds)
+        shapes = {n: vals[s].shape for s, n in enumerate(self.program.order) if vals[s] is not None}
+        out = Profile()
+        for k, (s, node, impl, ins, attrs, _) in zip(self.kernels, self._steps):
+            args = [vals[j] for j in ins]
+            with np.errstate(all="ignore"):
+                sec = time_call(lambda: impl(*args, **attrs), repeat)
+            moved = sum(a.nbytes for a in args) + vals[s].nbytes
+            out.append(KernelProfile(k.name, k.ops, sec, moved, node_flops(node, shapes)))
+        return out
+
+    def _values(self, feeds):
+        """Every node's value for these feeds, nothing freed (for profiling)."""
+        vals: list = [None] * self._n
+        for s, k in zip(self._feed_slots, self._feed_index):
+            vals[s] = feeds[k]
+        for s, n in self._leaves:
+            vals[s] = n.data.array if n.op.name == "parameter" else n.data
+        with np.errstate(all="ignore"):
+            for s, node, impl, ins, attrs, _ in self._steps:
+                vals[s] = np.asarray(impl(*[vals[j] for j in ins], **attrs)).astype(node.dtype, copy=False)
+        return vals
+
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         vals: list = [None] * self._n
         for s, k in zip(self._feed_slots, self._feed_index):

@@ -21,6 +21,7 @@ class Op:
     kind: ClassVar[str] = ""
     arity: ClassVar[int | None] = None  # None: any number of inputs
     differentiable: ClassVar[bool] = True
+    value_inputs: ClassVar[int | None] = None  # inputs read for their values; later ones lend a shape
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -111,3 +112,9 @@ def F():
 def no_grad(node) -> tuple:
     """Cotangents of a node none of whose inputs gets a gradient."""
     return (None,) * len(node.inputs)
+
+
+def reads(node) -> tuple:
+    """The inputs whose values node reads (a trailing reference input only lends its run-time shape)."""
+    k = node.op.value_inputs
+    return node.inputs if k is None else node.inputs[:k]

@@ -10,7 +10,20 @@ from .base import F, Op, broadcast_shapes, no_grad
 
 
 class Elementwise(Op):
+    """Applied per element with NumPy broadcasting.
+
+    template: the scalar expression code generators emit, over arguments {0}, {1}, ... already
+    converted to compute_dtype, with {T} the result type's constructor (typed constants).
+    """
+
     kind = "elementwise"
+    template = ""
+
+    @classmethod
+    def compute_dtype(cls, node):
+        """The dtype arguments are converted to before the template applies: one for all, a tuple
+        with one per argument, or None to take them as they are."""
+        return node.dtype
 
     @classmethod
     def out_dtype(cls, dtypes, attrs):
@@ -39,6 +52,7 @@ class FloatUnary(Elementwise):
 
 class Exp(FloatUnary):
     name = "exp"
+    template = 'math.exp({0})'
     fn = staticmethod(np.exp)
 
     @classmethod
@@ -49,6 +63,7 @@ class Exp(FloatUnary):
 
 class Log(FloatUnary):
     name = "log"
+    template = 'math.log({0})'
     fn = staticmethod(np.log)
 
     @classmethod
@@ -59,6 +74,7 @@ class Log(FloatUnary):
 
 class Log1p(FloatUnary):
     name = "log1p"
+    template = 'math.log1p({0})'
     fn = staticmethod(np.log1p)
 
     @classmethod
@@ -69,6 +85,7 @@ class Log1p(FloatUnary):
 
 class Sqrt(FloatUnary):
     name = "sqrt"
+    template = 'math.sqrt({0})'
     fn = staticmethod(np.sqrt)
 
     @classmethod
@@ -78,6 +95,7 @@ class Sqrt(FloatUnary):
 
 class Sin(FloatUnary):
     name = "sin"
+    template = 'math.sin({0})'
     fn = staticmethod(np.sin)
 
     @classmethod
@@ -88,6 +106,7 @@ class Sin(FloatUnary):
 
 class Cos(FloatUnary):
     name = "cos"
+    template = 'math.cos({0})'
     fn = staticmethod(np.cos)
 
     @classmethod
@@ -98,6 +117,7 @@ class Cos(FloatUnary):
 
 class Tanh(FloatUnary):
     name = "tanh"
+    template = 'math.tanh({0})'
     fn = staticmethod(np.tanh)
 
     @classmethod
@@ -107,6 +127,7 @@ class Tanh(FloatUnary):
 
 class Erf(FloatUnary):
     name = "erf"
+    template = 'math.erf({0})'
     fn = staticmethod(special.erf)
 
     @classmethod
@@ -128,6 +149,7 @@ def _softplus(x):
 
 class Sigmoid(FloatUnary):
     name = "sigmoid"
+    template = '(({T}(1) / ({T}(1) + math.exp(-{0}))) if {0} >= {T}(0) else (math.exp({0}) / ({T}(1) + math.exp({0}))))'
     fn = staticmethod(_sigmoid)
 
     @classmethod
@@ -137,6 +159,7 @@ class Sigmoid(FloatUnary):
 
 class Softplus(FloatUnary):
     name = "softplus"
+    template = '(({0} if {0} > {T}(0) else {T}(0)) + math.log1p(math.exp(-abs({0}))))'
     fn = staticmethod(_softplus)
 
     @classmethod
@@ -166,6 +189,7 @@ class SameUnary(Elementwise):
 
 class Neg(SameUnary):
     name = "neg"
+    template = '(-{0})'
     fn = staticmethod(np.negative)
 
     @classmethod
@@ -175,6 +199,7 @@ class Neg(SameUnary):
 
 class Abs(SameUnary):
     name = "abs"
+    template = 'abs({0})'
     numeric = False
     fn = staticmethod(np.abs)
 
@@ -186,12 +211,14 @@ class Abs(SameUnary):
 
 class Sign(SameUnary):
     name = "sign"
+    template = '({T}(1) if {0} > {T}(0) else ({T}(-1) if {0} < {T}(0) else {0}))'
     differentiable = False  # piecewise constant: zero gradient
     fn = staticmethod(np.sign)
 
 
 class Relu(SameUnary):
     name = "relu"
+    template = '({0} if not ({0} <= {T}(0)) else {T}(0))'
     fn = staticmethod(lambda x: np.maximum(x, x.dtype.type(0)))
 
     @classmethod
@@ -210,12 +237,22 @@ def _step(x):
 class Step(SameUnary):
     differentiable = False  # piecewise constant or boolean: zero gradient
     name = "step"
+    template = '({T}(1) if {0} >= {T}(0) else ({T}(0) if {0} < {T}(0) else {0}))'
     fn = staticmethod(_step)
 
 
 class Cast(Elementwise):
     name = "cast"
     arity = 1
+
+    @classmethod
+    def compute_dtype(cls, node):
+        return None
+
+    @classmethod
+    def render(cls, node, args, T):
+        """float/int/bool -> T: truncation toward zero to ints, != 0 to bool (as NumPy's astype)."""
+        return f"({args[0]} != 0)" if node.dtype == bool_ else f"{T}({args[0]})"
 
     @classmethod
     def out_dtype(cls, dtypes, attrs):
@@ -245,6 +282,7 @@ class Binary(Elementwise):
 
 class Add(Binary):
     name = "add"
+    template = '({0} + {1})'
     fn = staticmethod(np.add)
 
     @classmethod
@@ -254,6 +292,7 @@ class Add(Binary):
 
 class Mul(Binary):
     name = "mul"
+    template = '({0} * {1})'
     fn = staticmethod(np.multiply)
 
     @classmethod
@@ -266,6 +305,7 @@ class Div(Binary):
     """True division: ints divide to float64, as in NumPy."""
 
     name = "div"
+    template = '({0} / {1})'
 
     @classmethod
     def out_dtype(cls, dtypes, attrs):
@@ -284,6 +324,7 @@ class Div(Binary):
 
 class Pow(Binary):
     name = "pow"
+    template = '({0} ** {1})'
     fn = staticmethod(np.power)
 
     @classmethod
@@ -305,6 +346,7 @@ class Pow(Binary):
 
 class Maximum(Binary):
     name = "maximum"
+    template = '({0} if ({0} >= {1} or {0} != {0}) else {1})'
     fn = staticmethod(np.maximum)
 
     @classmethod
@@ -316,6 +358,7 @@ class Maximum(Binary):
 
 class Minimum(Binary):
     name = "minimum"
+    template = '({0} if ({0} <= {1} or {0} != {0}) else {1})'
     fn = staticmethod(np.minimum)
 
     @classmethod
@@ -330,43 +373,66 @@ class Compare(Binary):
     differentiable = False  # piecewise constant or boolean: zero gradient
 
     @classmethod
+    def compute_dtype(cls, node):
+        return result_type(*(i.dtype for i in node.inputs))
+
+    @classmethod
     def out_dtype(cls, dtypes, attrs):
         return bool_
 
 
 class Less(Compare):
     name = "less"
+    template = '({0} < {1})'
     fn = staticmethod(np.less)
 
 
 class LessEqual(Compare):
     name = "less_equal"
+    template = '({0} <= {1})'
     fn = staticmethod(np.less_equal)
 
 
 class Equal(Compare):
     name = "equal"
+    template = '({0} == {1})'
     fn = staticmethod(np.equal)
 
 
 class NotEqual(Compare):
     name = "not_equal"
+    template = '({0} != {1})'
     fn = staticmethod(np.not_equal)
 
 
 class LogicalAnd(Compare):
     name = "logical_and"
+    template = '(({0} != 0) and ({1} != 0))'
+
+    @classmethod
+    def compute_dtype(cls, node):
+        return None
     fn = staticmethod(np.logical_and)
 
 
 class LogicalOr(Compare):
     name = "logical_or"
+    template = '(({0} != 0) or ({1} != 0))'
+
+    @classmethod
+    def compute_dtype(cls, node):
+        return None
     fn = staticmethod(np.logical_or)
 
 
 class LogicalNot(Elementwise):
     differentiable = False  # piecewise constant or boolean: zero gradient
     name = "logical_not"
+    template = '({0} == 0)'
+
+    @classmethod
+    def compute_dtype(cls, node):
+        return None
     arity = 1
 
     @classmethod
@@ -382,6 +448,11 @@ class Where(Elementwise):
     """where(cond, a, b): cond is bool; the result has a's and b's promoted dtype."""
 
     name = "where"
+    template = '({1} if {0} else {2})'
+
+    @classmethod
+    def compute_dtype(cls, node):
+        return (None, node.dtype, node.dtype)  # the condition stays bool
     arity = 3
 
     @classmethod
@@ -406,6 +477,11 @@ class CheckIndex(Elementwise):
     differentiable = False  # integer indices
 
     name = "check_index"
+    template = '{0}'
+
+    @classmethod
+    def compute_dtype(cls, node):
+        return None
     arity = 1
 
     @classmethod

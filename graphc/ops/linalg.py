@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import result_type
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from .base import F, Op, broadcast_shapes, fmt_shape
 
 
@@ -37,7 +36,10 @@ class MatMul(Op):
     @classmethod
     def infer(cls, inputs, attrs):
         a, b = inputs
-        return matmul_shape(a, b), result_type(a.dtype, b.dtype)
+        if a.dtype != b.dtype:
+            raise DTypeError(f"matmul operands must have one dtype, got {a.dtype} and {b.dtype} "
+                             "(gc.matmul casts them)")
+        return matmul_shape(a, b), a.dtype
 
     @classmethod
     def impl(cls, a, b):

@@ -28,6 +28,7 @@ class Reshape(Op):
 
     name = "reshape"
     kind = "movement"
+    value_inputs = 1
 
     @classmethod
     def infer(cls, inputs, attrs):
@@ -101,6 +102,12 @@ class BroadcastTo(Op):
 
     name = "broadcast_to"
     kind = "movement"
+    value_inputs = 1
+    template = "{0}"  # fused as an index transform: the input is read with broadcasting
+
+    @classmethod
+    def compute_dtype(cls, node):
+        return node.dtype
 
     @classmethod
     def infer(cls, inputs, attrs):
@@ -173,6 +180,7 @@ class Unslice(Op):
 
     name = "unslice"
     kind = "movement"
+    value_inputs = 1
 
     @classmethod
     def infer(cls, inputs, attrs):
@@ -223,6 +231,7 @@ class ScatterAdd(Op):
 
     name = "scatter_add"
     kind = "movement"
+    value_inputs = 2
 
     @classmethod
     def infer(cls, inputs, attrs):

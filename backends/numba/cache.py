@@ -1,0 +1,58 @@
+"""The content-addressed module cache: generated source is written once under GRAPHC_CACHE_DIR
+and imported, so numba's own disk cache (cache=True) serves a second process."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+
+import numba
+import numpy as np
+
+import graphc
+
+
+def cache_dir() -> str:
+    """GRAPHC_CACHE_DIR, else the user's cache directory."""
+    d = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "graphc")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def module_key(source: str) -> str:
+    """The cache key: the canonical source plus every version that changes what it compiles to."""
+    h = hashlib.sha256()
+    for part in (source, graphc.__version__, numba.__version__, np.__version__, sys.version):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+def load(source: str):
+    """(module, path, reused): import the module for this source, writing it if it is new."""
+    key = module_key(source)
+    name = f"graphc_gen_{key}"
+    if name in sys.modules:  # the same graph compiled earlier in this process
+        mod = sys.modules[name]
+        return mod, mod.__file__, True
+    folder = os.path.join(cache_dir(), key)
+    path = os.path.join(folder, f"{name}.py")
+    reused = os.path.exists(path)
+    if not reused:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(source)
+        os.replace(tmp, path)  # atomic: a concurrent writer never leaves half a file
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)  # compiles every kernel now (explicit signatures)
+    except Exception:
+        del sys.modules[name]
+        raise
+    return mod, path, reused

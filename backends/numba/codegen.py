@@ -1,0 +1,639 @@
+"""Render a schedule as one readable Python module: one @njit per kernel and one @njit driver.
+
+Kernels take C-contiguous arrays (inputs, then outputs) and int64 extents for run-time dims; all
+shapes known at compile time are literals. The driver takes every array the program touches and
+`dims`, the run-time sizes the plan computes, and calls the kernels in order.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from graphc.ops.base import reads
+from graphc.passes.fuse import FUSED_REDUCTIONS
+from graphc.schedule import Kernel
+
+PARALLEL_MIN = 1 << 15    # elements per kernel before its outer loop becomes a prange
+RUNTIME_GUESS = 256       # assumed size of a None dim when deciding on parallel loops
+
+NB_TYPE = {"float32": "T.float32", "float64": "T.float64", "int32": "T.int32", "int64": "T.int64",
+           "bool": "T.boolean"}
+
+
+def np_type(dtype) -> str:
+    return "np.bool_" if np.dtype(dtype) == np.bool_ else f"np.{np.dtype(dtype).name}"
+
+
+def arr_type(dtype, ndim: int) -> str:
+    return f'T.Array({NB_TYPE[np.dtype(dtype).name]}, {ndim}, "C")'
+
+
+def literal(value, dtype) -> str:
+    """A typed constant: float32 stays float32 in the generated code."""
+    dtype = np.dtype(dtype)
+    v = np.asarray(value).reshape(()).item()
+    if dtype == np.bool_:
+        return "True" if v else "False"
+    if dtype.kind == "f":
+        if math.isnan(v):
+            text = "np.nan"
+        elif math.isinf(v):
+            text = "np.inf" if v > 0 else "-np.inf"
+        else:
+            text = repr(float(v))
+        return f"{np_type(dtype)}({text})"
+    return f"{np_type(dtype)}({int(v)})"
+
+
+def convert(expr: str, have, want) -> str:
+    if want is None or np.dtype(have) == np.dtype(want):
+        return expr
+    if np.dtype(want) == np.bool_:
+        return f"({expr} != 0)"
+    return f"{np_type(want)}({expr})"
+
+
+def index(names, nd: int) -> str:
+    return "()" if nd == 0 else ", ".join(names)
+
+
+class Dims:
+    """The run-time ints the driver reads from `dims`: each a function of the concrete shapes."""
+
+    def __init__(self):
+        self.specs = []
+
+    def add(self, fn) -> str:
+        self.specs.append(fn)
+        return f"dims[{len(self.specs) - 1}]"
+
+
+class KernelSource:
+    """One kernel's function: its source, the driver-level values it takes, its int arguments."""
+
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
+        self.arrays = []      # nodes passed as arrays (inputs then outputs)
+        self.ints = []        # driver expressions for the int64 arguments
+        self.lines = []
+        self.parallel = False
+        self.arg_names = []
+
+    def array(self, node, name) -> str:
+        self.arrays.append(node)
+        self.arg_names.append(name)
+        return name
+
+    def int_arg(self, name, driver_expr) -> str:
+        self.ints.append((name, driver_expr))
+        return name
+
+
+def _extent(k: KernelSource, dims: Dims, ref, axis, static, name):
+    """A loop bound: a literal when known at compile time, else an int argument from dims."""
+    if static is not None:
+        return str(static)
+    return k.int_arg(name, dims.add(lambda s, ref=ref, a=axis: s[ref][a]))
+
+
+def _loops(lines, vars_, extents, body, parallel_first=False, depth=1):
+    """Nested for-loops (the first a prange when asked) around body lines."""
+    pad = "    " * depth
+    for j, (v, e) in enumerate(zip(vars_, extents)):
+        rng = "nb.prange" if parallel_first and j == 0 else "range"
+        lines.append(f"{pad}{'    ' * j}for {v} in {rng}({e}):")
+    inner = pad + "    " * len(vars_)
+    lines.extend(inner + b for b in body)
+
+
+def _parallel_ok(shape) -> bool:
+    size = 1
+    for d in shape:
+        size *= RUNTIME_GUESS if d is None else d
+    return size >= PARALLEL_MIN and len(shape) > 0
+
+
+REDUCE_INIT = {"sum": 0, "prod": 1}
+
+
+def _identity(op, dtype) -> str:
+    dtype = np.dtype(dtype)
+    if op in REDUCE_INIT:
+        return literal(REDUCE_INIT[op], dtype)
+    big = op == "min"
+    if dtype == np.bool_:
+        return "True" if big else "False"
+    if dtype.kind == "f":
+        return f"{np_type(dtype)}({'np.inf' if big else '-np.inf'})"
+    info = np.iinfo(dtype)
+    return literal(info.max if big else info.min, dtype)
+
+
+def _combine(op, acc, v) -> str:
+    return {"sum": f"{acc} + {v}", "prod": f"{acc} * {v}",
+            "max": f"({acc} if ({acc} >= {v} or {acc} != {acc}) else {v})",
+            "min": f"({acc} if ({acc} <= {v} or {acc} != {acc}) else {v})"}[op]
+
+
+def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
+    """A fused elementwise kernel over the iteration shape, optionally folding one reduction."""
+    k = KernelSource(kern)
+    shape = kern.shape
+    r = len(shape)
+    ivars = [f"i{j}" for j in range(r)]
+    ref = next(m for m in kern.nodes if m.op.name in FUSED_REDUCTIONS).inputs[0] if kern.reduce is not None \
+        else kern.nodes[-1]
+    extents = [_extent(k, dims, ref, j, d, f"n{j}") for j, d in enumerate(shape)]
+    members = set(kern.nodes)
+    names = {}
+    loads = []
+    for j, e in enumerate(kern.inputs):
+        if e.op.name == "constant" and e.data.size == 1:
+            names[e] = literal(e.data, e.dtype)
+            continue
+        a = k.array(e, f"a{j}")
+        off = r - e.ndim
+        idx = ["0" if d == 1 else ivars[off + q] for q, d in enumerate(e.shape)]
+        names[e] = f"x{j}"
+        loads.append(f"x{j} = {a}[{index(idx, e.ndim)}]")
+    body = list(loads)
+    red = None
+    checks = False
+    for m in kern.nodes:
+        if m.op.name in FUSED_REDUCTIONS:
+            red = m
+            continue
+        want = m.op.compute_dtype(m)
+        wants = want if isinstance(want, tuple) else (want,) * len(reads(m))
+        args = [convert(names[i], i.dtype, w) for i, w in zip(reads(m), wants)]
+        T = np_type(m.dtype)
+        expr = m.op.render(m, args, T) if hasattr(m.op, "render") else m.op.template.format(*args, T=T)
+        var = f"v{len(names)}"
+        if m.op.name == "check_index":
+            checks = True
+            bound = m.attrs["bound"]
+            body.append(f"if {args[0]} < 0 or {args[0]} >= {bound}:")
+            body.append(f'    raise IndexError("graphc:{kern.index}:{kern.position(m)}: index out of range '
+                        f'[0, {bound})")')
+        body.append(f"{var} = {convert(expr, m.dtype, m.dtype) if m.dtype == np.bool_ else f'{T}({expr})'}")
+        names[m] = var
+    outs = [m for m in kern.outputs if m is not red]
+    writes = []
+    for j, m in enumerate(outs):
+        o = k.array(m, f"o{j}")
+        writes.append(f"{o}[{index(ivars, r)}] = {names[m]}")
+    lines = k.lines
+    if red is None:
+        k.parallel = _parallel_ok(shape) and not checks
+        if r == 0:
+            lines.extend("    " + b for b in body + writes)
+        else:
+            _loops(lines, ivars, extents, body + writes, k.parallel)
+        return k
+    # the folded reduction
+    axes = kern.reduce
+    op, keep = red.op.name, red.attrs["keepdims"]
+    T = np_type(red.dtype)
+    ro = k.array(red, f"o{len(outs)}")
+    v = convert(names[red.inputs[0]], red.inputs[0].dtype, red.dtype)
+    ridx = index(["0" if j in axes else ivars[j] for j in range(r)] if keep
+                 else [ivars[j] for j in range(r) if j not in axes], red.ndim)
+    trailing = tuple(axes) == tuple(range(r - len(axes), r))
+    if trailing:
+        outer = [j for j in range(r) if j not in axes]
+        inner = list(axes)
+        k.parallel = bool(outer) and _parallel_ok(shape) and not checks
+        acc_lines = []
+        _loops(acc_lines, [ivars[j] for j in inner], [extents[j] for j in inner],
+               body + writes + [f"acc = {_combine(op, 'acc', v)}"], depth=1)
+        block = [f"acc = {_identity(op, red.dtype)}"] + [ln[4:] for ln in acc_lines] + [f"{ro}[{ridx}] = acc"]
+        if outer:
+            _loops(lines, [ivars[j] for j in outer], [extents[j] for j in outer], block, k.parallel)
+        else:
+            lines.extend("    " + b for b in block)
+        return k
+    # reduced axes not all trailing: accumulate into the output array in loop order
+    out_vars = [f"j{q}" for q in range(red.ndim)]
+    out_ext = []
+    for q in range(red.ndim):
+        src_axis = q if keep else [j for j in range(r) if j not in axes][q]
+        out_ext.append("1" if keep and src_axis in axes else extents[src_axis])
+    init = []
+    _loops(init, out_vars, out_ext, [f"{ro}[{index(out_vars, red.ndim)}] = {_identity(op, red.dtype)}"])
+    lines.extend(init if red.ndim else [f"    {ro}[()] = {_identity(op, red.dtype)}"])
+    k.parallel = r > 0 and 0 not in axes and _parallel_ok(shape) and not checks
+    _loops(lines, ivars, extents, body + writes + [f"{ro}[{ridx}] = {_combine(op, f'{ro}[{ridx}]', v)}"],
+           k.parallel)
+    return k
+
+
+# ---------------------------------------------------------------- kernels of one primitive
+def _shape_exprs(k, dims, node, prefix):
+    return [_extent(k, dims, node, q, d, f"{prefix}{q}") for q, d in enumerate(node.shape)]
+
+
+def _out_loops(k, dims, node, body, parallel=True):
+    """Loops over node's shape (vars i0..), parallel on the outer one when large."""
+    ivars = [f"i{q}" for q in range(node.ndim)]
+    ext = _shape_exprs(k, dims, node, "n")
+    k.parallel = k.parallel or (parallel and _parallel_ok(node.shape))
+    if node.ndim == 0:
+        k.lines.extend("    " + b for b in body)
+    else:
+        _loops(k.lines, ivars, ext, body, parallel and _parallel_ok(node.shape))
+    return ivars
+
+
+def _fill(k, dims, node, out, value, name="f"):
+    ivars = [f"{name}{q}" for q in range(node.ndim)]
+    ext = _shape_exprs(k, dims, node, f"m{name}")
+    if node.ndim == 0:
+        k.lines.append(f"    {out}[()] = {value}")
+    else:
+        _loops(k.lines, ivars, ext, [f"{out}[{index(ivars, node.ndim)}] = {value}"])
+
+
+def _norm_index(k, var, n, kern, pos, body):
+    """NumPy's index rules: negative counts from the end, outside [-n, n) raises."""
+    body.append(f"if {var} < 0:")
+    body.append(f"    {var} += {n}")
+    body.append(f"if {var} < 0 or {var} >= {n}:")
+    body.append(f'    raise IndexError("graphc:{kern.index}:{pos}: index out of range")')
+
+
+def render_matmul(kern, dims):
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    a, b = node.inputs
+    A, B = k.array(a, "a0"), k.array(b, "a1")
+    O = k.array(node, "o0")
+    sa = (1,) + a.shape if a.ndim == 1 else a.shape
+    sb = b.shape + (1,) if b.ndim == 1 else b.shape
+    batch = tuple(node.shape[:len(node.shape) - (a.ndim > 1) - (b.ndim > 1)])
+    nb_ = len(batch)
+    ext = _shape_exprs(k, dims, node, "n")
+    bext = ext[:nb_]
+    n_ = _extent(k, dims, a, a.ndim - 2, sa[-2], "rows") if a.ndim > 1 else "1"
+    kk = _extent(k, dims, a, a.ndim - 1, sa[-1], "inner")
+    m_ = _extent(k, dims, b, b.ndim - 1, sb[-1], "cols") if b.ndim > 1 else "1"
+
+    def padded(node_, s, base):
+        # the operand's batch dims right-aligned to the output's, 1 where it broadcasts
+        own = s[:-2]
+        pad = nb_ - len(own)
+        dims_ = []
+        for q in range(nb_):
+            if q < pad:
+                dims_.append("1")
+            else:
+                d = own[q - pad]
+                dims_.append("1" if d == 1 else bext[q])
+        return dims_
+
+    da, db = padded(a, sa, "a"), padded(b, sb, "b")
+    L = k.lines
+    L.append(f"    A = {A}.reshape(({', '.join(da + [n_, kk])},))")
+    L.append(f"    B = {B}.reshape(({', '.join(db + [kk, m_])},))")
+    L.append(f"    O = {O}.reshape(({', '.join(bext + [n_, m_])},))")
+    jv = [f"j{q}" for q in range(nb_)]
+    ia = [("0" if d == "1" else j) for d, j in zip(da, jv)]
+    ib = [("0" if d == "1" else j) for d, j in zip(db, jv)]
+    sub_a = f"A[{', '.join(ia)}]" if nb_ else "A"
+    sub_b = f"B[{', '.join(ib)}]" if nb_ else "B"
+    sub_o = f"O[{', '.join(jv)}]" if nb_ else "O"
+    if node.dtype.kind == "f":
+        body = [f"if {kk} == 0:", f"    {sub_o}[:, :] = 0", "else:", f"    np.dot({sub_a}, {sub_b}, {sub_o})"]
+    else:  # NumPy's integer matmul; BLAS has none
+        T = np_type(node.dtype)
+        body = [f"x = {sub_a}", f"y = {sub_b}", f"z = {sub_o}",
+                f"for r in range({n_}):", f"    for c in range({m_}):", f"        s = {T}(0)",
+                f"        for q in range({kk}):", f"            s += {T}(x[r, q]) * {T}(y[q, c])",
+                "        z[r, c] = s"]
+    if nb_:
+        _loops(L, jv, bext, body)
+    else:
+        L.extend("    " + ln for ln in body)
+    return k
+
+
+def render_transpose(kern, dims):
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    x = k.array(node.inputs[0], "a0")
+    o = k.array(node, "o0")
+    perm = node.attrs["perm"]
+    inv = [0] * len(perm)
+    for q, p in enumerate(perm):
+        inv[p] = q
+    src = index([f"i{inv[a]}" for a in range(len(perm))], len(perm))
+    _out_loops(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"])
+    return k
+
+
+def _slice_params(k, dims, x, q, t):
+    """start and step of slice t on x's axis q: literals when the dim is static."""
+    d = x.shape[q]
+    if d is not None:
+        start, _, step = slice(*t).indices(d)
+        return str(start), str(step)
+    st = k.int_arg(f"s{q}", dims.add(lambda s, x=x, q=q, t=t: slice(*t).indices(s[x][q])[0]))
+    sp = k.int_arg(f"p{q}", dims.add(lambda s, x=x, q=q, t=t: slice(*t).indices(s[x][q])[2]))
+    return st, sp
+
+
+def render_slice(kern, dims):
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
+    o = k.array(node, "o0")
+    ps = [_slice_params(k, dims, xn, q, t) for q, t in enumerate(node.attrs["index"])]
+    src = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
+    _out_loops(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"])
+    return k
+
+
+def render_unslice(kern, dims):
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    gn = node.inputs[0]
+    g = k.array(gn, "a0")
+    o = k.array(node, "o0")
+    _fill(k, dims, node, o, literal(0, node.dtype))
+    ps = [_slice_params(k, dims, node, q, t) for q, t in enumerate(node.attrs["index"])]
+    dst = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
+    _out_loops(k, dims, gn, [f"{o}[{dst}] = {g}[{index([f'i{q}' for q in range(gn.ndim)], gn.ndim)}]"],
+               parallel=False)
+    return k
+
+
+def render_take(kern, dims):
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    xn, idn = node.inputs
+    x, idx = k.array(xn, "a0"), k.array(idn, "a1")
+    o = k.array(node, "o0")
+    axis = node.attrs["axis"]
+    n = _extent(k, dims, xn, axis, xn.shape[axis], "size")
+    iv = [f"i{q}" for q in range(node.ndim)]
+    body = [f"t = np.int64({idx}[{index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
+    _norm_index(k, "t", n, kern, 0, body)
+    src = iv[:axis] + ["t"] + iv[axis + idn.ndim:]
+    body.append(f"{o}[{index(iv, node.ndim)}] = {x}[{index(src, xn.ndim)}]")
+    _out_loops(k, dims, node, body, parallel=False)
+    return k
+
+
+def render_scatter_add(kern, dims):
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    gn, idn = node.inputs[:2]
+    g, idx = k.array(gn, "a0"), k.array(idn, "a1")
+    o = k.array(node, "o0")
+    axis = node.attrs["axis"]
+    _fill(k, dims, node, o, literal(0, node.dtype))
+    n = _extent(k, dims, node, axis, node.shape[axis], "size")
+    iv = [f"i{q}" for q in range(gn.ndim)]
+    body = [f"t = np.int64({idx}[{index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
+    _norm_index(k, "t", n, kern, 0, body)
+    dst = index(iv[:axis] + ["t"] + iv[axis + idn.ndim:], node.ndim)
+    body.append(f"{o}[{dst}] += {g}[{index(iv, gn.ndim)}]")
+    _out_loops(k, dims, gn, body, parallel=False)
+    return k
+
+
+def render_pad(kern, dims):
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
+    o = k.array(node, "o0")
+    _fill(k, dims, node, o, literal(node.attrs["value"], node.dtype))
+    dst = index([f"i{q} + {lo}" for q, (lo, _) in enumerate(node.attrs["pad_width"])], node.ndim)
+    _out_loops(k, dims, xn, [f"{o}[{dst}] = {x}[{index([f'i{q}' for q in range(xn.ndim)], xn.ndim)}]"])
+    return k
+
+
+def render_concat(kern, dims):
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    o = k.array(node, "o0")
+    axis = node.attrs["axis"]
+    T = np_type(node.dtype)
+    off = "0"
+    for q, xn in enumerate(node.inputs):
+        x = k.array(xn, f"a{q}")
+        iv = [f"i{j}" for j in range(xn.ndim)]
+        ext = [_extent(k, dims, xn, j, d, f"c{q}_{j}") for j, d in enumerate(xn.shape)]
+        dst = index([f"{v} + {off}" if j == axis else v for j, v in enumerate(iv)], node.ndim)
+        _loops(k.lines, iv, ext, [f"{o}[{dst}] = {T}({x}[{index(iv, xn.ndim)}])"])
+        off = f"{off} + {ext[axis]}" if off != "0" else ext[axis]
+    return k
+
+
+def render_argreduce(kern, dims):
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
+    o = k.array(node, "o0")
+    axis, keep = node.attrs["axis"], node.attrs["keepdims"]
+    better = ">" if node.op.name == "argmax" else "<"
+    # NumPy: the first extreme wins; the first NaN wins over everything
+    step = [f"if (v {better} best and best == best) or (v != v and best == best):", "    best = v",
+            "    pos = q"]
+    if axis is None:
+        size = _extent(k, dims, xn, 0, int(np.prod(xn.shape)) if None not in xn.shape else None, "size") \
+            if xn.ndim else "1"
+        if None in xn.shape:
+            size = k.int_arg("size", dims.add(lambda s, x=xn: int(np.prod(s[x]))))
+        k.lines += [f"    flat = {x}.reshape(({size},))", "    best = flat[0]", "    pos = 0",
+                    f"    for q in range(1, {size}):", "        v = flat[q]"] + ["        " + s for s in step]
+        k.lines.append(f"    {o}[{index(['0'] * node.ndim, node.ndim)}] = pos")
+        return k
+    n = _extent(k, dims, xn, axis, xn.shape[axis], "size")
+    outer = [q for q in range(xn.ndim) if q != axis]
+    iv = {q: f"i{q}" for q in outer}
+    src = index([("q" if q == axis else iv[q]) for q in range(xn.ndim)], xn.ndim)
+    src0 = src.replace("q", "0") if xn.ndim > 1 else "0"
+    dst = index([("0" if q == axis else iv[q]) for q in range(xn.ndim)] if keep else [iv[q] for q in outer],
+                node.ndim)
+    body = [f"best = {x}[{src0 if xn.ndim > 1 else '0'}]", "pos = 0", f"for q in range(1, {n}):",
+            f"    v = {x}[{src}]"] + ["    " + s for s in step] + [f"{o}[{dst}] = pos"]
+    ext = [_extent(k, dims, xn, q, xn.shape[q], f"n{q}") for q in outer]
+    if outer:
+        _loops(k.lines, [iv[q] for q in outer], ext, body)
+    else:
+        k.lines.extend("    " + b for b in body)
+    return k
+
+
+def render_logsumexp(kern, dims):
+    """One pass per output entry with a running max and a rescaled running sum."""
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
+    o = k.array(node, "o0")
+    axes, keep = node.attrs["axes"], node.attrs["keepdims"]
+    T = np_type(node.dtype)
+    outer = [q for q in range(xn.ndim) if q not in axes]
+    ext = {q: _extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
+    iv = [f"i{q}" for q in range(xn.ndim)]
+    v = convert(f"{x}[{index(iv, xn.ndim)}]", xn.dtype, node.dtype)
+    inner = [f"v = {v}", "if v > m:", f"    s = s * math.exp(m - v) + {T}(1)", "    m = v",
+             "elif v == m:", f"    s += {T}(1)", "elif v == v:", "    s += math.exp(v - m)", "else:",
+             "    m = v", f"    s = {T}(1)"]
+    inner_lines = []
+    _loops(inner_lines, [iv[q] for q in axes], [ext[q] for q in axes], inner, depth=0)
+    dst = index(["0" if q in axes else iv[q] for q in range(xn.ndim)] if keep else [iv[q] for q in outer],
+                node.ndim)
+    block = [f"m = {T}(-np.inf)", f"s = {T}(0)"] + inner_lines + \
+        [f"{o}[{dst}] = m + math.log(s) if m == m and not (m == np.inf or m == -np.inf) else m"]
+    if outer:
+        _loops(k.lines, [iv[q] for q in outer], [ext[q] for q in outer], block,
+               _parallel_ok(xn.shape) and len(outer) > 0)
+        k.parallel = _parallel_ok(xn.shape)
+    else:
+        k.lines.extend("    " + b for b in block)
+    return k
+
+
+def render_dimsize(kern, dims):
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    o = k.array(node, "o0")
+    xn, axes = node.inputs[0], node.attrs["axes"]
+    n = k.int_arg("size", dims.add(lambda s, x=xn, a=axes: int(np.prod([s[x][q] for q in a], dtype=np.int64))))
+    k.lines.append(f"    {o}[()] = {np_type(node.dtype)}({n})")
+    return k
+
+
+RENDER = {
+    "loop": render_loop, "matmul": render_matmul, "transpose": render_transpose, "slice": render_slice,
+    "unslice": render_unslice, "take": render_take, "scatter_add": render_scatter_add, "pad": render_pad,
+    "concat": render_concat, "argmax": render_argreduce, "argmin": render_argreduce,
+    "logsumexp": render_logsumexp, "dimsize": render_dimsize,
+}
+
+
+# ---------------------------------------------------------------- the module
+HEADER = '''"""graphc generated module: {n_kernels} kernels and a driver for one compiled graph.
+
+Each kernel is one @njit function; `driver` runs them all in order, so a call is one native call.
+"""
+import math
+
+import numba as nb
+import numpy as np
+from numba import types as T
+
+OPTS = dict(cache=True, error_model="numpy", fastmath=False, nogil=True)
+
+
+@nb.njit(**OPTS)
+def copy_into(dst, src):
+    d = dst.reshape(dst.size)
+    s = src.reshape(src.size)
+    for i in range(d.size):
+        d[i] = s[i]
+
+
+@nb.njit(**OPTS)
+def all_finite(a):
+    f = a.reshape(a.size)
+    for i in range(f.size):
+        if not np.isfinite(f[i]):
+            return False
+    return True
+'''
+
+
+class Module:
+    """The rendered module and what the executable needs to call it."""
+
+    def __init__(self, source, args, dims, kernels, sources, views, steps, copies):
+        self.source = source
+        self.args = args          # driver's array arguments, as nodes, in order
+        self.copies = copies      # outputs no kernel computes (leaves, views): fresh arrays after args
+        self.dims = dims          # Dims: run-time ints
+        self.kernels = kernels    # schedule Kernels
+        self.sources = sources    # KernelSource per kernel (None for views)
+        self.views = views        # node -> (source node, target shape expressions)
+        self.steps = steps
+
+
+def render_module(program, kernels, check_numerics: bool = False) -> Module:
+    dims = Dims()
+    names: dict = {}
+    args: list = []
+
+    def arg(node):
+        if node not in names:
+            names[node] = f"v{len(names)}"
+            args.append(node)
+        return names[node]
+
+    for p in program.inputs:
+        arg(p)
+    body, defs, sources, views = [], [], [], {}
+    for kern in kernels:
+        if kern.kind == "view":
+            node = kern.nodes[0]
+            src = names[node.inputs[0]] if node.inputs[0] in names else arg(node.inputs[0])
+            target = [str(d) if d is not None else dims.add(lambda s, n=node, q=q: s[n][q])
+                      for q, d in enumerate(node.shape)]
+            names[node] = f"w{len(names)}"
+            views[node] = (node.inputs[0], target)
+            body.append(f"    {names[node]} = {src}.reshape(({', '.join(target)}{',' if len(target) == 1 else ''}))")
+            sources.append(None)
+            continue
+        ks = RENDER[kern.kind](kern, dims)
+        sources.append(ks)
+        call_args = [names[n] if n in names else arg(n) for n in ks.arrays]
+        call_args += [expr for _, expr in ks.ints]
+        sig = ", ".join([arr_type(n.dtype, n.ndim) for n in ks.arrays] + ["T.int64"] * len(ks.ints))
+        params = ", ".join(ks.arg_names + [name for name, _ in ks.ints])
+        defs.append(f"\n\n@nb.njit(nb.void({sig}), parallel={ks.parallel}, **OPTS)\n"
+                    f"def {kern.name}({params}):\n"
+                    f"    # {' '.join(kern.ops)}\n" + "\n".join(ks.lines or ["    pass"]))
+        body.append(f"    {kern.name}({', '.join(call_args)})")
+        if check_numerics:
+            for n in kern.outputs:
+                if n.dtype.kind == "f":
+                    body.append(f"    if not all_finite({names[n]}):")
+                    body.append(f'        raise FloatingPointError("graphc:{kern.index}:{kern.position(n)}: '
+                                f'NaN or inf")')
+    def storage(n):
+        while n in views:
+            n = views[n][0]
+        return n
+
+    # outputs no kernel wrote (a parameter, a feed, a view) are copied out before any update
+    copies = list(dict.fromkeys(o for o in program.outputs if o.is_leaf or o in views))
+    for o in program.outputs:
+        if o not in names:
+            arg(o)
+    for j, o in enumerate(copies):
+        body.append(f"    copy_into(r{j}, {names[o]})")
+    # parameter updates, after every output: snapshot values that live in a parameter being overwritten
+    updated = {p for p, _ in program.updates}
+
+    snaps = {}
+    for p, u in program.updates:
+        s = storage(u)
+        if s is not p and s in updated:
+            snaps[u] = f"t{len(snaps)}"
+            body.append(f"    {snaps[u]} = {names[u] if u in names else arg(u)}.copy()")
+    for p, u in program.updates:
+        if storage(u) is p:
+            continue
+        src = snaps.get(u) or (names[u] if u in names else arg(u))
+        body.append(f"    copy_into({names[p] if p in names else arg(p)}, {src})")
+    sig = ", ".join([arr_type(n.dtype, n.ndim) for n in args + copies] + ['T.Array(T.int64, 1, "C")'])
+    params = [names[n] for n in args] + [f"r{j}" for j in range(len(copies))]
+    driver = (f"\n\n@nb.njit(nb.void({sig}), **OPTS)\n"
+              f"def driver({', '.join(params)}, dims):\n" + "\n".join(body or ["    pass"]) + "\n")
+    source = HEADER.format(n_kernels=len([k for k in kernels if k.kind != "view"])) + "".join(defs) + driver
+    return Module(source, args, dims, kernels, sources, views, body, copies)

@@ -1,0 +1,165 @@
+"""Run a compiled module: plan buffers per set of feed shapes, then one native call per step."""
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import numpy as np
+
+from graphc.errors import GraphIndexError, GraphRuntimeError, format_loc
+from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
+
+from .cache import load
+from .codegen import render_module
+
+_MARK = re.compile(r"graphc:(\d+):(\d+): (.*)")
+
+
+class _Plan:
+    """Everything a call with these feed shapes needs: shapes, arrays, dims."""
+
+    __slots__ = ("shapes", "arrays", "feed_at", "out_at", "out_specs", "dims", "buffers", "copy_at")
+
+
+class NumbaExecutable:
+    """A program compiled to one generated module; run(feeds) -> outputs (updates applied in place)."""
+
+    def __init__(self, program):
+        self.program = program
+        self.kernels = make_kernels(program)
+        self.module = render_module(program, self.kernels, program.check_numerics)
+        if os.environ.get("GRAPHC_DEBUG") == "1":
+            for k in self.kernels:
+                print(f"graphc: compiling {k!r}")
+        t0 = time.perf_counter()
+        self.mod, self.path, self.reused = load(self.module.source)
+        self.compile_seconds = time.perf_counter() - t0
+        if os.environ.get("GRAPHC_DEBUG") == "1":
+            print(f"graphc: {self.path} ready in {self.compile_seconds:.2f}s")
+        self.driver = self.mod.driver
+        self._plans: dict[tuple, _Plan] = {}
+        self._consts = {}  # writable copies of constants (numba types read-only arrays apart)
+
+    # ------------------------------------------------------------ planning
+    def plan(self, feed_shapes) -> _Plan:
+        key = tuple(feed_shapes)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._make_plan(key)
+        return plan
+
+    def _make_plan(self, feed_shapes) -> _Plan:
+        prog = self.program
+        shapes = resolve_shapes(prog, feed_shapes)
+        bp = plan_buffers(prog, self.kernels, shapes)
+        work = [np.empty(s, dt) for dt, s in bp.workspaces]
+        plan = _Plan()
+        plan.shapes = shapes
+        plan.arrays, plan.feed_at, plan.out_at = [], [], []
+        plan.buffers = {}
+        for j, n in enumerate(self.module.args):
+            kind, ref = bp.slots[n]
+            if kind == "feed":
+                plan.arrays.append(None)
+                plan.feed_at.append((j, ref))
+            elif kind == "param":
+                plan.arrays.append(n.data.array)
+            elif kind == "const":
+                if n not in self._consts:
+                    self._consts[n] = np.array(n.data)
+                plan.arrays.append(self._consts[n])
+            elif kind == "work":
+                plan.arrays.append(work[ref])
+            elif kind == "out":
+                plan.arrays.append(None)
+                plan.out_at.append((j, ref))
+            plan.buffers[n] = j
+        base = len(plan.arrays)
+        for j, o in enumerate(self.module.copies):  # outputs no kernel computes: filled by the driver
+            plan.arrays.append(None)
+            plan.out_at.append((base + j, len(bp.outputs) + j))
+        plan.copy_at = {o: base + j for j, o in enumerate(self.module.copies)}
+        plan.out_specs = [(shapes[o], o.dtype) for o in bp.outputs + self.module.copies]
+        plan.dims = np.array([spec(shapes) for spec in self.module.dims.specs] or [0], dtype=np.int64)
+        return plan
+
+    # ------------------------------------------------------------ calling
+    def prepare(self, feeds):
+        """The driver's argument list for these feeds, with fresh output arrays."""
+        feeds = [f if f.flags.c_contiguous and f.flags.writeable else np.array(f, order="C") for f in feeds]
+        plan = self.plan([f.shape for f in feeds])
+        arrays = list(plan.arrays)
+        for j, i in plan.feed_at:
+            arrays[j] = feeds[i]
+        outs = [np.empty(s, dt) for s, dt in plan.out_specs]
+        for j, i in plan.out_at:
+            arrays[j] = outs[i]
+        return plan, arrays
+
+    def run(self, feeds):
+        plan, arrays = self.prepare(feeds)
+        try:
+            self.driver(*arrays, plan.dims)
+        except (IndexError, FloatingPointError, ZeroDivisionError) as e:
+            raise self._explain(e) from e
+        return self._results(plan, arrays)
+
+    def _results(self, plan, arrays):
+        results, given = [], set()
+        for o in self.program.outputs:
+            a = arrays[plan.copy_at[o]] if o in plan.copy_at else arrays[plan.buffers[o]]
+            v = a if id(a) not in given else a.copy()  # the same node fetched twice: two arrays
+            given.add(id(v))
+            results.append(v)
+        return results
+
+    def _explain(self, e: Exception) -> Exception:
+        m = _MARK.search(str(e))
+        if not m:
+            return GraphRuntimeError(f"a kernel failed: {e}")
+        kern = self.kernels[int(m.group(1))]
+        node = kern.nodes[int(m.group(2))]
+        first = kern.nodes[0]
+        if isinstance(e, FloatingPointError):  # the first fused op may be where it started
+            return GraphRuntimeError(f"check_numerics: kernel {kern.name} [{' '.join(kern.ops)}] produced "
+                                     f"{m.group(3)} in {node.label}; its first op {first.op.name} was built "
+                                     f"at {format_loc(first.loc)}", first.loc)
+        kind = GraphIndexError if isinstance(e, IndexError) else GraphRuntimeError
+        return kind(f"{node.op.name} ({node.label}) in kernel {kern.name} [{' '.join(kern.ops)}]: "
+                    f"{m.group(3)}", node.loc)
+
+    # ------------------------------------------------------------ introspection
+    def source(self) -> str:
+        return self.module.source
+
+    def cache_info(self) -> dict:
+        """The module's path, whether its file was reused, and numba's own cache hits and misses."""
+        hits = misses = 0
+        for name in [k.name for k in self.kernels if k.kind != "view"] + ["driver"]:
+            stats = getattr(self.mod, name).stats
+            hits += sum(stats.cache_hits.values())
+            misses += sum(stats.cache_misses.values())
+        return {"backend": "numba", "module": self.path, "reused": self.reused, "numba_cache_hits": hits,
+                "numba_cache_misses": misses, "compile_seconds": self.compile_seconds}
+
+    def profile(self, feeds, repeat: int):
+        """Call each kernel alone with the arrays of one planned call; the driver's update step is
+        not run, so parameters do not change."""
+        from graphc.profile import KernelProfile, Profile, node_flops, time_call
+        plan, arrays = self.prepare(feeds)
+        local = {n: arrays[j] for n, j in plan.buffers.items()}
+        out = Profile()
+        for kern, ks in zip(self.kernels, self.module.sources):
+            if ks is None:  # a view: no work, materialize it for the kernels that read it
+                node = kern.nodes[0]
+                local[node] = local[node.inputs[0]].reshape(plan.shapes[node])
+                continue
+            fn = getattr(self.mod, kern.name)
+            args = [local[n] for n in ks.arrays] + [int(plan.dims[int(e[5:-1])]) if e.startswith("dims[")
+                                                     else int(e) for _, e in ks.ints]
+            sec = time_call(lambda: fn(*args), repeat)
+            moved = sum(a.nbytes for a in args if isinstance(a, np.ndarray))
+            flops = sum(node_flops(n, plan.shapes) for n in kern.nodes)
+            out.append(KernelProfile(kern.name, kern.ops, sec, moved, flops))
+        return out

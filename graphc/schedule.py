@@ -1,0 +1,209 @@
+"""Kernels in order and the buffer plan: run-time shapes, liveness, workspace reuse.
+
+Backend-neutral: a code-generating backend renders the kernels; the plan tells it, for one set of
+feed shapes, the concrete shape of every value and which array holds it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import GraphError, ShapeError
+from .ir import Node, consumers
+from .ops.base import fmt_shape, reads
+from .passes.fuse import FUSED_REDUCTIONS, fusible
+
+VIEW_OPS = {"reshape"}  # computed as a view of their input's buffer, never by a kernel
+
+
+@dataclass
+class Kernel:
+    """One generated function: the nodes it computes, what it reads and what it writes."""
+
+    index: int
+    kind: str                 # "loop" (fused elementwise [+ reduction]), "view", or the op's name
+    nodes: tuple              # members, in topological order
+    inputs: tuple             # nodes computed elsewhere whose values it reads
+    outputs: tuple            # members whose values leave it (buffers)
+    shape: tuple              # iteration shape (loop kernels) or the output's shape
+    reduce: tuple | None = None
+    name: str = ""
+
+    def position(self, node) -> int:
+        """node's index among the members (by identity: == on nodes builds a graph node)."""
+        return next(j for j, m in enumerate(self.nodes) if m is node)
+
+    @property
+    def ops(self) -> list[str]:
+        """The ops this kernel fused, in order."""
+        return [n.op.name for n in self.nodes]
+
+    def __repr__(self):
+        ins = ", ".join(f"{n.label}{fmt_shape(n.shape)}" for n in self.inputs)
+        outs = ", ".join(f"{n.label}{fmt_shape(n.shape)}" for n in self.outputs)
+        return f"<Kernel {self.name}: {' '.join(self.ops)} | in: {ins} | out: {outs}>"
+
+
+def make_kernels(program) -> list[Kernel]:
+    """The program's fused groups as Kernels, named k<index>_<kind>."""
+    order = program.order
+    users = consumers(order)
+    roots = set(program.outputs) | {u for _, u in program.updates}
+    kernels = []
+    for k, group in enumerate(program.groups):
+        members = set(group)
+        ins, outs = {}, []
+        for m in group:
+            for i in reads(m):
+                if i not in members:
+                    ins[i] = None
+            if m in roots or any(u not in members for u in users[m]):
+                outs.append(m)
+        head = group[-1]
+        if len(group) == 1 and head.op.name in VIEW_OPS:
+            kind = "view"
+        elif all(fusible(m) or m.op.name in FUSED_REDUCTIONS for m in group):
+            kind = "loop"
+        else:
+            kind = head.op.name
+        red = next((m for m in group if m.op.name in FUSED_REDUCTIONS), None) if kind == "loop" else None
+        shape = red.inputs[0].shape if red is not None else head.shape
+        kern = Kernel(k, kind, tuple(group), tuple(ins), tuple(outs), shape,
+                      red.attrs["axes"] if red is not None else None)
+        label = "_".join(dict.fromkeys(m.op.name for m in group if m.op.kind != "movement" or kind != "loop"))
+        kern.name = f"k{k}_{label[:48]}"
+        kernels.append(kern)
+    return kernels
+
+
+class _Shaped:
+    """A stand-in with a concrete shape, so each op's shape rule can check run-time shapes."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+
+def resolve_shapes(program, feed_shapes) -> dict[Node, tuple]:
+    """The concrete shape of every node for these feed shapes, checked by the ops' own rules."""
+    shapes: dict[Node, tuple] = {}
+    stand: dict[Node, _Shaped] = {}
+    feeds = dict(zip(program.inputs, feed_shapes))
+    for n in program.order:
+        if n.op.name == "placeholder":
+            s = tuple(feeds[n]) if n in feeds else n.shape
+        elif n.is_leaf:
+            s = n.shape
+        else:
+            try:
+                s, _ = n.op.infer(tuple(stand[i] for i in n.inputs), n.attrs)
+            except GraphError as e:
+                shapes_in = ", ".join(fmt_shape(stand[i].shape) for i in n.inputs)
+                raise ShapeError(f"{n.op.name} ({n.label}) at run time, inputs of shapes {shapes_in}: "
+                                 f"{e.message}", n.loc) from None
+            s = tuple(s)
+            k = n.op.value_inputs
+            if None in s and k is not None and len(n.inputs) > k:  # dims lent by a reference input
+                ref = stand[n.inputs[-1]].shape
+                s = tuple(ref[i] if d is None else d for i, d in enumerate(s))
+            if None in s:  # reshape: sizes copied from the input (src) or inferred from the count
+                s = _infer_dims(n, s, stand)
+        shapes[n] = s
+        stand[n] = _Shaped(s, n.dtype)
+    return shapes
+
+
+def _infer_dims(n, s, stand):
+    x = stand[n.inputs[0]]
+    target = list(n.attrs["shape"])
+    src = n.attrs.get("src")
+    for i, d in enumerate(target):
+        if d is None:
+            target[i] = stand[n.inputs[1]].shape[i] if len(n.inputs) > 1 else x.shape[src[i]]
+    size = int(np.prod(x.shape))
+    known = int(np.prod([d for d in target if d != -1]))
+    out = tuple(size // known if d == -1 else d for d in target) if known else tuple(0 if d == -1 else d
+                                                                                      for d in target)
+    if int(np.prod(out)) != size:
+        raise ShapeError(f"reshape ({n.label}) at run time: cannot reshape {fmt_shape(x.shape)} to "
+                         f"{fmt_shape(out)}", n.loc)
+    return out
+
+
+@dataclass
+class BufferPlan:
+    """Which array holds each value for one set of shapes.
+
+    slots: node -> ("feed", i) | ("param", node) | ("const", node) | ("work", i) | ("out", i) |
+    ("view", source node). workspaces: (dtype, shape) of each workspace, allocated once.
+    """
+
+    shapes: dict
+    slots: dict = field(default_factory=dict)
+    workspaces: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+
+
+def plan_buffers(program, kernels, shapes) -> BufferPlan:
+    """Assign storage by liveness: a workspace is reused once every reader of its value has run."""
+    plan = BufferPlan(shapes)
+    for i, p in enumerate(program.inputs):
+        plan.slots[p] = ("feed", i)
+    for n in program.order:
+        if n.op.name == "parameter":
+            plan.slots[n] = ("param", n)
+        elif n.op.name == "constant":
+            plan.slots[n] = ("const", n)
+    # program outputs computed by a kernel get a fresh array per call (the caller keeps it)
+    out_nodes = {}
+    for o in program.outputs:
+        if o not in out_nodes and not o.is_leaf and o.op.name not in VIEW_OPS:
+            out_nodes[o] = len(plan.outputs)
+            plan.outputs.append(o)
+    keep = {u for _, u in program.updates} | set(program.outputs)
+
+    def storage(n):
+        while plan.slots.get(n, ("",))[0] == "view":
+            n = plan.slots[n][1]
+        return n
+
+    last_use: dict[Node, int] = {}
+    for k in kernels:
+        for n in k.nodes:
+            if k.kind == "view":
+                plan.slots[n] = ("view", n.inputs[0])
+    for k in kernels:
+        for i in k.inputs:
+            last_use[storage(i)] = k.index
+        if k.kind == "view":
+            last_use[storage(k.nodes[0])] = k.index
+    free: dict[tuple, list[int]] = {}
+    for k in kernels:
+        if k.kind == "view":
+            continue
+        for o in k.outputs:
+            if o in out_nodes:
+                plan.slots[o] = ("out", out_nodes[o])
+                continue
+            key = (o.dtype.str, shapes[o])
+            pool = free.get(key)
+            if pool:
+                plan.slots[o] = ("work", pool.pop())
+            else:
+                plan.slots[o] = ("work", len(plan.workspaces))
+                plan.workspaces.append((o.dtype, shapes[o]))
+        for i in list(k.inputs) + [o for o in k.outputs]:
+            s = storage(i)
+            if last_use.get(s, -1) <= k.index and s not in keep and plan.slots.get(s, ("",))[0] == "work" \
+                    and not any(storage(v) is s for v in keep):
+                key = (s.dtype.str, shapes[s])
+                idx = plan.slots[s][1]
+                if idx not in free.setdefault(key, []):
+                    free[key].append(idx)
+    return plan

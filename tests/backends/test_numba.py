@@ -1,0 +1,206 @@
+"""The Numba backend: generated source, the disk cache, run-time errors, profiles, random graphs."""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import graphc as gc
+
+GOLDEN = pathlib.Path(__file__).resolve().parents[1] / "golden"
+
+
+def _chain():
+    x = gc.placeholder((None, 4), name="x")
+    y = gc.placeholder((None, 4), name="y")
+    return [x, y], gc.tanh(x * 1.5 + y) * gc.sigmoid(x) + gc.relu(y - 0.5) * gc.exp(-x * x)
+
+
+def _softmax_rows():
+    z = gc.placeholder((None, 10), name="z")
+    return [z], [gc.softmax(z), gc.sum(z, 0)]
+
+
+@pytest.mark.parametrize("name,build", [("fused_chain", _chain), ("softmax_rows", _softmax_rows)])
+def test_generated_source_matches_golden_file(name, build):
+    ins, outs = build()
+    src = gc.compile(ins, outs, backend="numba").source()
+    path = GOLDEN / f"{name}.py"
+    if os.environ.get("GRAPHC_UPDATE_GOLDEN") == "1":
+        path.write_text(src)
+    assert src == path.read_text(), f"generated source changed; if intended, rerun with GRAPHC_UPDATE_GOLDEN=1"
+
+
+def test_float32_stays_float32_in_generated_code():
+    ins, out = _chain()
+    src = gc.compile(ins, out, backend="numba").source()
+    assert "float64" not in src and "np.float32(1.5)" in src
+
+
+SCRIPT = textwrap.dedent("""
+    import json, numpy as np, graphc as gc
+    x = gc.placeholder((None, 3), name="x")
+    f = gc.compile([x], gc.sum(gc.exp(x) * 2.0 + 1.0, 1), backend="numba")
+    assert np.allclose(f(np.zeros((2, 3), np.float32)), 9.0)
+    print(json.dumps(f.cache_info()))
+""")
+
+
+def test_second_process_hits_the_cache(tmp_path):
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path / "graphc"), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    runs = [json.loads(subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
+                                      check=True).stdout.strip().splitlines()[-1]) for _ in range(2)]
+    first, second = runs
+    assert first["reused"] is False and first["numba_cache_misses"] > 0 and first["numba_cache_hits"] == 0
+    assert second["reused"] is True and second["numba_cache_hits"] > 0 and second["numba_cache_misses"] == 0
+    assert first["module"] == second["module"]
+
+
+def test_index_error_names_kernel_fused_ops_and_line():
+    x = gc.placeholder((None, 3), name="x")
+    y = gc.placeholder((None,), "int64", name="y")
+    line = inspect.currentframe().f_lineno + 1
+    loss = gc.cross_entropy(x * 2.0, y)
+    f = gc.compile([x, y], loss, backend="numba")
+    with pytest.raises(gc.GraphIndexError) as e:
+        f(np.zeros((2, 3), np.float32), np.array([0, 5]))
+    msg = str(e.value)
+    assert "check_index" in msg and "in kernel k" in msg and f"{__file__}:{line}" in msg
+
+
+def test_take_out_of_range_at_run_time():
+    x = gc.placeholder((4,), name="x")
+    i = gc.placeholder((2,), "int64", name="i")
+    f = gc.compile([x, i], gc.take(x, i) * 2.0, backend="numba")
+    np.testing.assert_array_equal(f(np.arange(4, dtype=np.float32), np.array([3, -4])), [6.0, 0.0])
+    with pytest.raises(gc.GraphIndexError, match="take .* in kernel"):
+        f(np.arange(4, dtype=np.float32), np.array([0, 4]))
+
+
+def test_check_numerics_names_the_first_bad_kernel():
+    x = gc.placeholder((3,), name="x")
+    line = inspect.currentframe().f_lineno + 1
+    y = gc.log(x) * 2.0
+    f = gc.compile([x], gc.exp(y), backend="numba", check_numerics=True)
+    np.testing.assert_allclose(f(np.ones(3, np.float32)), 1.0)
+    with pytest.raises(gc.GraphRuntimeError, match="check_numerics") as e:
+        f(np.array([1.0, -1.0, 2.0], np.float32))
+    assert f"{__file__}:{line}" in str(e.value)
+    plain = gc.compile([x], gc.exp(y), backend="numba")
+    assert np.isnan(plain(np.array([1.0, -1.0, 2.0], np.float32))[1])
+
+
+def test_debug_prints_kernels_as_they_compile(monkeypatch, capsys):
+    monkeypatch.setenv("GRAPHC_DEBUG", "1")
+    ins, out = _chain()
+    gc.compile(ins, out * 3.0, backend="numba")
+    text = capsys.readouterr().out
+    assert "graphc: compiling <Kernel k0_" in text and "ready in" in text
+
+
+def test_kernels_and_profile():
+    x = gc.placeholder((None, 64), name="x")
+    w = gc.parameter(np.ones((64, 32), np.float32), name="w")
+    f = gc.compile([x], gc.sum(gc.relu(x @ w + 1.0), 1), updates=[(w, w * 0.5)], backend="numba")
+    names = [k.name for k in f.kernels]
+    assert [k.ops for k in f.kernels] == [["matmul"], ["add", "relu", "sum"], ["mul"]]
+    assert names[0].startswith("k0_matmul")
+    assert f.kernels[0].inputs[1] is w and f.kernels[1].outputs[0].shape == (None,)
+    prof = f.profile(np.ones((8, 64), np.float32), repeat=3)
+    assert [p.name for p in prof] == names
+    assert prof[0].flops == 2 * 8 * 64 * 32 and prof[0].bytes == (8 * 64 + 64 * 32 + 8 * 32) * 4
+    assert all(p.seconds > 0 for p in prof) and "GFLOP/s" in str(prof)
+    np.testing.assert_array_equal(w.value, 1.0)  # profiling applies no update
+    np.testing.assert_allclose(f(np.ones((2, 64), np.float32)), 32 * 65.0)
+    np.testing.assert_array_equal(w.value, 0.5)
+
+
+def test_workspaces_are_reused_and_steady_state_allocates_only_outputs():
+    import tracemalloc
+    x = gc.placeholder((None, 256), name="x")
+    h = x
+    for _ in range(6):
+        h = gc.tanh(h @ gc.constant(np.eye(256, dtype=np.float32)) + 1.0)
+    f = gc.compile([x], gc.sum(h), backend="numba")
+    data = np.ones((64, 256), np.float32)
+    exe = f._exe
+    plan = exe.plan([data.shape])
+    assert len([a for a in plan.arrays if a is not None and a.ndim == 2 and a.shape == (64, 256)]) <= 13
+    work = {id(a) for a in plan.arrays if a is not None}
+    assert len(work) < len(plan.arrays)  # some values share a workspace
+    f(data)
+    tracemalloc.start()
+    for _ in range(5):
+        f(data)
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 64 * 256 * 4  # far less than one activation: nothing big is allocated per call
+
+
+def test_xor_example_trains_the_same_on_numba():
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "examples"))
+    import runpy
+    mod = runpy.run_path(str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "xor.py"))
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    T = np.array([[0], [1], [1], [0]], np.float32)
+    losses = {}
+    for backend in ("numpy", "numba"):
+        x, t, loss, prob, updates = mod["build"]()
+        step = gc.compile([x, t], loss, updates=updates, backend=backend)
+        losses[backend] = [float(step(X, T)) for _ in range(300)]
+    np.testing.assert_allclose(losses["numba"], losses["numpy"], rtol=2e-4, atol=1e-6)
+    assert losses["numba"][-1] < 0.05 * losses["numba"][0]
+
+
+# ---------------------------------------------------------------- random graphs: numba vs numpy
+UNARY = [gc.exp, gc.tanh, gc.sigmoid, gc.softplus, gc.relu, gc.abs, gc.neg, gc.sin,
+         lambda v: gc.log(gc.abs(v) + 1.0), lambda v: gc.sqrt(gc.abs(v))]
+BINARY = [gc.add, gc.sub, gc.mul, gc.maximum, gc.minimum, lambda a, b: a / (gc.abs(b) + 0.5),
+          lambda a, b: gc.where(a > b, a, b * 2.0)]
+
+
+@st.composite
+def random_graph(draw):
+    base = draw(st.lists(st.integers(1, 5), min_size=1, max_size=3))
+    def shape():
+        # a broadcastable variant of base: some dims 1, maybe fewer leading dims
+        s = [d if draw(st.booleans()) else 1 for d in base]
+        return tuple(s[draw(st.integers(0, len(s))):])
+    n_in = draw(st.integers(1, 3))
+    shapes = [shape() for _ in range(n_in)] + [tuple(base)]
+    ops = draw(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 20), st.integers(0, 20), st.integers(0, 9)),
+                        min_size=1, max_size=8))
+    reduce_axis = draw(st.one_of(st.none(), st.integers(0, len(base) - 1)))
+    seed = draw(st.integers(0, 2**31))
+    return shapes, ops, reduce_axis, seed
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(random_graph())
+def test_random_graphs_agree_with_numpy(spec):
+    shapes, ops, reduce_axis, seed = spec
+    phs = [gc.placeholder(s, "float32") for s in shapes]
+    vals = list(phs)
+    for kind, i, j, f in ops:
+        a, b = vals[i % len(vals)], vals[j % len(vals)]
+        vals.append(UNARY[f % len(UNARY)](a) if kind == 0 or (kind == 2 and a.ndim == 0)
+                    else BINARY[f % len(BINARY)](a, b) if kind == 1
+                    else gc.sum(a, axis=-1, keepdims=True) * 0.5 + b)
+    out = vals[-1] + vals[len(shapes) - 1]
+    outs = [out, gc.sum(out, reduce_axis), gc.max(out, reduce_axis, keepdims=True)]
+    rng = np.random.default_rng(seed)
+    feeds = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    want = gc.compile(phs, outs, backend="numpy", optimize=False)(*feeds)
+    got = gc.compile(phs, outs, backend="numba")(*feeds)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=2e-5, atol=1e-5)

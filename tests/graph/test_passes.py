@@ -1,0 +1,164 @@
+"""Passes: rewrites keep meaning and shape, fusion groups are pinned, the verifier catches bugs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.ir import toposort
+from graphc.passes import Graph, fuse, optimize, verify
+from graphc.errors import CompileError
+
+
+def _opt(*outs):
+    return optimize(Graph((), tuple(outs), ()), check=True).outputs
+
+
+def _ops(node):
+    return [n.op.name for n in toposort([node])]
+
+
+def test_algebraic_identities():
+    x = gc.placeholder((3,), name="x")
+    (a, b, c, d, e) = _opt(x * 1.0 + 0.0, -(-x), x / 1.0, x ** 2, gc.where(x > 0, x, x))
+    assert a is x and b is x and c is x and e is x
+    assert _ops(d) == ["placeholder", "mul"]
+    (f,) = _opt(x * 2.0 * 1.0 + gc.constant(np.zeros(3, np.float32)))
+    assert _ops(f) == ["placeholder", "constant", "mul"]
+
+
+def test_identities_keep_shape_and_dtype():
+    x = gc.placeholder((1,), name="x")
+    y = x + gc.constant(np.zeros(3, np.float32))  # broadcasts: not an identity
+    (out,) = _opt(y)
+    assert out.shape == (3,)
+    i = gc.placeholder((2,), "int32")
+    (z,) = _opt(i * 1.0)  # promotes to float64: not an identity
+    assert z.dtype == np.float64
+
+
+def test_constant_folding():
+    x = gc.placeholder((2,), name="x")
+    c = gc.exp(gc.constant(np.array([0.0, 1.0]))) * 2 + 1
+    (out,) = _opt(x + c)
+    consts = [n for n in toposort([out]) if n.op.name == "constant"]
+    assert len(consts) == 1 and np.allclose(consts[0].data, np.exp([0.0, 1.0]) * 2 + 1)
+
+
+def test_stabilizing_rewrites():
+    x = gc.placeholder((4,), "float32", name="x")
+    (a, b, c, d) = _opt(gc.log(gc.softmax(x)), gc.log(gc.sigmoid(x)), gc.log(1 - gc.sigmoid(x)),
+                        gc.log1p(gc.exp(x)))
+    assert "exp" not in _ops(a) and "logsumexp" in _ops(a)
+    assert "sigmoid" not in _ops(b) and "softplus" in _ops(b)
+    assert "sigmoid" not in _ops(c) and "softplus" in _ops(c)
+    assert _ops(d) == ["placeholder", "softplus"]
+    big = np.array([-200.0, -50.0, 0.0, 120.0], np.float32)
+    got = gc.compile([x], [gc.log(gc.softmax(x * 10)), gc.log(gc.sigmoid(x)), gc.log(1 - gc.sigmoid(x))])(big)
+    raw = gc.compile([x], [gc.log(gc.softmax(x * 10)), gc.log(gc.sigmoid(x)), gc.log(1 - gc.sigmoid(x))],
+                     optimize=False)(big)
+    assert all(np.isfinite(g).all() for g in got)
+    assert not all(np.isfinite(r).all() for r in raw)  # what the rewrites are for
+    z = big.astype(np.float64) * 10
+    np.testing.assert_allclose(got[0], z - z.max() - np.log(np.exp(z - z.max()).sum()), rtol=1e-6)
+    np.testing.assert_allclose(got[1], -np.logaddexp(0, -big), rtol=1e-6)
+
+
+def test_dead_code_and_cse():
+    x = gc.placeholder((3,), name="x")
+    unused = gc.exp(x) * 7  # noqa: F841 - never fetched
+    a = gc.tanh(x) + 1.0
+    (out,) = _opt(a * a)
+    assert "exp" not in _ops(out)
+    assert _ops(out).count("tanh") == 1
+
+
+def test_verifier_catches_a_broken_graph():
+    x = gc.placeholder((3,), name="x")
+    y = gc.exp(x)
+    object.__setattr__(y, "shape", (4,))  # simulate a pass that got a shape wrong
+    try:
+        with pytest.raises(CompileError, match=r"has \(4,\) float32 but its rule gives \(3,\) float32"):
+            verify(Graph((x,), (y,), ()))
+    finally:
+        object.__setattr__(y, "shape", (3,))
+
+
+def _groups(*outs, updates=()):
+    g = fuse(optimize(Graph((), tuple(outs), tuple(updates)), check=True))
+    return [grp for grp in g.groups if grp[0].op.name != "reshape"]
+
+
+def test_elementwise_chain_is_one_kernel():
+    x = gc.placeholder((None, 64), name="x")
+    y = gc.placeholder((None, 64), name="y")
+    z = gc.tanh(x * 1.5 + y) * gc.sigmoid(x) + gc.relu(y - 0.5) * gc.exp(-x * x)
+    assert len(_groups(z)) == 1
+
+
+def test_adam_update_of_one_parameter_is_one_kernel():
+    g = gc.placeholder((300, 7), name="g")
+    p = gc.parameter(np.zeros((300, 7), np.float32), name="p")
+    m = gc.parameter(np.zeros((300, 7), np.float32), name="m")
+    v = gc.parameter(np.zeros((300, 7), np.float32), name="v")
+    lr, b1, b2, eps, t = 1e-3, 0.9, 0.999, 1e-8, 5
+    m2 = b1 * m + (1 - b1) * g
+    v2 = b2 * v + (1 - b2) * g * g
+    p2 = p - lr * (m2 / (1 - b1 ** t)) / (gc.sqrt(v2 / (1 - b2 ** t)) + eps)
+    groups = _groups(updates=[(p, p2), (m, m2), (v, v2)])
+    assert len(groups) == 1
+
+
+def _mlp():
+    rng = np.random.default_rng(0)
+    x = gc.placeholder((None, 20), name="x")
+    y = gc.placeholder((None,), "int64", name="y")
+    W1 = gc.parameter(rng.normal(size=(20, 16)).astype(np.float32), name="W1")
+    b1 = gc.parameter(np.zeros(16, np.float32), name="b1")
+    W2 = gc.parameter(rng.normal(size=(16, 5)).astype(np.float32), name="W2")
+    b2 = gc.parameter(np.zeros(5, np.float32), name="b2")
+    pre = x @ W1 + b1
+    h = gc.relu(pre)
+    loss = gc.cross_entropy(h @ W2 + b2, y)
+    params = [W1, b1, W2, b2]
+    ups = [(p, p - 0.1 * g) for p, g in zip(params, gc.grad(loss, params))]
+    return loss, ups, pre, h
+
+
+def test_bias_relu_is_one_kernel_and_backward_reuses_its_mask():
+    loss, ups, pre, h = _mlp()
+    groups = _groups(loss, updates=ups)
+    fwd = [g for g in groups if any(n.op.name == "relu" for n in g)]
+    assert len(fwd) == 1 and [n.op.name for n in fwd[0]] == ["add", "relu"]
+    # the backward mask reads the pre-activation the forward kernel wrote, inside the kernel that
+    # also reduces the bias gradient: no kernel passes over the activations just for the mask
+    mask = [g for g in groups if any(n.op.name == "where" for n in g)]
+    assert len(mask) == 1 and [n.op.name for n in mask[0]] == ["less", "where", "sum"]
+    assert any(i is pre for n in mask[0] for i in n.inputs)
+    # pinned: kernels of the whole SGD step (views excluded)
+    assert len(groups) == 27
+
+
+def test_fusion_respects_dependencies():
+    x = gc.placeholder((8, 8), name="x")
+    a = gc.exp(x)
+    s = a.sum(1, keepdims=True)  # a reduction over a, then elementwise with both
+    out = a / s + a
+    g = fuse(optimize(Graph((x,), (out,), ()), check=True))
+    verify(g)
+    pos = {n: k for k, grp in enumerate(g.groups) for n in grp}
+    for grp in g.groups:
+        for n in grp:
+            for i in n.inputs:
+                if i in pos:
+                    assert pos[i] <= pos[n]
+
+
+def test_kernels_are_capped_in_length():
+    from graphc.passes.fuse import MAX_OPS
+    x = gc.placeholder((4,), name="x")
+    y = x
+    for _ in range(3 * MAX_OPS):
+        y = gc.tanh(y) * 1.0001
+    groups = _groups(y)
+    assert len(groups) >= 6 and max(len(g) for g in groups) <= MAX_OPS
