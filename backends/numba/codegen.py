@@ -145,7 +145,6 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
     ref = next(m for m in kern.nodes if m.op.name in FUSED_REDUCTIONS).inputs[0] if kern.reduce is not None \
         else kern.nodes[-1]
     extents = [_extent(k, dims, ref, j, d, f"n{j}") for j, d in enumerate(shape)]
-    members = set(kern.nodes)
     names = {}
     loads = []
     for j, e in enumerate(kern.inputs):
@@ -278,7 +277,7 @@ def render_matmul(kern, dims):
     kk = _extent(k, dims, a, a.ndim - 1, sa[-1], "inner")
     m_ = _extent(k, dims, b, b.ndim - 1, sb[-1], "cols") if b.ndim > 1 else "1"
 
-    def padded(node_, s, base):
+    def padded(s):
         # the operand's batch dims right-aligned to the output's, 1 where it broadcasts
         own = s[:-2]
         pad = nb_ - len(own)
@@ -291,7 +290,7 @@ def render_matmul(kern, dims):
                 dims_.append("1" if d == 1 else bext[q])
         return dims_
 
-    da, db = padded(a, sa, "a"), padded(b, sb, "b")
+    da, db = padded(sa), padded(sb)
     L = k.lines
     L.append(f"    A = {A}.reshape(({', '.join(da + [n_, kk])},))")
     L.append(f"    B = {B}.reshape(({', '.join(db + [kk, m_])},))")
@@ -553,7 +552,7 @@ def all_finite(a):
 class Module:
     """The rendered module and what the executable needs to call it."""
 
-    def __init__(self, source, args, dims, kernels, sources, views, steps, copies):
+    def __init__(self, source, args, dims, kernels, sources, views, copies):
         self.source = source
         self.args = args          # driver's array arguments, as nodes, in order
         self.copies = copies      # outputs no kernel computes (leaves, views): fresh arrays after args
@@ -561,7 +560,6 @@ class Module:
         self.kernels = kernels    # schedule Kernels
         self.sources = sources    # KernelSource per kernel (None for views)
         self.views = views        # node -> (source node, target shape expressions)
-        self.steps = steps
 
 
 def render_module(program, kernels, check_numerics: bool = False) -> Module:
@@ -636,4 +634,4 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     driver = (f"\n\n@nb.njit(nb.void({sig}), **OPTS)\n"
               f"def driver({', '.join(params)}, dims):\n" + "\n".join(body or ["    pass"]) + "\n")
     source = HEADER.format(n_kernels=len([k for k in kernels if k.kind != "view"])) + "".join(defs) + driver
-    return Module(source, args, dims, kernels, sources, views, body, copies)
+    return Module(source, args, dims, kernels, sources, views, copies)

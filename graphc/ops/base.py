@@ -109,11 +109,6 @@ def F():
     return api
 
 
-def no_grad(node) -> tuple:
-    """Cotangents of a node none of whose inputs gets a gradient."""
-    return (None,) * len(node.inputs)
-
-
 def reads(node) -> tuple:
     """The inputs whose values node reads (a trailing reference input only lends its run-time shape)."""
     k = node.op.value_inputs

@@ -6,7 +6,7 @@ from scipy import special
 
 from ..dtypes import bool_, float_result, result_type
 from ..errors import DTypeError
-from .base import F, Op, broadcast_shapes, no_grad
+from .base import F, Op, broadcast_shapes
 
 
 class Elementwise(Op):

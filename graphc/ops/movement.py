@@ -6,7 +6,7 @@ import numpy as np
 from ..dtypes import is_int, result_type
 from ..errors import DTypeError, ShapeError
 from ..ir import make_node
-from .base import F, Op, broadcast_shapes, fmt_shape
+from .base import F, Op, fmt_shape
 
 
 def _resolve(shape, like):

@@ -36,7 +36,7 @@ def test_generated_source_matches_golden_file(name, build):
     path = GOLDEN / f"{name}.py"
     if os.environ.get("GRAPHC_UPDATE_GOLDEN") == "1":
         path.write_text(src)
-    assert src == path.read_text(), f"generated source changed; if intended, rerun with GRAPHC_UPDATE_GOLDEN=1"
+    assert src == path.read_text(), "generated source changed; if intended, rerun with GRAPHC_UPDATE_GOLDEN=1"
 
 
 def test_float32_stays_float32_in_generated_code():
