@@ -57,7 +57,7 @@ class Interpreter:
     def profile(self, feeds, repeat: int):
         """Time every op of the interpreter on these feeds (parameters untouched)."""
         from graphc.profile import KernelProfile, Profile, node_flops, time_call
-        vals = self._values(feeds)
+        vals = self._evaluate(feeds, keep_all=True)
         shapes = {n: vals[s].shape for s, n in enumerate(self.program.order) if vals[s] is not None}
         out = Profile()
         for k, (s, node, impl, ins, attrs, _) in zip(self.kernels, self._steps):
@@ -68,19 +68,9 @@ class Interpreter:
             out.append(KernelProfile(k.name, k.ops, sec, moved, node_flops(node, shapes)))
         return out
 
-    def _values(self, feeds):
-        """Every node's value for these feeds, nothing freed (for profiling)."""
-        vals: list = [None] * self._n
-        for s, k in zip(self._feed_slots, self._feed_index):
-            vals[s] = feeds[k]
-        for s, n in self._leaves:
-            vals[s] = n.data.array if n.op.name == "parameter" else n.data
-        with np.errstate(all="ignore"):
-            for s, node, impl, ins, attrs, _ in self._steps:
-                vals[s] = np.asarray(impl(*[vals[j] for j in ins], **attrs)).astype(node.dtype, copy=False)
-        return vals
-
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    def _evaluate(self, feeds, keep_all: bool = False) -> list:
+        """Every node's value for these feeds; intermediates are freed after their last use unless
+        keep_all (profiling)."""
         vals: list = [None] * self._n
         for s, k in zip(self._feed_slots, self._feed_index):
             vals[s] = feeds[k]
@@ -103,8 +93,13 @@ class Interpreter:
                     raise ShapeError(f"{node.op.name} ({node.label}) produced shape {fmt_shape(out.shape)}, "
                                      f"its rule says {fmt_shape(node.shape)} (a graphc bug)", node.loc)
                 vals[s] = out
-                for j in free:
-                    vals[j] = None
+                if not keep_all:
+                    for j in free:
+                        vals[j] = None
+        return vals
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        vals = self._evaluate(feeds)
         # all-or-nothing: check every update before writing any parameter
         for p, s in self._upd:
             if vals[s].shape != p.shape:
