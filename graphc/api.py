@@ -354,6 +354,23 @@ def broadcast_to(x, shape, like: Node | None = None) -> Node:
     return make_node(_op("broadcast_to"), inputs, {"shape": shape})
 
 
+def random_uniform(key, like, dtype=None) -> Node:
+    """Uniform [0, 1) numbers of like's shape drawn from an int64 scalar key (counter-based: element
+    i is a hash of (key, i), the same on every backend). dtype defaults to like's float dtype."""
+    key, like = as_node(key), as_node(like)
+    if dtype is None:
+        dtype = like.dtype if like.dtype.kind == "f" else dt.float32
+    return make_node(_op("random_uniform"), (key, like), {"dtype": dt.as_dtype(dtype)})
+
+
+def train_switch(train, eval) -> Node:  # noqa: A002 - the mode's name
+    """`train` in a function compiled with training=True, `eval` in one compiled for inference."""
+    train, eval = _pair(train, eval)
+    if train is eval:
+        return train
+    return make_node(_op("train_switch"), (train, eval))
+
+
 def expand_dims(x, axis) -> Node:
     """x with size-1 axes inserted at the given positions of the result."""
     x = as_node(x)

@@ -162,16 +162,30 @@ def format_backward(y, xs) -> str:
 
 
 def check_grad(f, inputs, *, eps: float = 1e-6, rtol: float = 1e-6, atol: float = 1e-10,
-               seed: int = 0, backend: str = "numpy", placeholder_shapes=None) -> float:
+               seed: int = 0, backend: str = "numpy", placeholder_shapes=None, training: bool = False) -> float:
     """Check f's symbolic gradients against float64 central differences in a random direction.
 
     f maps placeholders to a node; a non-scalar result is contracted with a random cotangent.
     Integer and bool inputs are fed but not perturbed; placeholder_shapes may give the graph
-    run-time (None) dims in place of the arrays' shapes. Returns the worst relative error
+    run-time (None) dims in place of the arrays' shapes. training=True checks the training meaning
+    (batch statistics, dropout with the key held still: state parameters are restored after every
+    evaluation). Returns the worst relative error
     (absolute for derivatives smaller than atol, where a ratio means nothing), and
     raises GradientCheckError naming the input when one exceeds atol + rtol * |derivative|.
     """
-    from .compiler import compile as compile_graph
+    from .compiler import compile as compile
+
+    def compile_graph(ins, outs, backend):
+        fn = compile(ins, outs, backend=backend, training=training)
+        state = [(q, q.value.copy()) for q in fn.program.parameters]
+
+        def run(*args):
+            try:
+                return fn(*args)
+            finally:  # default updates (random keys, running statistics) must not move between evaluations
+                for q, v in state:
+                    np.copyto(q.data.array, v)
+        return run
 
     rng = np.random.default_rng(seed)
     arrays = [np.asarray(a) for a in inputs]

@@ -8,7 +8,8 @@ from .api import as_node
 from .errors import CompileError, format_loc
 from .ir import Node, toposort, user_location
 from .ops.base import fmt_shape
-from .passes import Graph, optimize as run_passes, unfused
+from .ops.mode import TrainSwitch, resolve as resolve_switch
+from .passes import Graph, optimize as run_passes, rewrite, unfused
 
 # Backends by name, imported lazily (CUDA must not be imported unless asked for).
 BACKENDS = {
@@ -32,6 +33,7 @@ class Program:
     groups: tuple | None = None
     source: Graph | None = None
     check_numerics: bool = False
+    training: bool = False
 
     @property
     def parameters(self) -> list[Node]:
@@ -78,13 +80,38 @@ def _check_updates(updates, loc) -> list[tuple[Node, Node]]:
     return out
 
 
+def _default_updates(roots, explicit) -> list[tuple[Node, Node]]:
+    """(parameter, default_update) for every parameter the roots (or those updates) reach that has
+    one and no explicit update: batch norm's running statistics, dropout's random key."""
+    out, seen = [], set(explicit)
+    frontier = toposort(roots)
+    while frontier:
+        new = [(n, n.data.default_update) for n in frontier
+               if n.op.name == "parameter" and n.data.default_update is not None and n not in seen]
+        seen.update(p for p, _ in new)
+        out += new
+        frontier = toposort([u for _, u in new]) if new else []
+    return out
+
+
+def _resolve_mode(graph: Graph, training: bool) -> Graph:
+    """The graph with every train_switch replaced by its training or inference input."""
+    if not any(n.op is TrainSwitch for n in graph.nodes):
+        return graph
+    return rewrite(graph, lambda n: resolve_switch(n, training))
+
+
 def compile(inputs, outputs, updates=None, backend: str = "numpy", *,  # noqa: A001 - the API's name
-            optimize: bool = True, check_numerics: bool = False):
+            training: bool | None = None, optimize: bool = True, check_numerics: bool = False):
     """Compile a graph into a callable Function: feeds in `inputs` order, fetches `outputs`.
 
     updates: (parameter, new_value) pairs (or a dict), applied in place after every output is
-    computed; if the call fails, no parameter changes. optimize=False skips the graph passes
-    (rewrites and fusion). check_numerics=True raises at the first kernel that produces a NaN or inf.
+    computed; if the call fails, no parameter changes. training: True builds a training function
+    (dropout on, batch norm on batch statistics, and every parameter's default update applied:
+    running statistics, random keys); False an inference function (no dropout, running statistics,
+    no default updates); None (default) means True when updates are given. optimize=False skips the
+    graph passes (rewrites and fusion). check_numerics=True raises at the first kernel that produces
+    a NaN or inf.
     """
     from .function import Function
 
@@ -100,16 +127,19 @@ def compile(inputs, outputs, updates=None, backend: str = "numpy", *,  # noqa: A
             raise CompileError(f"placeholder {x.label} is listed twice in inputs", loc)
         seen.add(x)
     ups = _check_updates(updates, loc)
-    order = toposort(outs + [u for _, u in ups])
-    missing = [n for n in order if n.op.name == "placeholder" and n not in seen]
+    if training is None:
+        training = bool(ups)
+    if training:
+        ups += _check_updates(_default_updates(outs + [u for _, u in ups], {p for p, _ in ups}), loc)
+    source = _resolve_mode(Graph(tuple(ins), tuple(outs), tuple(ups)), training)
+    missing = [n for n in source.nodes if n.op.name == "placeholder" and n not in seen]
     if missing:
         m = missing[0]
         raise CompileError(f"the graph needs placeholder {m.label} {fmt_shape(m.shape)} {m.dtype} "
                            f"(made at {format_loc(m.loc)}), which is not in inputs", loc)
     be = get_backend(backend)
-    source = Graph(tuple(ins), tuple(outs), tuple(ups))
     fusion = getattr(be, "FUSION", False)
     graph = run_passes(source, fusion=fusion) if optimize else (unfused(source) if fusion else source)
     program = Program(ins, list(graph.outputs), list(graph.updates), graph.nodes, graph.groups, source,
-                      check_numerics)
+                      check_numerics, training)
     return Function(program, be.build(program), backend, single)

@@ -65,10 +65,15 @@ _CACHE: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary
 class Cell:
     """The mutable storage behind a parameter: one array, updated in place so its identity is stable."""
 
-    __slots__ = ("array",)
+    __slots__ = ("array", "default_update", "role")
 
-    def __init__(self, array: np.ndarray):
+    def __init__(self, array: np.ndarray, role: str = "weight"):
         self.array = array
+        # weight (learned), statistics (running averages), optimizer (moments, step, lr), rng (a key)
+        self.role = role
+        # the value a training function assigns when its caller gives no update of its own
+        # (running statistics, random keys), as PyTensor's shared-variable default_update
+        self.default_update = None
 
 
 class Node:

@@ -372,6 +372,29 @@ CASES += [
 ]
 
 
+# ---------------------------------------------------------------- random numbers
+def _uniform_ref(key, like):
+    """The counter-based generator written with Python ints (an oracle independent of NumPy's uint64)."""
+    m = (1 << 64) - 1
+    out = []
+    for i in range(like.size):
+        z = ((int(key) & m) * 0xD1B54A32D192ED03 + (i + 1) * 0x9E3779B97F4A7C15) & m
+        z = ((z ^ (z >> 33)) * 0xFF51AFD7ED558CCD) & m
+        z = ((z ^ (z >> 33)) * 0xC4CEB9FE1A85EC53) & m
+        z ^= z >> 33
+        out.append((z >> 40) * 2.0 ** -24 if like.dtype == np.float32 else (z >> 11) * 2.0 ** -53)
+    return np.array(out, like.dtype).reshape(like.shape)
+
+
+CASES += [
+    # the key is a random int in [-4, 4): negative keys wrap as uint64 the same way everywhere
+    Case("random_uniform", gc.random_uniform, _uniform_ref, [((), (3, 5)), ((), ()), ((), (0, 2)), ((), (70,))],
+         F, in_dtypes=lambda d: ("int64", d)),
+    Case("random_uniform_fused", lambda k, x: gc.where(gc.random_uniform(k, x) < 0.5, x, 0) * 3,
+         lambda k, x: np.where(_uniform_ref(k, x) < 0.5, x, 0) * 3, [((), (4, 3))], F,
+         in_dtypes=lambda d: ("int64", d), dynamic=False),
+]
+
 def tolerance(dtype, scale: float = 1.0):
     """float32: 2e-5 relative; absolute 2e-6, or a few ulps of `scale` for outputs that are
     differences of values of that size (x - logsumexp(x) for logits in the hundreds)."""

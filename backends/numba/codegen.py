@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from graphc.ops import random as rnd
 from graphc.ops.base import reads
 from graphc.passes.fuse import FUSED_REDUCTIONS
 from graphc.schedule import Kernel
@@ -155,13 +156,24 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
         off = r - e.ndim
         idx = ["0" if d == 1 else ivars[off + q] for q, d in enumerate(e.shape)]
         names[e] = f"x{j}"
-        loads.append(f"x{j} = {a}[{index(idx, e.ndim)}]")
+        if all(i == "0" for i in idx):  # one value for every element: read once, before the loops
+            k.lines.append(f"    x{j} = {a}[{index(idx, e.ndim)}]")     # (and parfors cannot type a[()])
+        else:
+            loads.append(f"x{j} = {a}[{index(idx, e.ndim)}]")
     body = list(loads)
     red = None
     checks = False
     for m in kern.nodes:
         if m.op.name in FUSED_REDUCTIONS:
             red = m
+            continue
+        if m.op.kind == "random":  # element i of the node's shape (the loop's shape) is hash(key, i)
+            flat = ivars[0] if r else "0"
+            for j in range(1, r):
+                flat = f"({flat}) * {extents[j]} + {ivars[j]}"
+            var = f"v{len(names)}"
+            body.append(f"{var} = uniform_{m.dtype.name}({names[m.inputs[0]]}, {flat})")
+            names[m] = var
             continue
         want = m.op.compute_dtype(m)
         wants = want if isinstance(want, tuple) else (want,) * len(reads(m))
@@ -549,6 +561,29 @@ def all_finite(a):
 '''
 
 
+# emitted only into modules whose kernels draw random numbers (dropout)
+RANDOM_HELPERS = '''
+
+@nb.njit(inline="always", **OPTS)
+def mix64(key, i):
+    # graphc/ops/random.py: counter-based random bits, element i under key
+    z = np.uint64(key) * np.uint64({key_mul}) + (np.uint64(i) + np.uint64(1)) * np.uint64({idx_mul})
+    z = (z ^ (z >> np.uint64(33))) * np.uint64({fmix1})
+    z = (z ^ (z >> np.uint64(33))) * np.uint64({fmix2})
+    return z ^ (z >> np.uint64(33))
+
+
+@nb.njit(inline="always", **OPTS)
+def uniform_float32(key, i):
+    return np.float32(mix64(key, i) >> np.uint64(40)) * np.float32(2.0 ** -24)
+
+
+@nb.njit(inline="always", **OPTS)
+def uniform_float64(key, i):
+    return np.float64(mix64(key, i) >> np.uint64(11)) * 2.0 ** -53
+'''
+
+
 class Module:
     """The rendered module and what the executable needs to call it."""
 
@@ -633,5 +668,9 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     params = [names[n] for n in args] + [f"r{j}" for j in range(len(copies))]
     driver = (f"\n\n@nb.njit(nb.void({sig}), **OPTS)\n"
               f"def driver({', '.join(params)}, dims):\n" + "\n".join(body or ["    pass"]) + "\n")
-    source = HEADER.format(n_kernels=len([k for k in kernels if k.kind != "view"])) + "".join(defs) + driver
+    source = HEADER.format(n_kernels=len([k for k in kernels if k.kind != "view"]))
+    if any(m.op.kind == "random" for kern in kernels for m in kern.nodes):
+        source += RANDOM_HELPERS.format(key_mul=hex(rnd.KEY_MUL), idx_mul=hex(rnd.IDX_MUL), fmix1=hex(rnd.FMIX1),
+                                        fmix2=hex(rnd.FMIX2))
+    source += "".join(defs) + driver
     return Module(source, args, dims, kernels, sources, views, copies)

@@ -21,7 +21,7 @@ MAX_OPS = 64      # ops per kernel: compile time grows with a kernel's length, s
 
 def fusible(n: Node) -> bool:
     """An elementwise node: computed per output element from inputs read with broadcasting."""
-    return n.op.kind == "elementwise" or n.op.name == "broadcast_to"
+    return n.op.kind in ("elementwise", "random") or n.op.name == "broadcast_to"
 
 
 def iteration_shape(n: Node) -> tuple:

@@ -39,17 +39,44 @@ def fold(n: Node):
     return F.constant(np.asarray(value).astype(n.dtype, copy=False))
 
 
+def _zero(n: Node) -> bool:
+    """n is a symbolic zero: a zero constant broadcast to a shape (zeros_like, a switched-off
+    gradient), possibly reshaped, cast or negated. Plain constants are left alone, so user
+    arithmetic keeps NumPy's meaning (0 * inf is NaN); gradients treat these as exact zeros."""
+    seen_broadcast = False
+    while n.op.name in ("broadcast_to", "reshape", "cast", "neg"):
+        seen_broadcast |= n.op.name == "broadcast_to"
+        n = n.inputs[0]
+    return seen_broadcast and _all(n, 0)
+
+
+def _zeros_for(n: Node, *candidates):
+    """Zeros of n's shape and dtype: a candidate zero node that has them, or a broadcast constant."""
+    for z in candidates:
+        if _zero(z) and z.shape == n.shape and z.dtype == n.dtype:
+            return z
+    if None in n.shape:
+        return None
+    return F.broadcast_to(F.constant(np.zeros((), n.dtype)), n.shape)
+
+
 def _add(n):
     a, b = n.inputs
-    if _all(b, 0):
-        return _keeps(n, a)
-    if _all(a, 0):
-        return _keeps(n, b)
+    for x, z in ((a, b), (b, a)):
+        if _all(z, 0) or _zero(z):
+            return _keeps(n, x)
     return None
+
+
+def _zero_in(n):
+    """A product with a symbolic zero is zeros."""
+    return _zeros_for(n, *n.inputs) if any(_zero(i) for i in n.inputs) else None
 
 
 def _mul(n):
     a, b = n.inputs
+    if any(_zero(i) for i in n.inputs):
+        return _zero_in(n)
     for x, c in ((a, b), (b, a)):
         if _all(c, 1):
             return _keeps(n, x)
@@ -60,12 +87,20 @@ def _mul(n):
 
 def _div(n):
     a, b = n.inputs
+    if _zero(a):
+        return _zeros_for(n, a)
     return _keeps(n, a) if _all(b, 1) else None
 
 
 def _neg(n):
     (x,) = n.inputs
+    if _zero(x):
+        return _keeps(n, x)
     return x.inputs[0] if x.op.name == "neg" else None
+
+
+def _reduce_zero(n):
+    return _zeros_for(n) if _zero(n.inputs[0]) else None
 
 
 def _pow(n):
@@ -117,7 +152,8 @@ def _cast(n):
 
 RULES = {
     "add": _add, "mul": _mul, "div": _div, "neg": _neg, "pow": _pow, "where": _where,
-    "transpose": _transpose, "reshape": _reshape, "cast": _cast,
+    "transpose": _transpose, "reshape": _reshape, "cast": _cast, "sum": _reduce_zero,
+    "matmul": _zero_in,
 }
 
 
