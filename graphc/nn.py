@@ -1,0 +1,199 @@
+"""Layers that own their parameters, so a model is a few lines: gc.nn.Sequential(gc.nn.Linear(64, 128), ...).
+
+A layer called on a node returns a node (it builds graph, it computes nothing). Parameters are
+named by their place in the model ("0.W", "2.bn.running_mean"), the names checkpoints use.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from . import api as F
+from . import functional as fn
+from . import init as initializers
+from .errors import GraphError
+from .ir import Node, user_location
+
+__all__ = ["Module", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Identity",
+           "Dropout", "BatchNorm"]
+
+
+class Module:
+    """Base class: parameters are Node attributes, sub-layers are Module attributes (or Sequential items)."""
+
+    def __call__(self, x) -> Node:
+        return self.forward(F.as_node(x))
+
+    def forward(self, x: Node) -> Node:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _children(self):
+        for k, v in vars(self).items():
+            if isinstance(v, Module):
+                yield k, v
+
+    def named_state(self, prefix: str = "") -> dict[str, Node]:
+        """Every parameter (trainable and statistics) by its path in the model."""
+        out = {}
+        for k, v in vars(self).items():
+            if isinstance(v, Node) and v.op.name == "parameter":
+                out[prefix + k] = v
+        for k, child in self._children():
+            out.update(child.named_state(f"{prefix}{k}."))
+        return out
+
+    def named_parameters(self) -> dict[str, Node]:
+        """The trainable parameters by path."""
+        return {k: p for k, p in self.named_state().items() if p.attrs["trainable"]}
+
+    def parameters(self) -> list[Node]:
+        """The trainable parameters, in model order (what an optimizer updates)."""
+        return list(self.named_parameters().values())
+
+    def _name(self, prefix: str = "") -> None:
+        """Give every parameter node its path as its name (drawings and messages show it)."""
+        for path, p in self.named_state(prefix).items():
+            object.__setattr__(p, "name", path)
+
+    def __repr__(self):
+        inner = ", ".join(f"{k}={tuple(p.shape)}" for k, p in vars(self).items()
+                          if isinstance(p, Node))
+        return f"{type(self).__name__}({inner})"
+
+
+def _initializer(init) -> Callable:
+    if callable(init):
+        return init
+    f = getattr(initializers, str(init), None)
+    if f is None or str(init).startswith("_") or str(init) == "fans":
+        raise GraphError(f"unknown initializer {init!r}; use a gc.init name or a function(shape, seed=, dtype=)",
+                         user_location())
+    return f
+
+
+class Linear(Module):
+    """y = x @ W + b with W of shape (in_features, out_features); W from `init` (default Glorot
+    uniform, as Keras; pass init="he_normal" before ReLUs), b zeros."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init="xavier_uniform",
+                 seed=None, dtype="float32"):
+        W = _initializer(init)((in_features, out_features), seed=seed, dtype=dtype)
+        self.W = F.parameter(W, name="W")
+        self.b = F.parameter(np.zeros(out_features, W.dtype), name="b") if bias else None
+        self.in_features, self.out_features = in_features, out_features
+
+    def forward(self, x):
+        y = F.matmul(x, self.W)
+        return y if self.b is None else F.add(y, self.b)
+
+    def __repr__(self):
+        return f"Linear({self.in_features}, {self.out_features}, bias={self.b is not None})"
+
+
+class _Activation(Module):
+    fn: Callable = staticmethod(lambda x: x)
+
+    def forward(self, x):
+        return type(self).fn(x)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class ReLU(_Activation):
+    """max(x, 0)."""
+    fn = staticmethod(F.relu)
+
+
+class Tanh(_Activation):
+    """tanh(x)."""
+    fn = staticmethod(F.tanh)
+
+
+class Sigmoid(_Activation):
+    """1 / (1 + exp(-x))."""
+    fn = staticmethod(F.sigmoid)
+
+
+class GELU(_Activation):
+    """x * Phi(x)."""
+    fn = staticmethod(F.gelu)
+
+
+class Identity(_Activation):
+    """x."""
+
+
+class LeakyReLU(Module):
+    """x if x > 0 else slope * x."""
+
+    def __init__(self, slope: float = 0.01):
+        self.slope = slope
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.slope)
+
+
+class Dropout(Module):
+    """Inverted dropout while training (gc.dropout), the identity at inference."""
+
+    def __init__(self, rate: float, seed=None):
+        self.rate, self.seed = float(rate), seed
+
+    def forward(self, x):
+        return fn.dropout(x, self.rate, self.seed)
+
+    def __repr__(self):
+        return f"Dropout({self.rate})"
+
+
+class BatchNorm(Module):
+    """Batch normalization over channel axis 1 with learned scale/shift and running statistics
+    (gc.batch_norm); works for (N, C) and (N, C, H, W)."""
+
+    def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype="float32"):
+        c = int(num_features)
+        self.gamma = F.parameter(np.ones(c, dtype), name="gamma")
+        self.beta = F.parameter(np.zeros(c, dtype), name="beta")
+        self.running_mean = F.parameter(np.zeros(c, dtype), name="running_mean", trainable=False)
+        self.running_var = F.parameter(np.ones(c, dtype), name="running_var", trainable=False)
+        self.running_mean.data.role = self.running_var.data.role = "statistics"
+        self.momentum, self.eps = momentum, eps
+
+    def forward(self, x):
+        return fn.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
+                             momentum=self.momentum, eps=self.eps)
+
+    def __repr__(self):
+        return f"BatchNorm({self.gamma.shape[0]})"
+
+
+class Sequential(Module):
+    """Layers applied in order; parameters are named '<index>.<name>'."""
+
+    def __init__(self, *layers: Module):
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise GraphError(f"Sequential takes layers (gc.nn.Module), got {layer!r} at position {i}",
+                                 user_location())
+        self.layers = list(layers)
+        self._name()
+
+    def _children(self):
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __repr__(self):
+        return "Sequential(\n" + "".join(f"  ({i}): {layer!r}\n" for i, layer in enumerate(self.layers)) + ")"
