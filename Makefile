@@ -24,8 +24,9 @@ graphviz:
 	      || echo "note: could not install graphviz; drawings fall back to DOT text"; \
 	  else echo "note: install Graphviz (apt-get install graphviz) to render drawings"; fi; }
 
+# the main job: train the digits MLP on the numba backend; curves and checkpoint land in out/
 demo: install graphviz
-	$(PY) examples/xor.py
+	$(PY) examples/mlp_digits.py --out out
 
 # two workers: numba compiles dominate and use one core each
 test: install graphviz

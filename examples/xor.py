@@ -26,8 +26,9 @@ def build(lr: float = 2.0, seed: int = 0):
     z = h @ W2 + b2
     loss = gc.binary_cross_entropy_with_logits(z, t)
 
-    params = [W1, b1, W2, b2]
-    updates = [(p, p - lr * g) for p, g in zip(params, gc.grad(loss, params))]
+    # plain gradient descent: p <- p - lr * dloss/dp (the same as [(p, p - lr * g) for p, g in
+    # zip(params, gc.grad(loss, params))], with lr a run-time value)
+    updates = gc.optim.SGD(lr).updates(loss, [W1, b1, W2, b2])
     return x, t, loss, gc.sigmoid(z), updates
 
 

@@ -1,0 +1,60 @@
+"""The training examples run and reach their numbers (reduced where a full run is slow)."""
+from __future__ import annotations
+
+import pathlib
+import runpy
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _example(name):
+    sys.path.insert(0, str(ROOT / "examples"))  # examples import their shared datasets module
+    try:
+        return runpy.run_path(str(ROOT / "examples" / f"{name}.py"), run_name=f"{name}_test")
+    finally:
+        sys.path.pop(0)
+
+
+def test_mlp_digits_reaches_97_percent():
+    # the full run on the NumPy backend (the numba backend computes the same numbers: same graph,
+    # same seeds; tests/backends compare the two op by op)
+    r = _example("mlp_digits")["main"](["--backend", "numpy", "--quiet", "--out", ""])
+    assert r["test_accuracy"] >= 0.97
+
+
+def test_mlp_digits_trains_on_numba_and_writes_curves_and_checkpoint(tmp_path):
+    r = _example("mlp_digits")["main"](["--epochs", "3", "--quiet", "--out", str(tmp_path)])
+    assert r["test_accuracy"] > 0.85
+    assert (tmp_path / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    import graphc as gc
+    assert "model/0.W" in gc.load(tmp_path / "mlp_digits.npz")
+
+
+def test_softmax_digits():
+    r = _example("softmax_digits")["main"](["--epochs", "10", "--backend", "numpy", "--quiet"])
+    assert r["test_accuracy"] > 0.93
+
+
+def test_logistic_regression_beats_the_baseline():
+    r = _example("logistic_regression")["main"](["--epochs", "8", "--folds", "3", "--backend", "numpy", "--quiet"])
+    assert r["test_accuracy"] > 0.93 > r["baseline"] + 0.2
+    assert r["cv_accuracy"] > 0.93
+
+
+def test_polynomial_fit_shows_under_and_over_fitting():
+    rows = _example("polynomial_fit")["main"](["--backend", "numpy", "--steps", "6000"])
+    (tr1, te1), (tr4, te4), (tr20, te20), (tr20l2, te20l2) = rows.values()
+    assert tr1 > 0.4 and te1 > 0.4                # underfit: both errors far above the noise (0.2)
+    assert tr20 < tr4 < 0.2 < te4 < 0.3           # degree 4 is about right
+    assert te20 > 3 * te4                          # degree 20 overfits
+    assert te20l2 < 0.3                            # and the L2 penalty repairs it
+
+
+@pytest.mark.parametrize("backend", ["numpy"])
+def test_regularization_digits_compares_all_variants(backend):
+    r = _example("regularization_digits")["main"](["--epochs", "4", "--train", "200", "--backend", backend])
+    assert list(r) == ["plain", "dropout 0.5", "weight decay", "batch norm"]
+    assert all(v["val_accuracy"] > 0.8 for v in r.values())
