@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 import graphc as gc
 from datasets import breast_cancer
 

@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 
 from .errors import GraphError
-from .ir import Node, toposort, user_location
+from .ir import Node, user_location
 
 FORMAT = "graphc-checkpoint-1"
 
@@ -30,9 +30,10 @@ def named_state(obj) -> dict[str, Node]:
     from .function import Function
     from .nn import Module
     from .optim import Optimizer
+    from .train import Trainer
 
-    if hasattr(obj, "named_state") and not isinstance(obj, Module):
-        return obj.named_state()   # Trainer
+    if isinstance(obj, Trainer):
+        return obj.named_state()
     if isinstance(obj, Module):
         out = obj.named_state()
     elif isinstance(obj, Optimizer):
@@ -64,11 +65,6 @@ def by_label(params) -> dict[str, Node]:
                                   "(gc.parameter(..., name=...)) to checkpoint them", user_location())
         out[p.label] = p
     return out
-
-
-def parameters_of(nodes) -> list[Node]:
-    """Every parameter the nodes depend on, in graph order."""
-    return [n for n in toposort(list(nodes)) if n.op.name == "parameter"]
 
 
 def save(path, obj) -> str:

@@ -224,8 +224,9 @@ class Trainer:
                     vals = self.train_step(*[a[idx] for a in arrays])
                     sums += np.array([float(v) for v in vals]) * len(idx)
                     seen += len(idx)
-                    bar.update(1)
-                    bar.set_postfix({k: f"{s / seen:.4f}" for k, s in zip(self._names, sums)}, refresh=False)
+                    if verbose:  # formatting the bar costs more than a small model's step
+                        bar.update(1)
+                        bar.set_postfix({k: f"{s / seen:.4f}" for k, s in zip(self._names, sums)}, refresh=False)
                 logs = {k: float(s / seen) for k, s in zip(self._names, sums)}
                 if validation_data is not None:
                     logs.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})

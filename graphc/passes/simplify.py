@@ -75,7 +75,7 @@ def _zero_in(n):
 
 def _mul(n):
     a, b = n.inputs
-    if any(_zero(i) for i in n.inputs):
+    if _zero(a) or _zero(b):
         return _zero_in(n)
     for x, c in ((a, b), (b, a)):
         if _all(c, 1):

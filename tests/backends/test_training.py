@@ -5,13 +5,10 @@ Graphs are shared per backend (module-scoped fixtures): numba compiles dominate 
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.checkpoint import CheckpointError
 
 # ---------------------------------------------------------------- optimizers vs NumPy references
 CONFIGS = [
