@@ -6,7 +6,7 @@ PYTHON ?= python3
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export GRAPHC_CACHE_DIR ?= $(CURDIR)/.cache/graphc
 
-.PHONY: demo test install graphviz clean
+.PHONY: demo test install graphviz docs bench peers clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,19 @@ graphviz:
 # the main job: train the digits MLP on the numba backend; curves and checkpoint land in out/
 demo: install graphviz
 	$(PY) examples/mlp_digits.py --out out
+
+# the drawings of the digits MLP's training step at each stage, shown in the README
+docs: install graphviz
+	for stage in forward backward optimized; do \
+	  $(VENV)/bin/graphc viz examples/mlp_digits.py --stage $$stage -o docs/mlp_$$stage.svg || exit 1; done
+
+# the benchmark suite beside the peers (never in CI); `make peers` first makes the peers' venv
+# (numpy, numba, pytensor, torch CPU, jax) so PyTorch, JAX and PyTensor are measured too
+bench: install
+	$(PY) tools/bench.py $(BENCH_ARGS)
+
+peers:
+	bash ../shared/peers/setup_venv.sh
 
 # two workers: numba compiles dominate and use one core each
 test: install graphviz

@@ -20,7 +20,7 @@ def make_data(n: int = 400, seed: int = 0):
     return np.hstack([X, np.ones((n, 1))]), y
 
 
-def build(n_features: int, l2: float = 1e-2):
+def build(n_features: int = 4, l2: float = 1e-2):
     """Loss, gradient and Hessian of the L2-regularized mean logistic loss, as compiled functions."""
     x = gc.placeholder((None, n_features), "float64", name="x")
     y = gc.placeholder((None,), "float64", name="y")

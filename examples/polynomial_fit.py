@@ -25,8 +25,8 @@ def features(x, degree):
     return np.stack([x ** k for k in range(degree + 1)], 1)
 
 
-def fit(degree: int, train, test, l2: float = 0.0, steps: int = 6000, lr: float = 0.05, backend: str = "numba"):
-    """Train one polynomial; returns (train RMSE, test RMSE, weights)."""
+def build(degree: int = 4, l2: float = 0.0, lr: float = 0.05, backend: str = "numba"):
+    """Adam on the mean squared error of a degree-`degree` polynomial: (train step, error, weights)."""
     phi = gc.placeholder((None, degree + 1), "float64", name="phi")
     t = gc.placeholder((None,), "float64", name="t")
     w = gc.parameter(np.zeros(degree + 1), name="w")
@@ -35,6 +35,12 @@ def fit(degree: int, train, test, l2: float = 0.0, steps: int = 6000, lr: float 
     loss = mse + l2 * gc.l2_penalty([w[1:]])  # the bias is not penalized
     step = gc.compile([phi, t], mse, updates=gc.optim.Adam(lr).updates(loss, [w]), backend=backend)
     error = gc.compile([phi, t], mse, backend=backend)
+    return step, error, w
+
+
+def fit(degree: int, train, test, l2: float = 0.0, steps: int = 6000, lr: float = 0.05, backend: str = "numba"):
+    """Train one polynomial; returns (train RMSE, test RMSE, weights)."""
+    step, error, w = build(degree, l2, lr, backend)
     P_tr, P_te = features(train[0], degree), features(test[0], degree)
     for _ in range(steps):
         step(P_tr, train[1])

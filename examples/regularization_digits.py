@@ -17,7 +17,7 @@ from datasets import digits
 VARIANTS = ["plain", "dropout 0.5", "weight decay", "batch norm"]
 
 
-def build(variant: str, backend: str = "numpy", seed: int = 0):
+def build(variant: str = "dropout", backend: str = "numpy", seed: int = 0):
     """A Trainer for one variant of the MLP."""
     gc.seed(seed)
     nn = gc.nn

@@ -12,8 +12,8 @@ import numpy as np
 import graphc as gc
 
 
-def build(lr: float = 2.0, seed: int = 0):
-    """The XOR graph: returns (train step, predict function, parameters)."""
+def build(lr: float = 2.0, seed: int = 0, backend: str = "numpy"):
+    """The XOR network compiled: (train step, predict function). `graphc viz` draws the step."""
     rng = np.random.default_rng(seed)
     x = gc.placeholder((None, 2), "float32", name="x")
     t = gc.placeholder((None, 1), "float32", name="t")
@@ -29,7 +29,9 @@ def build(lr: float = 2.0, seed: int = 0):
     # plain gradient descent: p <- p - lr * dloss/dp (the same as [(p, p - lr * g) for p, g in
     # zip(params, gc.grad(loss, params))], with lr a run-time value)
     updates = gc.optim.SGD(lr).updates(loss, [W1, b1, W2, b2])
-    return x, t, loss, gc.sigmoid(z), updates
+    step = gc.compile([x, t], loss, updates=updates, backend=backend)
+    predict = gc.compile([x], gc.sigmoid(z), backend=backend)
+    return step, predict
 
 
 def main(argv=None) -> float:
@@ -40,9 +42,7 @@ def main(argv=None) -> float:
 
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
     T = np.array([[0], [1], [1], [0]], np.float32)
-    x, t, loss, prob, updates = build()
-    step = gc.compile([x, t], loss, updates=updates, backend=args.backend)
-    predict = gc.compile([x], prob, backend=args.backend)
+    step, predict = build(backend=args.backend)
 
     for i in range(args.steps):
         value = float(step(X, T))

@@ -24,5 +24,6 @@ from .functional import accuracy, batch_norm, binary_accuracy, dropout, l1_penal
 from .rng import seed  # noqa: F401
 from .train import CrossValidation, EarlyStopping, History, Trainer, cross_validate  # noqa: F401
 from .ir import Node, format_graph, toposort  # noqa: F401
+from .viz import render, to_dot  # noqa: F401
 
 __version__ = "0.1.0"

@@ -65,6 +65,7 @@ def vjp(y, xs, cotangent) -> list[Node]:
         if not _differentiable(x):
             raise DTypeError(f"{x.label} is {x.dtype}: integer and bool tensors have no gradient",
                              user_location())
+    since = new_uid()
     ct = F.as_node(cotangent, like=y)
     try:
         ct = F.broadcast_to(ct, y.shape, like=y) if ct.shape != y.shape else ct
@@ -74,6 +75,7 @@ def vjp(y, xs, cotangent) -> list[Node]:
     if ct.dtype != y.dtype:
         ct = F.cast(ct, y.dtype)
 
+    _mark([ct], since, y)  # the seed (ones for grad) belongs to the backward graph
     order = toposort([y])
     targets = set(xs)
     # nodes on a path from some x to y: only they get cotangents
@@ -88,8 +90,11 @@ def vjp(y, xs, cotangent) -> list[Node]:
         if parts is None:
             continue
         g = parts[0]
-        for p in parts[1:]:
-            g = F.add(g, p)
+        if len(parts) > 1:  # n is used several times: its cotangent is the sum of the uses' parts
+            since = new_uid()
+            for p in parts[1:]:
+                g = F.add(g, p)
+            _mark([g], since, n)
         total[n] = g
         if not n.inputs or not n.op.differentiable or not _differentiable(n):
             continue

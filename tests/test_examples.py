@@ -31,6 +31,11 @@ def test_mlp_digits_trains_on_numba_and_writes_curves_and_checkpoint(tmp_path):
     assert (tmp_path / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
     import graphc as gc
     assert "model/0.W" in gc.load(tmp_path / "mlp_digits.npz")
+    # the drawing of the compiled step (DOT text where Graphviz is missing; make installs it)
+    drawn = [p.name for p in tmp_path.glob("mlp_graph.*")]
+    assert drawn == ["mlp_graph.svg"] or drawn == ["mlp_graph.dot"]
+    text = (tmp_path / drawn[0]).read_text()
+    assert text.count("cluster_k") >= 40 and "0.W :=" in text
 
 
 def test_softmax_digits():

@@ -1,0 +1,535 @@
+"""graphc's benchmark suite: workloads W0-W5 of ../shared/peers/README.md, graphc's backends side by
+side with NumPy and, where installed, PyTorch, JAX and PyTensor, in one run.
+
+    python tools/bench.py                      # everything: ~15 minutes on 2 cores
+    python tools/bench.py --quick              # one round, W1 W2 W4 W5, a few peers: ~3 minutes
+    python tools/bench.py -w w1,w4 --rounds 3  # some workloads
+    graphc bench ...  /  make bench            # the same
+
+Method (the peers' own): every thread pool pinned to 2 threads; every system in its own fresh
+process; the whole list of systems repeated --rounds times, interleaved, because this shared
+machine drifts by 10-30 % between processes; within a process warm-up, then the median of several
+timed repeats; the table shows the median over rounds with the min-max range. Same data, seeds and
+initial parameters as the peers (float32, seed 0), so losses must agree.
+
+Peers run from the peers' own scripts (--peers DIR, default ../shared/peers beside the checkout)
+with --peers-python (default: $PEERS_VENV/bin/python when that venv exists, else this Python);
+a peer whose package is not importable there is listed as not installed. Results: a Markdown table
+on stdout and every record as JSON (--json, default bench_results.json). Never run in CI; no test
+asserts a time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+THREADS = 2
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SEED = 0
+WORKLOADS = ("w0", "w1", "w2", "w3", "w4", "w5")
+PEER_SCRIPTS = {"w0": "w0_bandwidth.py", "w1": "w1_fused.py", "w2": "w2_mlp.py", "w3": "w3_first_step.py",
+                "w4": "w4_tiny.py", "w5": "w5_softmax.py"}
+# the package a peer system needs (systems not listed need only numpy/numba)
+NEEDS = {"torch": "torch", "jax": "jax", "pytensor": "pytensor"}
+QUICK_PEERS = {"numpy", "torch_compile", "torch_eager_fused", "jax_jit", "pytensor_numba", "numba"}
+
+
+# ------------------------------------------------------------------------------ measuring helpers
+def median(xs):
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def timeit(fn, warmup, repeats):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def timed_loops(fn, warmup, repeats, steps):
+    """Seconds of each of `repeats` loops of `steps` calls after `warmup` calls, and the CpuCounter."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    with CpuCounter() as cpu:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times.append(time.perf_counter() - t0)
+    return times, cpu
+
+
+class CpuCounter:
+    """CPU seconds and minor page faults of this process over a block."""
+
+    def __enter__(self):
+        import resource
+        self._r = resource
+        self._t0 = time.perf_counter()
+        self._u0 = resource.getrusage(resource.RUSAGE_SELF)
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self._t0
+        u1 = self._r.getrusage(self._r.RUSAGE_SELF)
+        self.cpu = (u1.ru_utime - self._u0.ru_utime) + (u1.ru_stime - self._u0.ru_stime)
+        self.minflt = u1.ru_minflt - self._u0.ru_minflt
+        return False
+
+    def per_call(self, calls):
+        return {"cores_busy": round(self.cpu / self.wall, 2), "minflt_per_call": round(self.minflt / calls)}
+
+
+def gc_versions():
+    import numba
+    import numpy
+    import graphc
+    return {"graphc": graphc.__version__, "numpy": numpy.__version__, "numba": numba.__version__}
+
+
+# --------------------------------------------------------------------------------- W1 fused chain
+W1_N = 2 ** 24
+
+
+def w1_inputs():
+    import numpy as np
+    rng = np.random.default_rng(SEED)
+    return rng.standard_normal(W1_N, dtype=np.float32), rng.standard_normal(W1_N, dtype=np.float32)
+
+
+def w1_graph(gc):
+    x = gc.placeholder((None,), "float32", name="x")
+    y = gc.placeholder((None,), "float32", name="y")
+    out = gc.tanh(x * 1.5 + y) * (1 / (1 + gc.exp(-x))) + gc.maximum(y - 0.5, 0) * gc.exp(-x * x)
+    return [x, y], out
+
+
+def run_w1(backend):
+    import numpy as np
+    import graphc as gc
+    x, y = w1_inputs()
+    ins, out = w1_graph(gc)
+    t0 = time.perf_counter()
+    f = gc.compile(ins, out, backend=backend)
+    r = f(x, y)
+    first = time.perf_counter() - t0
+    xd, yd = x.astype(np.float64), y.astype(np.float64)
+    ref = np.tanh(xd * 1.5 + yd) * (1 / (1 + np.exp(-xd))) + np.maximum(yd - 0.5, 0) * np.exp(-xd * xd)
+    err = float(np.max(np.abs(r.astype(np.float64) - ref)))
+    with CpuCounter() as cpu:
+        ts = timeit(lambda: f(x, y), 2, 7)
+    t = median(ts)
+    return {"ms": 1e3 * t, "gbps": 3 * W1_N * 4 / t / 1e9, "max_abs_err": err, "first_call_s": first,
+            **cpu.per_call(9), "note": f"{len(f.kernels)} kernel(s), fresh output per call"}
+
+
+# ----------------------------------------------------------------------------- W2 MLP train step
+W2_SIZES, W2_BATCH = (784, 512, 256, 10), 256
+W2_FLOP = (2 * W2_BATCH * sum(a * b for a, b in zip(W2_SIZES, W2_SIZES[1:])) * 2
+           + 2 * W2_BATCH * sum(a * b for a, b in zip(W2_SIZES[1:], W2_SIZES[2:])))
+
+
+def w2_problem():
+    """The peers' problem: He-initialised weights (fan_in, fan_out), zero biases, one fixed batch."""
+    import numpy as np
+    rng = np.random.default_rng(SEED)
+    params = []
+    for fan_in, fan_out in zip(W2_SIZES, W2_SIZES[1:]):
+        w = rng.standard_normal((fan_in, fan_out), dtype=np.float32)
+        params.append(w * np.float32(math.sqrt(2.0 / fan_in)))
+        params.append(np.zeros(fan_out, dtype=np.float32))
+    x = rng.standard_normal((W2_BATCH, W2_SIZES[0]), dtype=np.float32)
+    y = rng.integers(0, W2_SIZES[-1], size=W2_BATCH).astype(np.int64)
+    return params, x, y
+
+
+def w2_step(backend):
+    """Build and compile the W2 step: (step function, x, y)."""
+    import graphc as gc
+    params, xb, yb = w2_problem()
+    x = gc.placeholder((None, W2_SIZES[0]), "float32", name="x")
+    y = gc.placeholder((None,), "int64", name="y")
+    ps = [gc.parameter(p, name=f"{'Wb'[i % 2]}{i // 2}") for i, p in enumerate(params)]
+    h = x
+    for k in range(3):
+        h = h @ ps[2 * k] + ps[2 * k + 1]
+        if k < 2:
+            h = gc.relu(h)
+    loss = gc.cross_entropy(h, y)
+    step = gc.compile([x, y], loss, updates=gc.optim.Adam(1e-3).updates(loss, ps), backend=backend)
+    return step, xb, yb
+
+
+def run_w2(backend):
+    t0 = time.perf_counter()
+    step, xb, yb = w2_step(backend)
+    compile_s = time.perf_counter() - t0
+    losses = [float(step(xb, yb)) for _ in range(200)]
+    times, cpu = timed_loops(lambda: step(xb, yb), warmup=20, repeats=5, steps=100)
+    t = median(times) / 100
+    return {"steps_per_s": 1 / t, "samples_per_s": W2_BATCH / t, "ms_per_step": 1e3 * t,
+            "gflops": W2_FLOP / t / 1e9, "loss_first": losses[0], "loss_200": losses[-1],
+            "loss_decreased": losses[-1] < losses[0], "compile_s": compile_s, **cpu.per_call(500),
+            "note": f"{len(step.kernels)} kernels, gc.optim.Adam"}
+
+
+# --------------------------------------------------------------------------- W3 first-step latency
+def run_w3(backend):
+    t0 = time.perf_counter()
+    import graphc  # noqa: F401
+    import_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    step, xb, yb = w2_step(backend)
+    loss = float(step(xb, yb))
+    out = {"import_s": import_s, "build_to_first_step_s": time.perf_counter() - t0, "first_loss": loss}
+    if hasattr(step, "cache_info"):
+        out["note"] = "cache reused" if step.cache_info().get("reused") else "compiled"
+    return out
+
+
+# ------------------------------------------------------------------------------- W4 XOR SGD step
+def w4_problem():
+    import numpy as np
+    rng = np.random.default_rng(SEED)
+    w1 = rng.standard_normal((2, 8), dtype=np.float32)
+    b1 = np.zeros(8, dtype=np.float32)
+    w2 = rng.standard_normal((8, 1), dtype=np.float32)
+    b2 = np.zeros(1, dtype=np.float32)
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    y = np.array([[0], [1], [1], [0]], dtype=np.float32)
+    return [w1, b1, w2, b2], x, y
+
+
+def run_w4(backend):
+    import numpy as np
+    import graphc as gc
+    params, xb, yb = w4_problem()
+    x = gc.placeholder((None, 2), "float32", name="x")
+    t = gc.placeholder((None, 1), "float32", name="t")
+    W1, b1, W2, b2 = (gc.parameter(p, name=n) for p, n in zip(params, ("W1", "b1", "W2", "b2")))
+    z = gc.tanh(x @ W1 + b1) @ W2 + b2
+    loss = gc.binary_cross_entropy_with_logits(z, t)
+    step = gc.compile([x, t], loss, updates=gc.optim.SGD(0.5).updates(loss, [W1, b1, W2, b2]),
+                      backend=backend)
+    predict = gc.compile([x], gc.sigmoid(z), backend=backend)
+    first = float(step(xb, yb))
+    for _ in range(3000 - 2):
+        step(xb, yb)
+    last = float(step(xb, yb))
+    solved = np.array_equal((predict(xb).ravel() > 0.5).astype(int), [0, 1, 1, 0])
+    times, cpu = timed_loops(lambda: step(xb, yb), warmup=200, repeats=5, steps=2000)
+    return {"us_per_step": 1e6 * median(times) / 2000, "loss_first": first, "loss_3000": last,
+            "xor_solved": bool(solved), **cpu.per_call(10000), "note": f"{len(step.kernels)} kernels"}
+
+
+# ------------------------------------------------------------------------- W5 softmax, logsumexp
+W5_M, W5_N = 4096, 1000
+
+
+def run_w5(backend):
+    import numpy as np
+    import graphc as gc
+    rng = np.random.default_rng(SEED)
+    xv = rng.standard_normal((W5_M, W5_N), dtype=np.float32) * np.float32(3)
+    x = gc.placeholder((None, W5_N), "float32", name="x")
+    xd = xv.astype(np.float64)
+    m = xd.max(axis=1, keepdims=True)
+    e = np.exp(xd - m)
+    s = e.sum(axis=1, keepdims=True)
+    refs = {"softmax": e / s, "logsumexp": (m + np.log(s))[:, 0]}
+    nbytes = {"softmax": 2 * W5_M * W5_N * 4, "logsumexp": W5_M * W5_N * 4 + W5_M * 4}
+    rows = []
+    for op, node in (("softmax", gc.softmax(x, axis=1)), ("logsumexp", gc.logsumexp(x, axis=1))):
+        f = gc.compile([x], node, backend=backend)
+        err = float(np.max(np.abs(f(xv).astype(np.float64) - refs[op])))
+        with CpuCounter() as cpu:
+            ts = timeit(lambda: f(xv), 5, 30)
+        t = median(ts)
+        rows.append({"op": op, "ms": 1e3 * t, "gbps": nbytes[op] / t / 1e9, "max_abs_err": err,
+                     **cpu.per_call(35), "note": f"{len(f.kernels)} kernel(s)"})
+    return rows
+
+
+GRAPHC_RUNS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "w5": run_w5}
+
+
+# ------------------------------------------------------------------------------------ orchestration
+def child(spec: str) -> None:
+    """--system wN:graphc_BACKEND: run one graphc system in this process; JSON lines on stdout."""
+    workload, system = spec.split(":")
+    backend = system.split("_", 1)[1]
+    try:
+        res = GRAPHC_RUNS[workload](backend)
+        for rec in res if isinstance(res, list) else [res]:
+            rec.setdefault("status", "ok")
+            rec["versions"] = gc_versions()
+            print(json.dumps({"workload": workload.upper(), "system": f"graphc {backend}", **rec}), flush=True)
+    except Exception as e:  # reported as data, like the peers' failures
+        print(json.dumps({"workload": workload.upper(), "system": f"graphc {backend}", "status": "failed",
+                          "error": f"{type(e).__name__}: {str(e)[:400]}"}), flush=True)
+
+
+def spawn(cmd, env_extra=None, cwd=None, timeout=900, fields=None):
+    """Run one benchmark process; its JSON lines as records (with the process's wall time)."""
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+        out, err, code = p.stdout, p.stderr, p.returncode
+    except subprocess.TimeoutExpired:
+        out, err, code = "", f"timeout after {timeout} s", None
+    wall = time.perf_counter() - t0
+    recs = []
+    for line in out.splitlines():
+        if line.startswith("{"):
+            rec = json.loads(line)
+            rec["process_wall_s"] = round(wall, 3)
+            rec.update(fields or {})
+            recs.append(rec)
+    if not recs:
+        recs.append({"status": "failed", "error": f"exit code {code}, no result line",
+                     "stderr_tail": err.strip().splitlines()[-6:], **(fields or {})})
+    print(f"# {' '.join(os.path.basename(c) for c in cmd[1:4])}: {wall:.1f} s", file=sys.stderr, flush=True)
+    return recs
+
+
+def peer_systems(py, peers, workload):
+    """{key: label} of a peers script's systems, and the set of keys whose package is missing."""
+    script = PEER_SCRIPTS[workload]
+    code = ("import sys, json, importlib.util as u; sys.path.insert(0, %r); m = __import__(%r); "
+            "print(json.dumps({k: v[0] for k, v in m.SYSTEMS.items()})); "
+            "print(json.dumps([p for p in %r if u.find_spec(p) is None]))"
+            % (peers, script[:-3], sorted(set(NEEDS.values()))))
+    p = subprocess.run([py, "-c", code], capture_output=True, text=True, cwd=peers, timeout=120,
+                       env={**os.environ, "PEERS_CACHE": os.environ.get("PEERS_CACHE", "/tmp/peers-cache")})
+    if p.returncode != 0:
+        return {}, set()
+    lines = p.stdout.strip().splitlines()
+    systems, missing_pkgs = json.loads(lines[-2]), set(json.loads(lines[-1]))
+    missing = {k for k in systems if any(k.startswith(pre) and pkg in missing_pkgs for pre, pkg in NEEDS.items())}
+    return systems, missing
+
+
+def w3_cache_env(key, folder):
+    """Fresh on-disk caches for one cold/warm pair (the peers' W3 protocol)."""
+    if key.startswith("graphc"):
+        return {"GRAPHC_CACHE_DIR": os.path.join(folder, "graphc"), "NUMBA_CACHE_DIR": os.path.join(folder, "numba")}
+    if key == "torch_compile":
+        return {"TORCHINDUCTOR_CACHE_DIR": folder}
+    if key.startswith("pytensor"):
+        return {"PYTENSOR_FLAGS": f"floatX=float32,base_compiledir={folder}",
+                "NUMBA_CACHE_DIR": os.path.join(folder, "numba")}
+    if key == "jax_jit":
+        return {"JAX_COMPILATION_CACHE_DIR": folder, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+    return {}
+
+
+def run_all(args) -> list[dict]:
+    me = os.path.abspath(__file__)
+    peers = args.peers if args.peers and os.path.isdir(args.peers) else None
+    records = []
+    for w in args.workloads:
+        systems = [(f"graphc_{b}", [sys.executable, me, "--system", f"{w}:graphc_{b}"], None)
+                   for b in args.backends] if w != "w0" else []
+        if peers:
+            found, missing = peer_systems(args.peers_python, peers, w)
+            for key in found:
+                if key in missing:
+                    records.append({"workload": w.upper(), "system": found[key], "status": "not installed"})
+                elif not args.quick or key in QUICK_PEERS or w == "w0":
+                    systems.append((key, [args.peers_python, PEER_SCRIPTS[w], "--system", key], peers))
+        print(f"== {w}: {len(systems)} systems x {args.rounds} rounds", file=sys.stderr, flush=True)
+        for rnd in range(1, args.rounds + 1):
+            for key, cmd, cwd in systems:
+                if w != "w3":
+                    for rec in spawn(cmd, cwd=cwd, fields={"round": rnd}):
+                        rec.setdefault("workload", w.upper())
+                        rec.setdefault("system", key)
+                        records.append(rec)
+                    continue
+                if key in ("numpy", "torch_eager"):
+                    phases = [("n/a", {})]
+                else:
+                    folder = tempfile.mkdtemp(prefix=f"w3-{key}-")
+                    env = w3_cache_env(key, folder)
+                    phases = [("cold", env), ("warm", env)]
+                    if key == "jax_jit":  # jax has no on-disk cache by default: both runs compile
+                        phases = [("none (default)", {})] + [(f"persistent {c}", e) for c, e in phases]
+                for cache, env in phases:
+                    for rec in spawn(cmd, env_extra=env, cwd=cwd, fields={"round": rnd, "cache": cache}):
+                        rec.setdefault("workload", "W3")
+                        rec.setdefault("system", key)
+                        records.append(rec)
+                if key not in ("numpy", "torch_eager"):
+                    shutil.rmtree(folder, ignore_errors=True)
+    return records
+
+
+# ---------------------------------------------------------------------------------------- tables
+def _agg(recs, field):
+    vals = [r[field] for r in recs if isinstance(r.get(field), (int, float))]
+    if not vals:
+        return None, None, None
+    return median(vals), min(vals), max(vals)
+
+
+def _fmt(recs, field, digits=2, rng=True):
+    m, lo, hi = _agg(recs, field)
+    if m is None:
+        return "–"
+    s = f"{m:,.{digits}f}"
+    return s + (f" ({lo:,.{digits}f}–{hi:,.{digits}f})" if rng and len(recs) > 1 else "")
+
+
+def _groups(records, workload, key=("system",)):
+    out = {}
+    for r in records:
+        if r.get("workload") == workload and r.get("status") == "ok":
+            out.setdefault(tuple(r.get(k) for k in key), []).append(r)
+    return out
+
+
+def tables(records) -> str:
+    lines = []
+    add = lines.append
+    g = _groups(records, "W0", ("system", "op"))
+    if g:
+        add("## W0 physical limits (peers' STREAM and GEMM)\n")
+        add("| system | op | ms | GB/s or GFLOP/s |\n|---|---|---|---|")
+        for (s, op), rs in g.items():
+            add(f"| {s} | {op} | {_fmt(rs, 'ms')} | {_fmt(rs, 'gbps', 1) if 'gbps' in rs[0] else _fmt(rs, 'gflops', 0)} |")
+        add("")
+    g = _groups(records, "W1")
+    if g:
+        add("## W1 fused elementwise chain (2**24 float32)\n")
+        add("| system | ms/call | eff. GB/s | first call s | cores busy | minor faults/call | max abs err | note |")
+        add("|---|---|---|---|---|---|---|---|")
+        for (s,), rs in sorted(g.items(), key=lambda kv: _agg(kv[1], "ms")[0]):
+            add(f"| {s} | {_fmt(rs, 'ms')} | {_fmt(rs, 'gbps', 2, False)} | {_fmt(rs, 'first_call_s', 2, False)} | "
+                f"{_fmt(rs, 'cores_busy', 2, False)} | {_fmt(rs, 'minflt_per_call', 0, False)} | "
+                f"{rs[0].get('max_abs_err', float('nan')):.2e} | {rs[0].get('note', '')} |")
+        add("")
+    g = _groups(records, "W2")
+    if g:
+        add("## W2 MLP 784-512-256-10 training step (batch 256, Adam)\n")
+        add("| system | steps/s | ms/step | GFLOP/s | loss 1 → 200 | cores busy | note |\n|---|---|---|---|---|---|---|")
+        for (s,), rs in sorted(g.items(), key=lambda kv: -_agg(kv[1], "steps_per_s")[0]):
+            loss = (f"{rs[0]['loss_first']:.4f} → {rs[0]['loss_200']:.3g}" if "loss_first" in rs[0] else "–")
+            add(f"| {s} | {_fmt(rs, 'steps_per_s', 1)} | {_fmt(rs, 'ms_per_step', 2, False)} | "
+                f"{_fmt(rs, 'gflops', 0, False)} | {loss} | {_fmt(rs, 'cores_busy', 2, False)} | {rs[0].get('note', '')} |")
+        add("")
+    g = _groups(records, "W3", ("system", "cache"))
+    if g:
+        add("## W3 build → first step of W2 in a fresh process\n")
+        add("| system | cache | build→first step s | import s | process wall s |\n|---|---|---|---|---|")
+        for (s, cache), rs in g.items():
+            add(f"| {s} | {cache} | {_fmt(rs, 'build_to_first_step_s')} | {_fmt(rs, 'import_s', 2, False)} | "
+                f"{_fmt(rs, 'process_wall_s', 2, False)} |")
+        add("")
+    g = _groups(records, "W4")
+    if g:
+        add("## W4 XOR 2-8-1 SGD step, full batch of 4\n")
+        add("| system | µs/step | loss 1 → 3000 | XOR solved | note |\n|---|---|---|---|---|")
+        for (s,), rs in sorted(g.items(), key=lambda kv: _agg(kv[1], "us_per_step")[0]):
+            loss = f"{rs[0]['loss_first']:.4f} → {rs[0]['loss_3000']:.3g}" if "loss_3000" in rs[0] else "–"
+            add(f"| {s} | {_fmt(rs, 'us_per_step')} | {loss} | {'yes' if rs[0].get('xor_solved') else 'no'} | "
+                f"{rs[0].get('note', '')} |")
+        add("")
+    g = _groups(records, "W5", ("system", "op"))
+    if g:
+        add("## W5 row softmax / logsumexp, (4096, 1000) float32\n")
+        add("| system | op | ms | eff. GB/s | cores busy | max abs err | note |\n|---|---|---|---|---|---|---|")
+        for (s, op), rs in sorted(g.items(), key=lambda kv: (kv[0][1], _agg(kv[1], "ms")[0])):
+            add(f"| {s} | {op} | {_fmt(rs, 'ms')} | {_fmt(rs, 'gbps', 1, False)} | {_fmt(rs, 'cores_busy', 2, False)} | "
+                f"{rs[0].get('max_abs_err', float('nan')):.2e} | {rs[0].get('note', '')} |")
+        add("")
+    bad = [r for r in records if r.get("status") not in ("ok", None)]
+    if bad:
+        add("## Not measured\n")
+        for r in bad:
+            add(f"- {r.get('workload', '?')} {r.get('system', '?')}: {r.get('status')}"
+                + (f" ({r.get('error')})" if r.get("error") else ""))
+        add("")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    import numpy as np
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import numba
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
+            f"numba {numba.__version__}; threads pinned to {THREADS}")
+
+
+def main(argv=None) -> int:
+    default_peers = os.path.join(os.path.dirname(ROOT), "shared", "peers")
+    venv_py = os.path.join(os.environ.get("PEERS_VENV", os.path.expanduser("~/.cache/graphc-peers/venv")),
+                           "bin", "python")
+    ap = argparse.ArgumentParser(description="graphc's benchmarks beside the peers: W0 bandwidth/GEMM limits, "
+                                 "W1 fused elementwise chain, W2 MLP training step, W3 first step in a fresh "
+                                 "process, W4 XOR step overhead, W5 softmax/logsumexp.")
+    ap.add_argument("-w", "--workloads", default=",".join(WORKLOADS), help="comma-separated, e.g. w1,w4")
+    ap.add_argument("--backends", default="numba,numpy", help="graphc backends to measure (numba,numpy,cuda)")
+    ap.add_argument("--backend", help="one graphc backend (same as --backends NAME)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of separate processes")
+    ap.add_argument("--quick", action="store_true", help="1 round, no W0/W3, a few peers")
+    ap.add_argument("--peers", default=default_peers, help="folder of the peers' scripts ('' for none)")
+    ap.add_argument("--peers-python", default=venv_py if os.path.exists(venv_py) else sys.executable,
+                    help="the Python that runs the peers (needs their packages)")
+    ap.add_argument("--json", default="bench_results.json", help="where to write every record")
+    ap.add_argument("--system", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.system:
+        child(args.system)
+        return 0
+    args.backends = [args.backend] if args.backend else [b for b in args.backends.split(",") if b]
+    args.workloads = [w.strip().lower() for w in args.workloads.split(",") if w.strip()]
+    bad = [w for w in args.workloads if w not in WORKLOADS]
+    if bad:
+        ap.error(f"unknown workloads {bad}; choose from {', '.join(WORKLOADS)}")
+    if args.quick:
+        args.rounds = 1
+        if args.workloads == list(WORKLOADS):
+            args.workloads = ["w1", "w2", "w4", "w5"]
+    t0 = time.time()
+    records = run_all(args)
+    head = (f"# graphc benchmarks\n\n{machine()}\n\ncommand: `python tools/bench.py "
+            f"{' '.join(argv if argv is not None else sys.argv[1:])}`, {args.rounds} round(s), "
+            f"{(time.time() - t0) / 60:.1f} min; peers from {args.peers if args.peers else 'nowhere'} "
+            f"run with {args.peers_python}\n")
+    text = head + "\n" + tables(records)
+    print(text)
+    with open(args.json, "w") as f:
+        json.dump({"machine": machine(), "records": records}, f, indent=1)
+    print(f"(records in {args.json})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
