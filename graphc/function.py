@@ -79,9 +79,57 @@ class Function:
                             f"{len(args)}", user_location())
         return [check_feed(p, v) for p, v in zip(ins, args)]
 
-    def __call__(self, *args, **kwargs):
-        outs = self._exe.run(self._feeds(args, kwargs))
+    def __call__(self, *args, out=None, **kwargs):
+        """Run the graph on these feeds; out= an array (one output) or a list with an array or None
+        per output: results are written there instead of into fresh arrays, and returned."""
+        feeds = self._feeds(args, kwargs)
+        if out is None:
+            outs = self._exe.run(feeds)
+            return outs[0] if self._single else outs
+        bufs = self._out_buffers(out, feeds)
+        outs = self._exe.run(feeds, out=bufs) if getattr(self._exe, "takes_out", False) else self._exe.run(feeds)
+        for pos, buf in bufs.items():
+            if outs[pos] is not buf:  # the backend computed it elsewhere (or it was fetched twice)
+                np.copyto(buf, outs[pos])
+                outs[pos] = buf
         return outs[0] if self._single else outs
+
+    def _out_buffers(self, out, feeds) -> dict:
+        """{output position: array} from out=, each checked against the output's shape and dtype."""
+        outs = self.program.outputs
+        items = [out] if self._single or isinstance(out, np.ndarray) else list(out)
+        if len(items) != len(outs):
+            raise FeedError(f"out= needs {len(outs)} arrays (or None) for the outputs, got {len(items)}",
+                            user_location())
+        if hasattr(self._exe, "output_shapes"):
+            shapes = self._exe.output_shapes(feeds)
+        else:
+            from .schedule import resolve_shapes
+            every = resolve_shapes(self.program, [f.shape for f in feeds])
+            shapes = [every[o] for o in outs]
+        bufs, seen = {}, []
+        for pos, (o, b) in enumerate(zip(outs, items)):
+            if b is None:
+                continue
+            what = f"out= array for output {pos} ({o.label} {fmt_shape(o.shape)} {o.dtype})"
+            if not isinstance(b, np.ndarray):
+                raise FeedError(f"{what}: got {type(b).__name__}, not a NumPy array", user_location())
+            want = shapes[pos] if shapes is not None else None
+            if b.dtype != o.dtype or (want is not None and b.shape != tuple(want)) or \
+                    b.ndim != len(o.shape) or any(d is not None and d != s for d, s in zip(o.shape, b.shape)):
+                raise FeedError(f"{what}: got shape {fmt_shape(b.shape)} {b.dtype}"
+                                + (f"; this call computes {fmt_shape(want)}" if want is not None else ""),
+                                user_location())
+            if not (b.flags.c_contiguous and b.flags.writeable):
+                raise FeedError(f"{what}: must be C-contiguous and writeable", user_location())
+            clash = [f"input {self.program.inputs[i].label}" for i, f in enumerate(feeds) if np.shares_memory(b, f)]
+            clash += [f"parameter {p.label}" for p in self.program.parameters if np.shares_memory(b, p.data.array)]
+            clash += [f"out= array for output {q}" for q, c in seen if np.shares_memory(b, c)]
+            if clash:
+                raise FeedError(f"{what}: shares memory with {', '.join(clash)}", user_location())
+            seen.append((pos, b))
+            bufs[pos] = b
+        return bufs
 
     @property
     def kernels(self) -> list:

@@ -22,10 +22,15 @@ def cache_dir() -> str:
     return d
 
 
+# generated modules import these by path, so their source is part of every key
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "intrinsics.py")) as _f:
+    _INTRINSICS = _f.read()
+
+
 def module_key(source: str) -> str:
     """The cache key: the canonical source plus every version that changes what it compiles to."""
     h = hashlib.sha256()
-    for part in (source, graphc.__version__, numba.__version__, np.__version__, sys.version):
+    for part in (source, graphc.__version__, numba.__version__, np.__version__, sys.version, _INTRINSICS):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:24]

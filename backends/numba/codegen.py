@@ -15,6 +15,8 @@ from graphc.ops.base import reads
 from graphc.passes.fuse import FUSED_REDUCTIONS
 from graphc.schedule import Kernel
 
+from . import vmath
+
 PARALLEL_MIN = 1 << 15    # elements per kernel before its outer loop becomes a prange
 RUNTIME_GUESS = 256       # assumed size of a None dim when deciding on parallel loops
 
@@ -80,6 +82,7 @@ class KernelSource:
         self.lines = []
         self.parallel = False
         self.arg_names = []
+        self.helpers = set()  # vmath functions the kernel calls (their source goes into the module)
 
     def array(self, node, name) -> str:
         self.arrays.append(node)
@@ -179,7 +182,13 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
         wants = want if isinstance(want, tuple) else (want,) * len(reads(m))
         args = [convert(names[i], i.dtype, w) for i, w in zip(reads(m), wants)]
         T = np_type(m.dtype)
-        expr = m.op.render(m, args, T) if hasattr(m.op, "render") else m.op.template.format(*args, T=T)
+        fast = vmath.FUNCTIONS.get(m.op.name) if m.dtype == np.float32 and len(wants) == 1 and \
+            np.dtype(wants[0]) == np.float32 else None
+        if fast:  # vectorizable float32 math instead of a libm call (vmath.py)
+            k.helpers.add(fast)
+            expr = f"{fast}({args[0]})"
+        else:
+            expr = m.op.render(m, args, T) if hasattr(m.op, "render") else m.op.template.format(*args, T=T)
         var = f"v{len(names)}"
         if m.op.name == "check_index":
             checks = True
@@ -672,5 +681,8 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     if any(m.op.kind == "random" for kern in kernels for m in kern.nodes):
         source += RANDOM_HELPERS.format(key_mul=hex(rnd.KEY_MUL), idx_mul=hex(rnd.IDX_MUL), fmix1=hex(rnd.FMIX1),
                                         fmix2=hex(rnd.FMIX2))
+    helpers = set().union(*(ks.helpers for ks in sources if ks is not None))
+    if helpers:
+        source += "\n\n" + vmath.IMPORT + vmath.source_of(helpers)
     source += "".join(defs) + driver
     return Module(source, args, dims, kernels, sources, views, copies)

@@ -19,11 +19,13 @@ _MARK = re.compile(r"graphc:(\d+):(\d+): (.*)")
 class _Plan:
     """Everything a call with these feed shapes needs: shapes, arrays, dims."""
 
-    __slots__ = ("shapes", "arrays", "feed_at", "out_at", "out_specs", "dims", "buffers", "copy_at")
+    __slots__ = ("shapes", "arrays", "feed_at", "out_at", "out_specs", "dims", "buffers", "copy_at", "out_index")
 
 
 class NumbaExecutable:
     """A program compiled to one generated module; run(feeds) -> outputs (updates applied in place)."""
+
+    takes_out = True  # run(feeds, out={position: array}) computes straight into the caller's arrays
 
     def __init__(self, program):
         self.program = program
@@ -81,24 +83,36 @@ class NumbaExecutable:
             plan.out_at.append((base + j, len(bp.outputs) + j))
         plan.copy_at = {o: base + j for j, o in enumerate(self.module.copies)}
         plan.out_specs = [(shapes[o], o.dtype) for o in bp.outputs + self.module.copies]
+        plan.out_index = {o: i for i, o in enumerate(bp.outputs + self.module.copies)}
         plan.dims = np.array([spec(shapes) for spec in self.module.dims.specs] or [0], dtype=np.int64)
         return plan
 
+    def output_shapes(self, feeds) -> list[tuple]:
+        """The concrete shape of each output for these feeds (from the cached plan)."""
+        shapes = self.plan([f.shape for f in feeds]).shapes
+        return [shapes[o] for o in self.program.outputs]
+
     # ------------------------------------------------------------ calling
-    def prepare(self, feeds):
-        """The driver's argument list for these feeds, with fresh output arrays."""
+    def prepare(self, feeds, out=None):
+        """The driver's argument list for these feeds, with fresh output arrays (or the caller's:
+        out maps an output's position to an array of its shape and dtype)."""
         feeds = [f if f.flags.c_contiguous and f.flags.writeable else np.array(f, order="C") for f in feeds]
         plan = self.plan([f.shape for f in feeds])
         arrays = list(plan.arrays)
         for j, i in plan.feed_at:
             arrays[j] = feeds[i]
-        outs = [np.empty(s, dt) for s, dt in plan.out_specs]
+        given = {}
+        for pos, buf in (out or {}).items():
+            i = plan.out_index.get(self.program.outputs[pos])
+            if i is not None and i not in given:
+                given[i] = buf
+        outs = [given[i] if i in given else np.empty(s, dt) for i, (s, dt) in enumerate(plan.out_specs)]
         for j, i in plan.out_at:
             arrays[j] = outs[i]
         return plan, arrays
 
-    def run(self, feeds):
-        plan, arrays = self.prepare(feeds)
+    def run(self, feeds, out=None):
+        plan, arrays = self.prepare(feeds, out)
         try:
             self.driver(*arrays, plan.dims)
         except (IndexError, FloatingPointError, ZeroDivisionError) as e:

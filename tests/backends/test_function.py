@@ -88,3 +88,49 @@ def test_outputs_need_no_inputs(backend):
     np.testing.assert_array_equal(a, [0, 2, 4])
     b[0] = 9  # constants are read-only inside; the caller gets a copy
     np.testing.assert_array_equal(c.value, [0, 1, 2])
+
+
+def test_out_buffers_receive_the_results(backend):
+    x = gc.placeholder((None, 3), name="x")
+    w = gc.parameter(np.array([1.0, 2.0, 3.0], np.float32), name="w")
+    y = gc.tanh(x * w) + 1.0
+    s = gc.sum(y)
+    f = gc.compile([x], [y, s, y], updates={w: w * 0.5}, backend=backend)
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    expect = np.tanh(a * w.value) + 1
+    buf, buf2, tot = np.full((2, 3), -7, np.float32), np.empty((2, 3), np.float32), np.empty((), np.float32)
+    y1, s1, y2 = f(a, out=[buf, tot, buf2])
+    assert y1 is buf and s1 is tot and y2 is buf2
+    np.testing.assert_allclose(buf, expect, rtol=1e-6)
+    np.testing.assert_array_equal(buf2, buf)
+    np.testing.assert_allclose(tot, expect.sum(), rtol=1e-6)
+    np.testing.assert_array_equal(w.value, [0.5, 1.0, 1.5])  # updates still applied
+    y1, s1, y2 = f(a, out=[None, tot, None])  # None: a fresh array for that output
+    assert s1 is tot and y1 is not buf
+    g = gc.compile([x], y, backend=backend)
+    r = g(a, out=buf)
+    assert r is buf
+    np.testing.assert_allclose(buf, np.tanh(a * w.value) + 1, rtol=1e-6)
+
+
+def test_bad_out_buffers_are_refused_before_anything_runs(backend):
+    x = gc.placeholder((None, 3), name="x")
+    w = gc.parameter(np.ones(3, np.float32), name="w")
+    f = gc.compile([x], x * w, updates={w: w + 1.0}, backend=backend)
+    a = np.ones((2, 3), np.float32)
+    bad = [(np.empty((3, 3), np.float32), "this call computes \\(2, 3\\)"),
+           (np.empty((2, 3), np.float64), "float64"),
+           (np.empty((3, 2), np.float32).T, "C-contiguous"),
+           (a, "shares memory with input x"),
+           (w.value.reshape(1, 3), "shape \\(1, 3\\)"),
+           ([1, 2], "not a NumPy array")]
+    for buf, msg in bad:
+        with pytest.raises(gc.FeedError, match=msg):
+            f(a, out=buf)
+    np.testing.assert_array_equal(w.value, np.ones(3))  # nothing ran
+    two = gc.compile([x], [x * w, x + w], backend=backend)
+    with pytest.raises(gc.FeedError, match="needs 2 arrays"):
+        two(a, out=[np.empty((2, 3), np.float32)])
+    b = np.empty((2, 3), np.float32)
+    with pytest.raises(gc.FeedError, match="shares memory with out= array for output 0"):
+        two(a, out=[b, b])

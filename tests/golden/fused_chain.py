@@ -28,6 +28,54 @@ def all_finite(a):
     return True
 
 
+from graphc.backends.numba.intrinsics import f32_as_i32, i32_as_f32
+
+
+@nb.njit(inline="always", **OPTS)
+def exp_f32(x):
+    # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; exp(r) by a degree-6 polynomial;
+    # 2**n as two factors so every exponent field stays normal (results down to the denormals)
+    xc = min(max(x, np.float32(-104.0)), np.float32(89.0))
+    n = np.floor(xc * np.float32(1.44269504088896341) + np.float32(0.5))
+    r = xc - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)
+    p = np.float32(1.9875691500e-4)
+    p = p * r + np.float32(1.3981999507e-3)
+    p = p * r + np.float32(8.3334519073e-3)
+    p = p * r + np.float32(4.1665795894e-2)
+    p = p * r + np.float32(1.6666665459e-1)
+    p = p * r + np.float32(5.0000001201e-1)
+    p = p * (r * r) + r + np.float32(1.0)
+    k = np.int32(n)
+    k1 = k >> np.int32(1)
+    y = p * i32_as_f32((k1 + np.int32(127)) << np.int32(23)) * i32_as_f32((k - k1 + np.int32(127)) << np.int32(23))
+    return x if x != x else (np.float32(0.0) if x < np.float32(-104.0) else y)
+
+
+@nb.njit(inline="always", **OPTS)
+def sigmoid_f32(x):
+    # e = exp(-|x|) <= 1: 1 / (1 + e) for x >= 0, e / (1 + e) below, exact down to the denormals
+    e = exp_f32(-abs(x))
+    s = np.float32(1.0) / (np.float32(1.0) + e)
+    return s if x >= np.float32(0.0) else (e * s if x < np.float32(0.0) else x)
+
+
+@nb.njit(inline="always", **OPTS)
+def tanh_f32(x):
+    # |x| < 0.625: odd polynomial; else 1 - 2 / (exp(2|x|) + 1) with x's sign
+    z = x * x
+    p = np.float32(-5.70498872745e-3)
+    p = p * z + np.float32(2.06390887954e-2)
+    p = p * z - np.float32(5.37397155531e-2)
+    p = p * z + np.float32(1.33314422036e-1)
+    p = p * z - np.float32(3.33332819422e-1)
+    small = p * z * x + x
+    ax = abs(x)
+    big = np.float32(1.0) - np.float32(2.0) / (exp_f32(ax + ax) + np.float32(1.0))
+    if ax < np.float32(0.625):
+        return small if x != np.float32(0.0) else x  # keeps the sign of zero
+    return big if x > np.float32(0.0) else (-big if x < np.float32(0.0) else x)
+
+
 @nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **OPTS)
 def k0_mul_add_tanh_sigmoid_relu_neg_exp(a0, a2, o0, n0):
     # mul add tanh sigmoid mul add relu neg mul exp mul add
@@ -37,14 +85,14 @@ def k0_mul_add_tanh_sigmoid_relu_neg_exp(a0, a2, o0, n0):
             x2 = a2[i0, i1]
             v4 = np.float32((x0 * np.float32(1.5)))
             v5 = np.float32((v4 + x2))
-            v6 = np.float32(math.tanh(v5))
-            v7 = np.float32(((np.float32(1) / (np.float32(1) + math.exp(-x0))) if x0 >= np.float32(0) else (math.exp(x0) / (np.float32(1) + math.exp(x0)))))
+            v6 = np.float32(tanh_f32(v5))
+            v7 = np.float32(sigmoid_f32(x0))
             v8 = np.float32((v6 * v7))
             v9 = np.float32((x2 + np.float32(-0.5)))
             v10 = np.float32((v9 if not (v9 <= np.float32(0)) else np.float32(0)))
             v11 = np.float32((-x0))
             v12 = np.float32((v11 * x0))
-            v13 = np.float32(math.exp(v12))
+            v13 = np.float32(exp_f32(v12))
             v14 = np.float32((v10 * v13))
             v15 = np.float32((v8 + v14))
             o0[i0, i1] = v15

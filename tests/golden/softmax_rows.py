@@ -28,6 +28,29 @@ def all_finite(a):
     return True
 
 
+from graphc.backends.numba.intrinsics import f32_as_i32, i32_as_f32
+
+
+@nb.njit(inline="always", **OPTS)
+def exp_f32(x):
+    # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; exp(r) by a degree-6 polynomial;
+    # 2**n as two factors so every exponent field stays normal (results down to the denormals)
+    xc = min(max(x, np.float32(-104.0)), np.float32(89.0))
+    n = np.floor(xc * np.float32(1.44269504088896341) + np.float32(0.5))
+    r = xc - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)
+    p = np.float32(1.9875691500e-4)
+    p = p * r + np.float32(1.3981999507e-3)
+    p = p * r + np.float32(8.3334519073e-3)
+    p = p * r + np.float32(4.1665795894e-2)
+    p = p * r + np.float32(1.6666665459e-1)
+    p = p * r + np.float32(5.0000001201e-1)
+    p = p * (r * r) + r + np.float32(1.0)
+    k = np.int32(n)
+    k1 = k >> np.int32(1)
+    y = p * i32_as_f32((k1 + np.int32(127)) << np.int32(23)) * i32_as_f32((k - k1 + np.int32(127)) << np.int32(23))
+    return x if x != x else (np.float32(0.0) if x < np.float32(-104.0) else y)
+
+
 @nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **OPTS)
 def k0_logsumexp(a0, o0, n0):
     # logsumexp
@@ -65,7 +88,7 @@ def k2_add_exp(a0, a1, o0, n0):
             x0 = a0[i0, i1]
             x1 = a1[i0, 0]
             v2 = np.float32((x0 + x1))
-            v3 = np.float32(math.exp(v2))
+            v3 = np.float32(exp_f32(v2))
             o0[i0, i1] = v3
 
 @nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.int64), parallel=False, **OPTS)

@@ -1,0 +1,97 @@
+"""The numba backend's vectorizable float32 math (backends/numba/vmath.py) against float64 NumPy
+over the whole float32 range: random bit patterns, denormals, overflow and underflow edges,
+infinities, NaN and signed zeros; and the loops that use it really vectorize."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import graphc as gc
+
+# max error in units of the last place of the float32 result (float64 reference)
+ULPS = {"exp": 1.0, "log": 1.0, "log1p": 3.0, "tanh": 2.0, "sigmoid": 3.0, "softplus": 3.0}
+REF = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
+       "sigmoid": lambda x: np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x)))),
+       "softplus": lambda x: np.logaddexp(0.0, x)}
+SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754942e-38, 1.1754944e-38, 3.4028235e38,
+           -3.4028235e38, 88.72283, 88.72284, 88.8, -87.33655, -103.27893, -103.97208, -104.0, -110.0,
+           1.0, -1.0, 0.625, -0.625, 0.62499994, 9.0, -9.0, 44.0, 0.70710677, 0.7071068, 1.4142135,
+           2.0, 0.5, 1e-7, -1e-7, 1e-20, -0.9999999, -1.0 + 2 ** -24, 16.635532, -16.635532]
+
+
+def inputs():
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2 ** 32, size=400_000, dtype=np.uint64).astype(np.uint32)
+    return np.concatenate([bits.view(np.float32), np.array(SPECIAL, np.float32),
+                           rng.uniform(-30, 30, 200_000).astype(np.float32),
+                           rng.uniform(-1, 1, 100_000).astype(np.float32),
+                           np.float32(2.0) ** rng.integers(-149, 128, 20_000).astype(np.float32)])
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    x = gc.placeholder((None,), "float32", name="x")
+    fns = {name: getattr(gc, name)(x) for name in ULPS}
+    return gc.compile([x], list(fns.values()), backend="numba"), list(fns)
+
+
+def ulp_error(got, ref64):
+    """|got - ref| in float32 ulps of the reference (denormal spacing below the normal range)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref32 = ref64.astype(np.float32)
+    fin = np.isfinite(ref32) & np.isfinite(got)
+    with np.errstate(over="ignore"):  # the spacing of FLT_MAX is inf: an error there counts as 0 ulp
+        spacing = np.spacing(np.abs(ref32[fin])).astype(np.float64)
+    return np.abs(got[fin].astype(np.float64) - ref64[fin]) / spacing, ref32
+
+
+@pytest.mark.parametrize("name", list(ULPS))
+def test_accuracy_over_the_float32_range(compiled, name):
+    fn, names = compiled
+    x = inputs()
+    got = fn(x)[names.index(name)]
+    assert got.dtype == np.float32
+    with np.errstate(all="ignore"):
+        ref = REF[name](x.astype(np.float64))
+    err, ref32 = ulp_error(got, ref)
+    assert err.max() <= ULPS[name], f"{name}: {err.max():.2f} ulp"
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref32))       # NaN exactly where NumPy's
+    inf = np.isinf(ref32)
+    np.testing.assert_array_equal(got[inf], ref32[inf])                # overflow to the right infinity
+    np.testing.assert_array_equal(np.isinf(got), inf)
+    zero = ref32 == 0
+    np.testing.assert_array_equal(np.signbit(got[zero & ~np.isnan(got)]), np.signbit(ref32[zero]))
+
+
+def test_special_values_exactly():
+    x = gc.placeholder((None,), "float32")
+    f = gc.compile([x], [gc.exp(x), gc.log(x), gc.tanh(x), gc.sigmoid(x)], backend="numba")
+    v = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -1.0, 1.0], np.float32)
+    e, lg, th, sg = f(v)
+    np.testing.assert_array_equal(e[:5], [1, 1, np.inf, 0, np.nan])
+    np.testing.assert_array_equal(lg[:5], [-np.inf, -np.inf, np.inf, np.nan, np.nan])
+    assert np.isnan(lg[5]) and lg[6] == 0
+    np.testing.assert_array_equal(th[:5], [0.0, -0.0, 1.0, -1.0, np.nan])
+    assert np.signbit(th[1])
+    np.testing.assert_array_equal(sg[:5], [0.5, 0.5, 1.0, 0.0, np.nan])
+
+
+def test_fused_loops_call_no_libm_and_vectorize(compiled):
+    fn, _ = compiled
+    src = fn.source()
+    assert "math.exp" not in src and "math.tanh" not in src and "def exp_f32" in src
+    kern = [k for k in fn.kernels if k.kind == "loop"][0]
+    jit = getattr(fn._exe.mod, kern.name)
+    ir = "".join(jit.inspect_llvm().values())
+    assert re.search(r"<\d+ x float>", ir), "the float32 loop was not vectorized"
+    assert not re.search(r"call .*@(expf|logf|tanhf|log1pf)\b", ir)
+
+
+def test_float64_keeps_libm():
+    x = gc.placeholder((None,), "float64")
+    f = gc.compile([x], gc.exp(x), backend="numba")
+    assert "math.exp" in f.source() and "exp_f32" not in f.source()
+    v = np.linspace(-700, 700, 1001)
+    np.testing.assert_allclose(f(v), np.exp(v), rtol=1e-15)
