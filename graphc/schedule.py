@@ -45,6 +45,15 @@ class Kernel:
         return f"<Kernel {self.name}: {' '.join(self.ops)} | in: {ins} | out: {outs}>"
 
 
+def transposed_view(node, users, roots) -> bool:
+    """A 2-D float transpose that only 2-D matmuls read: they take its input as a transposed
+    (column-major) view, which BLAS reads as is, so no kernel copies it."""
+    return (node.op.name == "transpose" and node.ndim == 2 and tuple(node.attrs["perm"]) == (1, 0)
+            and node.dtype.kind == "f" and node not in roots and bool(users[node])
+            and all(u.op.name == "matmul" and u.inputs[0].ndim == 2 and u.inputs[1].ndim == 2
+                    for u in users[node]))
+
+
 def make_kernels(program) -> list[Kernel]:
     """The program's fused groups as Kernels, named k<index>_<kind>."""
     order = program.order
@@ -61,7 +70,7 @@ def make_kernels(program) -> list[Kernel]:
             if m in roots or any(u not in members for u in users[m]):
                 outs.append(m)
         head = group[-1]
-        if len(group) == 1 and head.op.name in VIEW_OPS:
+        if len(group) == 1 and (head.op.name in VIEW_OPS or transposed_view(head, users, roots)):
             kind = "view"
         elif all(fusible(m) or m.op.name in FUSED_REDUCTIONS for m in group):
             kind = "loop"

@@ -7,6 +7,7 @@ shapes known at compile time are literals. The driver takes every array the prog
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -17,7 +18,8 @@ from graphc.schedule import Kernel
 
 from . import vmath
 
-PARALLEL_MIN = 1 << 15    # elements per kernel before its outer loop becomes a prange
+# elements per kernel before its outer loop becomes a prange (GRAPHC_PARALLEL_MIN to experiment)
+PARALLEL_MIN = int(os.environ.get("GRAPHC_PARALLEL_MIN", 1 << 15))
 RUNTIME_GUESS = 256       # assumed size of a None dim when deciding on parallel loops
 
 NB_TYPE = {"float32": "T.float32", "float64": "T.float64", "int32": "T.int32", "int64": "T.int64",
@@ -28,8 +30,8 @@ def np_type(dtype) -> str:
     return "np.bool_" if np.dtype(dtype) == np.bool_ else f"np.{np.dtype(dtype).name}"
 
 
-def arr_type(dtype, ndim: int) -> str:
-    return f'T.Array({NB_TYPE[np.dtype(dtype).name]}, {ndim}, "C")'
+def arr_type(dtype, ndim: int, layout: str = "C") -> str:
+    return f'T.Array({NB_TYPE[np.dtype(dtype).name]}, {ndim}, "{layout}")'
 
 
 def literal(value, dtype) -> str:
@@ -549,7 +551,7 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-OPTS = dict(cache=True, error_model="numpy", fastmath=False, nogil=True)
+OPTS = dict(cache=True, error_model="numpy", fastmath={{"contract"}}, nogil=True)  # contract: a*b+c may be one FMA
 
 
 @nb.njit(**OPTS)
@@ -620,22 +622,29 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     for p in program.inputs:
         arg(p)
     body, defs, sources, views = [], [], [], {}
+    fortran = set()  # transposed views: column-major arrays in the kernels that read them
     for kern in kernels:
         if kern.kind == "view":
             node = kern.nodes[0]
             src = names[node.inputs[0]] if node.inputs[0] in names else arg(node.inputs[0])
+            names[node] = f"w{len(names)}"
+            sources.append(None)
+            if node.op.name == "transpose":  # read by matmuls as a column-major view (schedule.py)
+                views[node] = (node.inputs[0], None)
+                fortran.add(node)
+                body.append(f"    {names[node]} = {src}.T")
+                continue
             target = [str(d) if d is not None else dims.add(lambda s, n=node, q=q: s[n][q])
                       for q, d in enumerate(node.shape)]
-            names[node] = f"w{len(names)}"
             views[node] = (node.inputs[0], target)
             body.append(f"    {names[node]} = {src}.reshape(({', '.join(target)}{',' if len(target) == 1 else ''}))")
-            sources.append(None)
             continue
         ks = RENDER[kern.kind](kern, dims)
         sources.append(ks)
         call_args = [names[n] if n in names else arg(n) for n in ks.arrays]
         call_args += [expr for _, expr in ks.ints]
-        sig = ", ".join([arr_type(n.dtype, n.ndim) for n in ks.arrays] + ["T.int64"] * len(ks.ints))
+        sig = ", ".join([arr_type(n.dtype, n.ndim, "F" if n in fortran else "C") for n in ks.arrays]
+                        + ["T.int64"] * len(ks.ints))
         params = ", ".join(ks.arg_names + [name for name, _ in ks.ints])
         defs.append(f"\n\n@nb.njit(nb.void({sig}), parallel={ks.parallel}, **OPTS)\n"
                     f"def {kern.name}({params}):\n"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 
 import numpy as np
@@ -13,13 +14,15 @@ from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
 from .cache import load
 from .codegen import render_module
 
+RECYCLE_MIN = 1 << 20
 _MARK = re.compile(r"graphc:(\d+):(\d+): (.*)")
 
 
 class _Plan:
     """Everything a call with these feed shapes needs: shapes, arrays, dims."""
 
-    __slots__ = ("shapes", "arrays", "feed_at", "out_at", "out_specs", "dims", "buffers", "copy_at", "out_index")
+    __slots__ = ("shapes", "arrays", "feed_at", "out_at", "out_specs", "dims", "buffers", "copy_at", "out_index",
+                 "spare", "result_at", "repeat_at")
 
 
 class NumbaExecutable:
@@ -40,6 +43,7 @@ class NumbaExecutable:
         if os.environ.get("GRAPHC_DEBUG") == "1":
             print(f"graphc: {self.path} ready in {self.compile_seconds:.2f}s")
         self.driver = self.mod.driver
+        self._entry = next(iter(self.driver.overloads.values())).entry_point  # one explicit signature
         self._plans: dict[tuple, _Plan] = {}
         self._consts = {}  # writable copies of constants (numba types read-only arrays apart)
 
@@ -84,6 +88,9 @@ class NumbaExecutable:
         plan.copy_at = {o: base + j for j, o in enumerate(self.module.copies)}
         plan.out_specs = [(shapes[o], o.dtype) for o in bp.outputs + self.module.copies]
         plan.out_index = {o: i for i, o in enumerate(bp.outputs + self.module.copies)}
+        plan.spare = [None] * len(plan.out_specs)
+        plan.result_at = [plan.copy_at[o] if o in plan.copy_at else plan.buffers[o] for o in prog.outputs]
+        plan.repeat_at = [pos for pos, j in enumerate(plan.result_at) if j in plan.result_at[:pos]]
         plan.dims = np.array([spec(shapes) for spec in self.module.dims.specs] or [0], dtype=np.int64)
         return plan
 
@@ -96,36 +103,51 @@ class NumbaExecutable:
     def prepare(self, feeds, out=None):
         """The driver's argument list for these feeds, with fresh output arrays (or the caller's:
         out maps an output's position to an array of its shape and dtype)."""
-        feeds = [f if f.flags.c_contiguous and f.flags.writeable else np.array(f, order="C") for f in feeds]
-        plan = self.plan([f.shape for f in feeds])
-        arrays = list(plan.arrays)
+        plan = self._plans.get(tuple([f.shape for f in feeds])) or self.plan([f.shape for f in feeds])
+        arrays = plan.arrays.copy()
         for j, i in plan.feed_at:
-            arrays[j] = feeds[i]
+            f = feeds[i]
+            fl = f.flags
+            arrays[j] = f if fl.c_contiguous and fl.writeable and fl.aligned else np.array(f, order="C")
+        if out is None and not plan.out_at:
+            return plan, arrays
         given = {}
         for pos, buf in (out or {}).items():
             i = plan.out_index.get(self.program.outputs[pos])
             if i is not None and i not in given:
                 given[i] = buf
-        outs = [given[i] if i in given else np.empty(s, dt) for i, (s, dt) in enumerate(plan.out_specs)]
+        outs = [given[i] if i in given else self._fresh(plan, i) for i in range(len(plan.out_specs))]
         for j, i in plan.out_at:
             arrays[j] = outs[i]
         return plan, arrays
 
+    @staticmethod
+    def _fresh(plan, i):
+        """An output array nobody else holds. A large one (>= RECYCLE_MIN bytes) is the one returned
+        by an earlier call when the caller has let go of it: a new 64 MiB array costs ~5 ms of page
+        faults, more than the kernel that fills it."""
+        a = plan.spare[i]
+        if a is not None and sys.getrefcount(a) == 3:  # plan.spare, `a` and getrefcount's argument
+            return a
+        shape, dtype = plan.out_specs[i]
+        a = np.empty(shape, dtype)
+        plan.spare[i] = a if a.nbytes >= RECYCLE_MIN else None
+        return a
+
     def run(self, feeds, out=None):
         plan, arrays = self.prepare(feeds, out)
         try:
-            self.driver(*arrays, plan.dims)
+            # the compiled overload itself: the feeds were checked (dtype, rank, C order), so the
+            # dispatcher's per-argument type resolution would only repeat that
+            self._entry(*arrays, plan.dims)
         except (IndexError, FloatingPointError, ZeroDivisionError) as e:
             raise self._explain(e) from e
         return self._results(plan, arrays)
 
     def _results(self, plan, arrays):
-        results, given = [], set()
-        for o in self.program.outputs:
-            a = arrays[plan.copy_at[o]] if o in plan.copy_at else arrays[plan.buffers[o]]
-            v = a if id(a) not in given else a.copy()  # the same node fetched twice: two arrays
-            given.add(id(v))
-            results.append(v)
+        results = [arrays[j] for j in plan.result_at]
+        for pos in plan.repeat_at:  # the same array fetched twice: two arrays
+            results[pos] = results[pos].copy()
         return results
 
     def _explain(self, e: Exception) -> Exception:
@@ -167,7 +189,8 @@ class NumbaExecutable:
         for kern, ks in zip(self.kernels, self.module.sources):
             if ks is None:  # a view: no work, materialize it for the kernels that read it
                 node = kern.nodes[0]
-                local[node] = local[node.inputs[0]].reshape(plan.shapes[node])
+                src = local[node.inputs[0]]
+                local[node] = src.T if node.op.name == "transpose" else src.reshape(plan.shapes[node])
                 continue
             fn = getattr(self.mod, kern.name)
             args = [local[n] for n in ks.arrays] + [int(plan.dims[int(e[5:-1])]) if e.startswith("dims[")

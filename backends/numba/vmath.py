@@ -21,7 +21,7 @@ import numpy as np
 
 from .intrinsics import f32_as_i32, i32_as_f32
 
-OPTS = dict(cache=True, error_model="numpy", fastmath=False, nogil=True)
+OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)  # contract: a*b+c may be one FMA
 
 
 @nb.njit(inline="always", **OPTS)

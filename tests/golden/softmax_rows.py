@@ -8,7 +8,7 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-OPTS = dict(cache=True, error_model="numpy", fastmath=False, nogil=True)
+OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)  # contract: a*b+c may be one FMA
 
 
 @nb.njit(**OPTS)
