@@ -20,6 +20,8 @@ from . import vmath
 
 # elements per kernel before its outer loop becomes a prange (GRAPHC_PARALLEL_MIN to experiment)
 PARALLEL_MIN = int(os.environ.get("GRAPHC_PARALLEL_MIN", 1 << 15))
+# a row sum may be reassociated, so LLVM vectorizes it (only row reductions ask for it)
+REASSOC = ("contract", "reassoc")
 RUNTIME_GUESS = 256       # assumed size of a None dim when deciding on parallel loops
 
 NB_TYPE = {"float32": "T.float32", "float64": "T.float64", "int32": "T.int32", "int64": "T.int64",
@@ -85,6 +87,7 @@ class KernelSource:
         self.parallel = False
         self.arg_names = []
         self.helpers = set()  # vmath functions the kernel calls (their source goes into the module)
+        self.fastmath = None  # fastmath flags other than the module's OPTS
 
     def array(self, node, name) -> str:
         self.arrays.append(node)
@@ -492,7 +495,9 @@ def render_argreduce(kern, dims):
 
 
 def render_logsumexp(kern, dims):
-    """One pass per output entry with a running max and a rescaled running sum."""
+    """Per output entry two passes over the reduced axes: the max (and whether a NaN is there),
+    then the sum of exp(x - max). The second pass vectorizes: float32 exp is vmath's, and the
+    kernel may reassociate its sums (REASSOC)."""
     node = kern.nodes[0]
     k = KernelSource(kern)
     xn = node.inputs[0]
@@ -504,15 +509,21 @@ def render_logsumexp(kern, dims):
     ext = {q: _extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     iv = [f"i{q}" for q in range(xn.ndim)]
     v = convert(f"{x}[{index(iv, xn.ndim)}]", xn.dtype, node.dtype)
-    inner = [f"v = {v}", "if v > m:", f"    s = s * math.exp(m - v) + {T}(1)", "    m = v",
-             "elif v == m:", f"    s += {T}(1)", "elif v == v:", "    s += math.exp(v - m)", "else:",
-             "    m = v", f"    s = {T}(1)"]
-    inner_lines = []
-    _loops(inner_lines, [iv[q] for q in axes], [ext[q] for q in axes], inner, depth=0)
+    if node.dtype == np.float32:
+        k.helpers.add("exp_f32")
+        ex, lg = "exp_f32", "math.log"
+    else:
+        ex, lg = "math.exp", "math.log"
+    k.fastmath = REASSOC
+    pass1, pass2 = [], []
+    _loops(pass1, [iv[q] for q in axes], [ext[q] for q in axes],
+           [f"v = {v}", "bad = bad or v != v", "m = v if v > m else m"], depth=0)
+    _loops(pass2, [iv[q] for q in axes], [ext[q] for q in axes], [f"s += {ex}({v} - m)"], depth=0)
     dst = index(["0" if q in axes else iv[q] for q in range(xn.ndim)] if keep else [iv[q] for q in outer],
                 node.ndim)
-    block = [f"m = {T}(-np.inf)", f"s = {T}(0)"] + inner_lines + \
-        [f"{o}[{dst}] = m + math.log(s) if m == m and not (m == np.inf or m == -np.inf) else m"]
+    block = ([f"m = {T}(-np.inf)", "bad = False"] + pass1 +
+             ["if bad:", f"    {o}[{dst}] = {T}(np.nan)", "elif m == np.inf or m == -np.inf:", f"    {o}[{dst}] = m",
+              "else:", f"    s = {T}(0)"] + ["    " + ln for ln in pass2] + [f"    {o}[{dst}] = m + {T}({lg}(s))"])
     if outer:
         _loops(k.lines, [iv[q] for q in outer], [ext[q] for q in outer], block,
                _parallel_ok(xn.shape) and len(outer) > 0)
@@ -646,7 +657,10 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
         sig = ", ".join([arr_type(n.dtype, n.ndim, "F" if n in fortran else "C") for n in ks.arrays]
                         + ["T.int64"] * len(ks.ints))
         params = ", ".join(ks.arg_names + [name for name, _ in ks.ints])
-        defs.append(f"\n\n@nb.njit(nb.void({sig}), parallel={ks.parallel}, **OPTS)\n"
+        # flags written in a fixed order: the source (and so the cache key) must not vary by process
+        flags = "{" + ", ".join(repr(f) for f in sorted(ks.fastmath or ())) + "}"
+        opts = "**OPTS" if ks.fastmath is None else f"**{{**OPTS, 'fastmath': {flags}}}"
+        defs.append(f"\n\n@nb.njit(nb.void({sig}), parallel={ks.parallel}, {opts})\n"
                     f"def {kern.name}({params}):\n"
                     f"    # {' '.join(kern.ops)}\n" + "\n".join(ks.lines or ["    pass"]))
         body.append(f"    {kern.name}({', '.join(call_args)})")

@@ -245,3 +245,18 @@ def test_matmuls_read_transposes_as_views_without_copying():
     a = rng.normal(size=(7, 5)).astype(np.float32)
     for got, want in zip(f(a), ref(a)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_two_pass_logsumexp_special_rows_match_numpy(dtype):
+    x = gc.placeholder((None, 5), dtype, name="x")
+    nodes = [gc.logsumexp(x, axis=1), gc.softmax(x, axis=1), gc.logsumexp(x, axis=0)]
+    f, ref = gc.compile([x], nodes, backend="numba"), gc.compile([x], nodes, backend="numpy")
+    inf, nan = np.inf, np.nan
+    a = np.array([[1, 2, 3, 4, 5], [-inf] * 5, [1, inf, 2, 3, 4], [1, nan, inf, 2, 3], [-inf, 0, -inf, 1, 2],
+                  [80, 85, 88, 30, -20], [-100, -101, -102, -103, -104]], dtype)
+    for got, want in zip(f(a), ref(a)):
+        np.testing.assert_allclose(got, want, rtol=2e-6 if dtype == "float32" else 1e-13)
+    big = np.random.default_rng(0).normal(size=(64, 5)).astype(dtype) * 30
+    for got, want in zip(f(big), ref(big)):
+        np.testing.assert_allclose(got, want, rtol=2e-6 if dtype == "float32" else 1e-13, atol=1e-30)

@@ -51,25 +51,25 @@ def exp_f32(x):
     return x if x != x else (np.float32(0.0) if x < np.float32(-104.0) else y)
 
 
-@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **OPTS)
+@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **{**OPTS, 'fastmath': {'contract', 'reassoc'}})
 def k0_logsumexp(a0, o0, n0):
     # logsumexp
     for i0 in range(n0):
         m = np.float32(-np.inf)
-        s = np.float32(0)
+        bad = False
         for i1 in range(10):
             v = a0[i0, i1]
-            if v > m:
-                s = s * math.exp(m - v) + np.float32(1)
-                m = v
-            elif v == m:
-                s += np.float32(1)
-            elif v == v:
-                s += math.exp(v - m)
-            else:
-                m = v
-                s = np.float32(1)
-        o0[i0, 0] = m + math.log(s) if m == m and not (m == np.inf or m == -np.inf) else m
+            bad = bad or v != v
+            m = v if v > m else m
+        if bad:
+            o0[i0, 0] = np.float32(np.nan)
+        elif m == np.inf or m == -np.inf:
+            o0[i0, 0] = m
+        else:
+            s = np.float32(0)
+            for i1 in range(10):
+                s += exp_f32(a0[i0, i1] - m)
+            o0[i0, 0] = m + np.float32(math.log(s))
 
 @nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **OPTS)
 def k1_neg(a0, o0, n0):
