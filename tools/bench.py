@@ -193,9 +193,19 @@ def run_w2(backend):
     losses = [float(step(xb, yb)) for _ in range(200)]
     times, cpu = timed_loops(lambda: step(xb, yb), warmup=20, repeats=5, steps=100)
     t = median(times) / 100
+    # what a steady-state step allocates through Python's allocators (NumPy's arrays included)
+    import tracemalloc
+    tracemalloc.start()
+    base = tracemalloc.take_snapshot()
+    for _ in range(50):
+        step(xb, yb)
+    grown = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(base, "filename"))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
     return {"steps_per_s": 1 / t, "samples_per_s": W2_BATCH / t, "ms_per_step": 1e3 * t,
             "gflops": W2_FLOP / t / 1e9, "loss_first": losses[0], "loss_200": losses[-1],
             "loss_decreased": losses[-1] < losses[0], "compile_s": compile_s, **cpu.per_call(500),
+            "traced_peak_bytes": peak, "traced_growth_bytes": grown,
             "note": f"{len(step.kernels)} kernels, gc.optim.Adam"}
 
 
@@ -441,11 +451,14 @@ def tables(records) -> str:
     g = _groups(records, "W2")
     if g:
         add("## W2 MLP 784-512-256-10 training step (batch 256, Adam)\n")
-        add("| system | steps/s | ms/step | GFLOP/s | loss 1 → 200 | cores busy | note |\n|---|---|---|---|---|---|---|")
+        add("| system | steps/s | ms/step | GFLOP/s | loss 1 → 200 | cores busy | minor faults/step | "
+            "traced peak over 50 steps | note |\n|---|---|---|---|---|---|---|---|---|")
         for (s,), rs in sorted(g.items(), key=lambda kv: -_agg(kv[1], "steps_per_s")[0]):
             loss = (f"{rs[0]['loss_first']:.4f} → {rs[0]['loss_200']:.3g}" if "loss_first" in rs[0] else "–")
+            peak = f"{rs[0]['traced_peak_bytes']:,} B" if "traced_peak_bytes" in rs[0] else "–"
             add(f"| {s} | {_fmt(rs, 'steps_per_s', 1)} | {_fmt(rs, 'ms_per_step', 2, False)} | "
-                f"{_fmt(rs, 'gflops', 0, False)} | {loss} | {_fmt(rs, 'cores_busy', 2, False)} | {rs[0].get('note', '')} |")
+                f"{_fmt(rs, 'gflops', 0, False)} | {loss} | {_fmt(rs, 'cores_busy', 2, False)} | "
+                f"{_fmt(rs, 'minflt_per_call', 0, False)} | {peak} | {rs[0].get('note', '')} |")
         add("")
     g = _groups(records, "W3", ("system", "cache"))
     if g:
