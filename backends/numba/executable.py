@@ -103,14 +103,12 @@ class NumbaExecutable:
     def prepare(self, feeds, out=None):
         """The driver's argument list for these feeds, with fresh output arrays (or the caller's:
         out maps an output's position to an array of its shape and dtype)."""
-        plan = self._plans.get(tuple([f.shape for f in feeds])) or self.plan([f.shape for f in feeds])
+        plan = self.plan([f.shape for f in feeds])
         arrays = plan.arrays.copy()
         for j, i in plan.feed_at:
             f = feeds[i]
             fl = f.flags
             arrays[j] = f if fl.c_contiguous and fl.writeable and fl.aligned else np.array(f, order="C")
-        if out is None and not plan.out_at:
-            return plan, arrays
         given = {}
         for pos, buf in (out or {}).items():
             i = plan.out_index.get(self.program.outputs[pos])
