@@ -14,13 +14,15 @@ import graphc as gc
 from datasets import digits
 
 
-def build(backend: str = "numba", seed: int = 0, lr: float = 2e-3, dropout: float = 0.1):
-    """The model, its placeholders and a Trainer; the graph is the one `graphc viz` draws."""
+def build(backend: str = "numba", seed: int = 0, lr: float = 2e-3, dropout: float = 0.1, hidden=(256, 128)):
+    """The model, its placeholders and a Trainer; the graph is the one `graphc viz` draws.
+    hidden: the two hidden widths (smaller for the CUDA simulator's reduced run in CI)."""
     gc.seed(seed)
+    h1, h2 = hidden
     model = gc.nn.Sequential(
-        gc.nn.Linear(64, 256, init="he_normal"), gc.nn.ReLU(), gc.nn.Dropout(dropout),
-        gc.nn.Linear(256, 128, init="he_normal"), gc.nn.ReLU(),
-        gc.nn.Linear(128, 10))
+        gc.nn.Linear(64, h1, init="he_normal"), gc.nn.ReLU(), gc.nn.Dropout(dropout),
+        gc.nn.Linear(h1, h2, init="he_normal"), gc.nn.ReLU(),
+        gc.nn.Linear(h2, 10))
     x = gc.placeholder((None, 64), "float32", name="x")
     y = gc.placeholder((None,), "int64", name="y")
     logits = model(x)

@@ -15,6 +15,7 @@ from .passes import Graph, optimize as run_passes, rewrite, unfused
 BACKENDS = {
     "numpy": "graphc.backends.numpy",
     "numba": "graphc.backends.numba",
+    "cuda": "graphc.backends.cuda",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import FeedError, format_loc
+from . import ir
 from .ir import Node, user_location
 from .ops.base import fmt_shape
 
@@ -53,6 +54,11 @@ class Function:
         self.backend = backend
         self._exe = executable
         self._single = single
+        # host backends share parameters with a GPU backend's device copies (ir.Cell): pull newer
+        # device values before a call, mark device copies stale after a call that updates them
+        self._host = not getattr(executable, "device", False)
+        self._cells = [p.data for p in program.parameters]
+        self._updated = [p.data for p, _ in program.updates]
 
     @property
     def inputs(self) -> list[Node]:
@@ -94,16 +100,26 @@ class Function:
             feeds = [check_feed(p, v) for p, v in zip(ins, args)]
         else:
             feeds = self._feeds(args, kwargs)
+        if self._host and ir.DEVICE_NEWER:
+            ir.pull_newer(self._cells)
         if out is None:
             outs = self._exe.run(feeds)
+            if self._host and ir.DEVICE_COPIES:
+                self._device_stale()
             return outs[0] if self._single else outs
         bufs = self._out_buffers(out, feeds)
         outs = self._exe.run(feeds, out=bufs) if getattr(self._exe, "takes_out", False) else self._exe.run(feeds)
+        if self._host and ir.DEVICE_COPIES:
+            self._device_stale()
         for pos, buf in bufs.items():
             if outs[pos] is not buf:  # the backend computed it elsewhere (or it was fetched twice)
                 np.copyto(buf, outs[pos])
                 outs[pos] = buf
         return outs[0] if self._single else outs
+
+    def _device_stale(self):
+        for c in self._updated:  # this host call wrote them: a device copy is out of date
+            c.device_fresh = False
 
     def _out_buffers(self, out, feeds) -> dict:
         """{output position: array} from out=, each checked against the output's shape and dtype."""

@@ -4,13 +4,17 @@ from __future__ import annotations
 import os
 import sys
 
+# CI has no GPU: the cuda backend's kernels run on numba's simulator (read when numba is first
+# imported). On a GPU machine run the suite with NUMBA_ENABLE_CUDASIM=0.
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests/op_cases.py
 
 # Backends tested in tests/backends: the NumPy reference first.
-BACKENDS = ["numpy", "numba"]
+BACKENDS = ["numpy", "numba", "cuda"]
 
 
 @pytest.fixture(params=BACKENDS)

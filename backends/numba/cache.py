@@ -27,18 +27,19 @@ with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "intrinsics.p
     _INTRINSICS = _f.read()
 
 
-def module_key(source: str) -> str:
-    """The cache key: the canonical source plus every version that changes what it compiles to."""
+def module_key(source: str, extra: str = "") -> str:
+    """The cache key: the canonical source plus every version that changes what it compiles to
+    (extra: a backend's own, e.g. numba-cuda's version)."""
     h = hashlib.sha256()
-    for part in (source, graphc.__version__, numba.__version__, np.__version__, sys.version, _INTRINSICS):
+    for part in (source, graphc.__version__, numba.__version__, np.__version__, sys.version, _INTRINSICS, extra):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:24]
 
 
-def load(source: str):
+def load(source: str, extra: str = ""):
     """(module, path, reused): import the module for this source, writing it if it is new."""
-    key = module_key(source)
+    key = module_key(source, extra)
     name = f"graphc_gen_{key}"
     if name in sys.modules:  # the same graph compiled earlier in this process
         mod = sys.modules[name]

@@ -145,9 +145,23 @@ def _combine(op, acc, v) -> str:
             "min": f"({acc} if ({acc} <= {v} or {acc} != {acc}) else {v})"}[op]
 
 
-def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
-    """A fused elementwise kernel over the iteration shape, optionally folding one reduction."""
-    k = KernelSource(kern)
+class LoopParts:
+    """A loop kernel's body, independent of how a backend iterates: loop variables, extents,
+    per-element lines, output writes and the folded reduction (red, its value v, output ro[ridx])."""
+
+    __slots__ = ("ivars", "extents", "body", "writes", "red", "v", "ro", "ridx", "checks")
+
+
+def index_error(kern, m, bound) -> str:
+    """The statement a CPU kernel runs on an index outside [0, bound) (the executable explains it)."""
+    return f'raise IndexError("graphc:{kern.index}:{kern.position(m)}: index out of range [0, {bound})")'
+
+
+def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = True, fail=index_error) -> LoopParts:
+    """Everything of a fused elementwise kernel (optionally folding one reduction) but its loops.
+
+    vector_math: float32 transcendentals from vmath (CPU); fail(kern, node, bound): the statement
+    run when check_index finds an index out of range."""
     shape = kern.shape
     r = len(shape)
     ivars = [f"i{j}" for j in range(r)]
@@ -187,7 +201,7 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
         wants = want if isinstance(want, tuple) else (want,) * len(reads(m))
         args = [convert(names[i], i.dtype, w) for i, w in zip(reads(m), wants)]
         T = np_type(m.dtype)
-        fast = vmath.FUNCTIONS.get(m.op.name) if m.dtype == np.float32 and len(wants) == 1 and \
+        fast = vmath.FUNCTIONS.get(m.op.name) if vector_math and m.dtype == np.float32 and len(wants) == 1 and \
             np.dtype(wants[0]) == np.float32 else None
         if fast:  # vectorizable float32 math instead of a libm call (vmath.py)
             k.helpers.add(fast)
@@ -199,8 +213,7 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
             checks = True
             bound = m.attrs["bound"]
             body.append(f"if {args[0]} < 0 or {args[0]} >= {bound}:")
-            body.append(f'    raise IndexError("graphc:{kern.index}:{kern.position(m)}: index out of range '
-                        f'[0, {bound})")')
+            body.append("    " + fail(kern, m, bound))
         body.append(f"{var} = {convert(expr, m.dtype, m.dtype) if m.dtype == np.bool_ else f'{T}({expr})'}")
         names[m] = var
     outs = [m for m in kern.outputs if m is not red]
@@ -208,6 +221,25 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
     for j, m in enumerate(outs):
         o = k.array(m, f"o{j}")
         writes.append(f"{o}[{index(ivars, r)}] = {names[m]}")
+    p = LoopParts()
+    p.ivars, p.extents, p.body, p.writes, p.red, p.checks = ivars, extents, body, writes, red, checks
+    p.v = p.ro = p.ridx = None
+    if red is not None:
+        axes, keep = kern.reduce, red.attrs["keepdims"]
+        p.ro = k.array(red, f"o{len(outs)}")
+        p.v = convert(names[red.inputs[0]], red.inputs[0].dtype, red.dtype)
+        p.ridx = index(["0" if j in axes else ivars[j] for j in range(r)] if keep
+                       else [ivars[j] for j in range(r) if j not in axes], red.ndim)
+    return p
+
+
+def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
+    """A fused elementwise kernel over the iteration shape, optionally folding one reduction."""
+    k = KernelSource(kern)
+    shape = kern.shape
+    r = len(shape)
+    p = loop_parts(kern, dims, k)
+    ivars, extents, body, writes, red, checks = p.ivars, p.extents, p.body, p.writes, p.red, p.checks
     lines = k.lines
     if red is None:
         k.parallel = _parallel_ok(shape) and not checks
@@ -219,11 +251,7 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
     # the folded reduction
     axes = kern.reduce
     op, keep = red.op.name, red.attrs["keepdims"]
-    T = np_type(red.dtype)
-    ro = k.array(red, f"o{len(outs)}")
-    v = convert(names[red.inputs[0]], red.inputs[0].dtype, red.dtype)
-    ridx = index(["0" if j in axes else ivars[j] for j in range(r)] if keep
-                 else [ivars[j] for j in range(r) if j not in axes], red.ndim)
+    ro, v, ridx = p.ro, p.v, p.ridx
     trailing = tuple(axes) == tuple(range(r - len(axes), r))
     if trailing:
         outer = [j for j in range(r) if j not in axes]

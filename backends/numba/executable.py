@@ -18,6 +18,24 @@ RECYCLE_MIN = 1 << 20
 _MARK = re.compile(r"graphc:(\d+):(\d+): (.*)")
 
 
+def explain(kernels, e: Exception) -> Exception:
+    """A kernel's failure (its message starts graphc:<kernel>:<position>:) as a graph error that
+    names the node, the kernel and the user's line."""
+    m = _MARK.search(str(e))
+    if not m:
+        return GraphRuntimeError(f"a kernel failed: {e}")
+    kern = kernels[int(m.group(1))]
+    node = kern.nodes[int(m.group(2))]
+    first = kern.nodes[0]
+    if isinstance(e, FloatingPointError):  # the first fused op may be where it started
+        return GraphRuntimeError(f"check_numerics: kernel {kern.name} [{' '.join(kern.ops)}] produced "
+                                 f"{m.group(3)} in {node.label}; its first op {first.op.name} was built "
+                                 f"at {format_loc(first.loc)}", first.loc)
+    kind = GraphIndexError if isinstance(e, IndexError) else GraphRuntimeError
+    return kind(f"{node.op.name} ({node.label}) in kernel {kern.name} [{' '.join(kern.ops)}]: "
+                f"{m.group(3)}", node.loc)
+
+
 class _Plan:
     """Everything a call with these feed shapes needs: shapes, arrays, dims."""
 
@@ -149,19 +167,7 @@ class NumbaExecutable:
         return results
 
     def _explain(self, e: Exception) -> Exception:
-        m = _MARK.search(str(e))
-        if not m:
-            return GraphRuntimeError(f"a kernel failed: {e}")
-        kern = self.kernels[int(m.group(1))]
-        node = kern.nodes[int(m.group(2))]
-        first = kern.nodes[0]
-        if isinstance(e, FloatingPointError):  # the first fused op may be where it started
-            return GraphRuntimeError(f"check_numerics: kernel {kern.name} [{' '.join(kern.ops)}] produced "
-                                     f"{m.group(3)} in {node.label}; its first op {first.op.name} was built "
-                                     f"at {format_loc(first.loc)}", first.loc)
-        kind = GraphIndexError if isinstance(e, IndexError) else GraphRuntimeError
-        return kind(f"{node.op.name} ({node.label}) in kernel {kern.name} [{' '.join(kern.ops)}]: "
-                    f"{m.group(3)}", node.loc)
+        return explain(self.kernels, e)
 
     # ------------------------------------------------------------ introspection
     def source(self) -> str:

@@ -1,0 +1,593 @@
+"""Render a schedule as one CUDA module: @cuda.jit kernels, a host function per schedule kernel
+that launches them, and a host driver that runs them all in order on the default stream.
+
+The schedule, the buffer plan and each fused kernel's body (loads, the ops' own templates, writes)
+are the CPU backend's (backends/numba/codegen.py: loop_parts); what differs is data: a flat thread
+index unravelled to the loop variables and a bounds guard instead of nested (p)range loops, a
+block per output for reductions (a strided loop, then a tree in shared memory), a tiled
+shared-memory matmul, an error word on the device instead of exceptions, and launch
+configurations. Nothing here imports numba.cuda: the generated module does.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from graphc.ops import random as rnd
+from graphc.schedule import Kernel
+
+from ..numba.codegen import (Dims, KernelSource, _combine, _extent, _identity, _shape_exprs, _slice_params,
+                             arr_type, convert, index, literal, loop_parts, np_type)
+
+
+def simulated() -> bool:
+    """Whether numba's CUDA simulator runs the kernels (CI): smaller blocks keep it fast."""
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+
+class Config:
+    """Launch sizes. Under the simulator every thread is a Python thread, so blocks are small."""
+
+    def __init__(self, sim: bool):
+        self.sim = sim
+        self.tpb = 32 if sim else 256        # threads per block of elementwise kernels
+        self.red = 8 if sim else 128         # threads per output of reductions (a power of two)
+        self.tile = 4 if sim else 16         # matmul tile edge
+
+
+def shared(cfg: Config, decls) -> list[str]:
+    """Lines declaring shared arrays (name, shape, dtype). The simulator makes a shared array on
+    the first thread's call without a lock, so two threads may get different arrays: there each
+    thread asks twice, across a barrier, and all get the one that was kept."""
+    lines = [f"{name} = cuda.shared.array({shape}, {dtype})" for name, shape, dtype in decls]
+    if not cfg.sim:
+        return ["    " + ln for ln in lines]
+    return ["    for _ in range(2):"] + ["        " + ln for ln in lines] + ["        cuda.syncthreads()"]
+
+
+# error word codes: kind << 40 | kernel << 20 | position + 1 (0: no error)
+INDEX, NUMERICS = 1, 2
+
+
+def error_code(kind, kern, pos) -> int:
+    return (kind << 40) | (kern << 20) | (pos + 1)
+
+
+def decode(code: int):
+    """(kind, kernel index, position) of an error word."""
+    return code >> 40, (code >> 20) & 0xFFFFF, (code & 0xFFFFF) - 1
+
+
+class Launch:
+    """One @cuda.jit function and how the host launches it."""
+
+    def __init__(self, name, lines, grid, block, guard=True, grid3=False):
+        self.name, self.lines, self.grid, self.block, self.guard = name, lines, grid, block, guard
+        self.grid3 = grid3  # grid is a tuple of three extents (matmul)
+
+
+class CudaKernel(KernelSource):
+    """A schedule kernel on the GPU: its arrays and ints (as on the CPU) and its launches."""
+
+    def __init__(self, kernel: Kernel, cfg: Config):
+        super().__init__(kernel)
+        self.cfg = cfg
+        self.launches: list[Launch] = []
+        self.fallible = False   # may set the error word
+
+    def host(self, token: str) -> str:
+        """A kernel-side extent (literal or int argument) as the driver computes it."""
+        for name, expr in self.ints:
+            if name == token:
+                return expr
+        return token
+
+    def total(self, extents) -> str:
+        return " * ".join(f"({self.host(e)})" for e in extents) if extents else "1"
+
+    def elementwise(self, suffix, extents, body, pre=()):
+        """One thread per element of extents (row-major), loop variables i0.. unravelled from it."""
+        lines = list(pre)
+        r = len(extents)
+        lines.append("    t = cuda.grid(1)")
+        if r == 0:
+            lines += ["    if t != 0:", "        return"]
+        else:
+            lines += [f"    if t >= {' * '.join(extents)}:", "        return"]
+            for j in range(r - 1, 0, -1):
+                lines += [f"    i{j} = t % {extents[j]}", f"    t //= {extents[j]}"]
+            lines.append("    i0 = t")
+        lines += ["    " + b for b in body]
+        total = self.total(extents)
+        self.launches.append(Launch(f"{self.kernel.name}{suffix}", lines,
+                                    f"blocks({total}, {self.cfg.tpb})", str(self.cfg.tpb)))
+
+
+def _fail(kern, m, bound) -> str:
+    return f"fail(err, {error_code(INDEX, kern.index, kern.position(m))})"
+
+
+def _check_index(k: CudaKernel, var, n, pos, body):
+    """NumPy's index rules: negative counts from the end; outside [-n, n) sets the error word and
+    reads element 0 instead (the call then fails and its updates are skipped)."""
+    k.fallible = True
+    body += [f"if {var} < 0:", f"    {var} += {n}", f"if {var} < 0 or {var} >= {n}:",
+             f"    fail(err, {error_code(INDEX, k.kernel.index, pos)})", f"    {var} = 0"]
+
+
+# ---------------------------------------------------------------- fused loops
+def render_loop(kern: Kernel, dims: Dims, cfg: Config) -> CudaKernel:
+    k = CudaKernel(kern, cfg)
+    p = loop_parts(kern, dims, k, vector_math=False, fail=_fail)
+    k.fallible = p.checks
+    pre, k.lines = k.lines, []  # reads of one value for all elements: at the kernel's top
+    if p.red is None:
+        k.elementwise("", p.extents, p.body + p.writes, pre)
+        return k
+    red = p.red
+    r = len(kern.shape)
+    axes = kern.reduce
+    outer = [j for j in range(r) if j not in axes]
+    op = red.op.name
+    T = np_type(red.dtype)
+    B = cfg.red
+    lines = list(pre)
+    lines.append("    b = cuda.blockIdx.x")
+    for q in range(len(outer) - 1, 0, -1):
+        lines += [f"    i{outer[q]} = b % {p.extents[outer[q]]}", f"    b //= {p.extents[outer[q]]}"]
+    if outer:
+        lines.append(f"    i{outer[0]} = b")
+    rtotal = " * ".join(p.extents[j] for j in axes) or "1"
+    lines += ["    tid = cuda.threadIdx.x", f"    acc = {_identity(op, red.dtype)}", "    s = tid",
+              f"    while s < {rtotal}:", "        t = s"]
+    for q in range(len(axes) - 1, 0, -1):
+        lines += [f"        i{axes[q]} = t % {p.extents[axes[q]]}", f"        t //= {p.extents[axes[q]]}"]
+    lines.append(f"        i{axes[0]} = t")
+    lines += ["        " + b for b in p.body + p.writes + [f"acc = {_combine(op, 'acc', p.v)}"]]
+    lines.append(f"        s += {B}")
+    # the block's partial results combined as a tree in shared memory
+    lines += shared(cfg, [("sh", B, T)])
+    lines += ["    sh[tid] = acc", "    cuda.syncthreads()",
+              f"    h = {B // 2}", "    while h > 0:", "        if tid < h:",
+              f"            sh[tid] = {_combine(op, 'sh[tid]', 'sh[tid + h]')}", "        cuda.syncthreads()",
+              "        h //= 2", "    if tid == 0:", f"        {p.ro}[{p.ridx}] = sh[0]"]
+    blocks = k.total([p.extents[j] for j in outer])
+    # a kernel that may set the error word itself reads it unevenly: no early return before a barrier
+    k.launches.append(Launch(kern.name, lines, blocks, str(B), guard=not k.fallible))
+    return k
+
+
+# ---------------------------------------------------------------- one primitive each
+def _out_grid(k, dims, node, body, suffix="", prefix="n"):
+    k.elementwise(suffix, _shape_exprs(k, dims, node, prefix), body)
+
+
+def _fill(k, dims, node, out, value):
+    iv = [f"i{q}" for q in range(node.ndim)]
+    _out_grid(k, dims, node, [f"{out}[{index(iv, node.ndim)}] = {value}"], "_fill", "m")
+
+
+def render_matmul(kern, dims, cfg):
+    """Tiled: each block computes a tile x tile piece of the output from tiles of A and B staged in
+    shared memory; batch dims (broadcast as NumPy's matmul) run along the grid's z."""
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    a, b = node.inputs
+    A, B = k.array(a, "a0"), k.array(b, "a1")
+    O = k.array(node, "o0")
+    nb_ = node.ndim - (a.ndim > 1) - (b.ndim > 1)
+    ext = _shape_exprs(k, dims, node, "n")
+    bext = ext[:nb_]
+    rows = _extent(k, dims, a, a.ndim - 2, a.shape[-2], "rows") if a.ndim > 1 else "1"
+    inner = _extent(k, dims, a, a.ndim - 1, a.shape[-1], "inner")
+    cols = _extent(k, dims, b, b.ndim - 1, b.shape[-1], "cols") if b.ndim > 1 else "1"
+    TL = cfg.tile
+    T = np_type(node.dtype)
+    jv = [f"j{q}" for q in range(nb_)]
+
+    def batch_index(x):
+        own = x.shape[:-2] if x.ndim > 2 else ()
+        pad = nb_ - len(own)
+        return ["0" if d == 1 else jv[pad + q] for q, d in enumerate(own)]
+
+    ia = batch_index(a) + (["row"] if a.ndim > 1 else [])
+    ib = batch_index(b)
+    L = ["    tx = cuda.threadIdx.x", "    ty = cuda.threadIdx.y",
+         f"    col = cuda.blockIdx.x * {TL} + tx", f"    row = cuda.blockIdx.y * {TL} + ty", "    z = cuda.blockIdx.z"]
+    for q in range(nb_ - 1, 0, -1):
+        L += [f"    j{q} = z % {bext[q]}", f"    z //= {bext[q]}"]
+    if nb_:
+        L.append("    j0 = z")
+    L += shared(cfg, [("sa", f"({TL}, {TL})", T), ("sb", f"({TL}, {TL})", T)])
+    L += [f"    acc = {T}(0)", f"    for t0 in range(0, {inner}, {TL}):",
+          "        qa = t0 + tx", f"        if row < {rows} and qa < {inner}:",
+          f"            sa[ty, tx] = {A}[{', '.join(ia + ['qa'])}]", "        else:", f"            sa[ty, tx] = {T}(0)",
+          "        qb = t0 + ty", f"        if qb < {inner} and col < {cols}:",
+          f"            sb[ty, tx] = {B}[{', '.join(ib + ['qb'] + (['col'] if b.ndim > 1 else []))}]",
+          "        else:", f"            sb[ty, tx] = {T}(0)", "        cuda.syncthreads()",
+          f"        for q in range({TL}):", "            acc += sa[ty, q] * sb[q, tx]", "        cuda.syncthreads()",
+          f"    if row < {rows} and col < {cols}:",
+          f"        {O}[{index(jv + (['row'] if a.ndim > 1 else []) + (['col'] if b.ndim > 1 else []), node.ndim)}] = acc"]
+    grid = f"(blocks({k.host(cols)}, {TL}), blocks({k.host(rows)}, {TL}), {k.total(bext)})"
+    k.launches.append(Launch(kern.name, L, grid, f"({TL}, {TL})", grid3=True))
+    return k
+
+
+def render_transpose(kern, dims, cfg):
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    x = k.array(node.inputs[0], "a0")
+    o = k.array(node, "o0")
+    perm = node.attrs["perm"]
+    inv = [0] * len(perm)
+    for q, p in enumerate(perm):
+        inv[p] = q
+    src = index([f"i{inv[a]}" for a in range(len(perm))], len(perm))
+    _out_grid(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"])
+    return k
+
+
+def render_slice(kern, dims, cfg):
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
+    o = k.array(node, "o0")
+    ps = [_slice_params(k, dims, xn, q, t) for q, t in enumerate(node.attrs["index"])]
+    src = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
+    _out_grid(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"])
+    return k
+
+
+def render_unslice(kern, dims, cfg):
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    gn = node.inputs[0]
+    g = k.array(gn, "a0")
+    o = k.array(node, "o0")
+    _fill(k, dims, node, o, literal(0, node.dtype))
+    ps = [_slice_params(k, dims, node, q, t) for q, t in enumerate(node.attrs["index"])]
+    dst = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
+    _out_grid(k, dims, gn, [f"{o}[{dst}] = {g}[{index([f'i{q}' for q in range(gn.ndim)], gn.ndim)}]"],
+              prefix="g")
+    return k
+
+
+def render_take(kern, dims, cfg):
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    xn, idn = node.inputs
+    x, idx = k.array(xn, "a0"), k.array(idn, "a1")
+    o = k.array(node, "o0")
+    axis = node.attrs["axis"]
+    n = _extent(k, dims, xn, axis, xn.shape[axis], "size")
+    iv = [f"i{q}" for q in range(node.ndim)]
+    body = [f"ix = np.int64({idx}[{index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
+    _check_index(k, "ix", n, 0, body)
+    src = iv[:axis] + ["ix"] + iv[axis + idn.ndim:]
+    body.append(f"{o}[{index(iv, node.ndim)}] = {x}[{index(src, xn.ndim)}]")
+    _out_grid(k, dims, node, body)
+    return k
+
+
+def render_scatter_add(kern, dims, cfg):
+    """Zeros, then one thread per gradient element adding atomically (indices may repeat)."""
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    gn, idn = node.inputs[:2]
+    g, idx = k.array(gn, "a0"), k.array(idn, "a1")
+    o = k.array(node, "o0")
+    axis = node.attrs["axis"]
+    _fill(k, dims, node, o, literal(0, node.dtype))
+    n = _extent(k, dims, node, axis, node.shape[axis], "size")
+    iv = [f"i{q}" for q in range(gn.ndim)]
+    body = [f"ix = np.int64({idx}[{index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
+    _check_index(k, "ix", n, 0, body)
+    dst = iv[:axis] + ["ix"] + iv[axis + idn.ndim:]
+    body.append(f"cuda.atomic.add({o}, ({', '.join(dst)},), {g}[{index(iv, gn.ndim)}])")
+    _out_grid(k, dims, gn, body, prefix="g")
+    return k
+
+
+def render_pad(kern, dims, cfg):
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
+    o = k.array(node, "o0")
+    _fill(k, dims, node, o, literal(node.attrs["value"], node.dtype))
+    dst = index([f"i{q} + {lo}" for q, (lo, _) in enumerate(node.attrs["pad_width"])], node.ndim)
+    _out_grid(k, dims, xn, [f"{o}[{dst}] = {x}[{index([f'i{q}' for q in range(xn.ndim)], xn.ndim)}]"],
+              prefix="x")
+    return k
+
+
+def render_concat(kern, dims, cfg):
+    """One launch per input, each writing its block of the output."""
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    o = k.array(node, "o0")
+    axis = node.attrs["axis"]
+    T = np_type(node.dtype)
+    off = "0"
+    for q, xn in enumerate(node.inputs):
+        x = k.array(xn, f"a{q}")
+        iv = [f"i{j}" for j in range(xn.ndim)]
+        ext = [_extent(k, dims, xn, j, d, f"c{q}_{j}") for j, d in enumerate(xn.shape)]
+        dst = index([f"{v} + {off}" if j == axis else v for j, v in enumerate(iv)], node.ndim)
+        k.elementwise(f"_{q}", ext, [f"{o}[{dst}] = {T}({x}[{index(iv, xn.ndim)}])"])
+        off = f"{off} + {ext[axis]}" if off != "0" else ext[axis]
+    return k
+
+
+def render_argreduce(kern, dims, cfg):
+    """A thread per output entry scans its axis (NumPy: the first extreme wins, a NaN wins)."""
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
+    o = k.array(node, "o0")
+    axis, keep = node.attrs["axis"], node.attrs["keepdims"]
+    better = ">" if node.op.name == "argmax" else "<"
+    step = [f"if (v {better} best and best == best) or (v != v and best == best):", "    best = v", "    pos = q"]
+    ext = {q: _extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
+    if axis is None:  # over every element in C order: a counter through nested loops
+        iv = [f"s{q}" for q in range(xn.ndim)]
+        body = [f"best = {x}[{index(['0'] * xn.ndim, xn.ndim)}]", "pos = 0", "q = 0"]
+        pad = ""
+        for q in range(xn.ndim):
+            body.append(f"{pad}for s{q} in range({ext[q]}):")
+            pad += "    "
+        body += [f"{pad}v = {x}[{index(iv, xn.ndim)}]"] + [pad + s for s in step] + [f"{pad}q += 1"]
+        body.append(f"{o}[{index(['0'] * node.ndim, node.ndim)}] = pos")
+        k.elementwise("", [], body)
+        return k
+    outer = [q for q in range(xn.ndim) if q != axis]
+    src = [("q" if q == axis else f"i{outer.index(q)}") for q in range(xn.ndim)]
+    src0 = ["0" if q == axis else s for q, s in zip(range(xn.ndim), src)]
+    dst = [("0" if q == axis else f"i{outer.index(q)}") for q in range(xn.ndim)] if keep else \
+        [f"i{j}" for j in range(len(outer))]
+    body = [f"best = {x}[{index(src0, xn.ndim)}]", "pos = 0", f"for q in range(1, {ext[axis]}):",
+            f"    v = {x}[{index(src, xn.ndim)}]"] + ["    " + s for s in step] + \
+        [f"{o}[{index(dst, node.ndim)}] = pos"]
+    k.elementwise("", [ext[q] for q in outer], body)
+    return k
+
+
+def render_logsumexp(kern, dims, cfg):
+    """A thread per output entry: the max (and whether a NaN is there), then the sum of exp(x - max)."""
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
+    o = k.array(node, "o0")
+    axes, keep = node.attrs["axes"], node.attrs["keepdims"]
+    T = np_type(node.dtype)
+    outer = [q for q in range(xn.ndim) if q not in axes]
+    ext = {q: _extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
+    # loop variables: outer axes are the thread's i0.., reduced axes r<axis>
+    var = {q: (f"i{outer.index(q)}" if q in outer else f"r{q}") for q in range(xn.ndim)}
+    v = convert(f"{x}[{index([var[q] for q in range(xn.ndim)], xn.ndim)}]", xn.dtype, node.dtype)
+
+    def nest(inner):
+        lines, pad = [], ""
+        for q in axes:
+            lines.append(f"{pad}for {var[q]} in range({ext[q]}):")
+            pad += "    "
+        return lines + [pad + s for s in inner]
+
+    dst = index(["0" if q in axes else var[q] for q in range(xn.ndim)] if keep else [var[q] for q in outer],
+                node.ndim)
+    body = ([f"m = {T}(-np.inf)", "bad = False"] + nest([f"v = {v}", "bad = bad or v != v", "m = v if v > m else m"]) +
+            ["if bad:", f"    {o}[{dst}] = {T}(np.nan)", "elif m == np.inf or m == -np.inf:", f"    {o}[{dst}] = m",
+             "else:", f"    s = {T}(0)"] + ["    " + s for s in nest([f"s += math.exp({v} - m)"])] +
+            [f"    {o}[{dst}] = m + {T}(math.log(s))"])
+    k.elementwise("", [ext[q] for q in outer], body)
+    return k
+
+
+def render_dimsize(kern, dims, cfg):
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    o = k.array(node, "o0")
+    xn, axes = node.inputs[0], node.attrs["axes"]
+    n = k.int_arg("size", dims.add(lambda s, x=xn, a=axes: int(np.prod([s[x][q] for q in a], dtype=np.int64))))
+    k.elementwise("", [], [f"{o}[()] = {np_type(node.dtype)}({n})"])
+    return k
+
+
+RENDER = {
+    "loop": render_loop, "matmul": render_matmul, "transpose": render_transpose, "slice": render_slice,
+    "unslice": render_unslice, "take": render_take, "scatter_add": render_scatter_add, "pad": render_pad,
+    "concat": render_concat, "argmax": render_argreduce, "argmin": render_argreduce,
+    "logsumexp": render_logsumexp, "dimsize": render_dimsize,
+}
+
+
+# ---------------------------------------------------------------- the module
+HEADER = '''"""graphc generated CUDA module: {n_kernels} kernels for one compiled graph.
+
+Each schedule kernel is one or more @cuda.jit functions and a host function `run_<kernel>` that
+launches them; `driver` runs them all in order on the default stream, without synchronising.
+Every kernel takes `err`, the call's error word: kernels after one that may fail return at once
+when it is set, so a failed call changes no parameter.
+"""
+{math}
+
+import numpy as np
+from numba import cuda
+from numba import types as T
+
+# fastmath off: NumPy's NaN/inf semantics; the ops' templates are written for it
+OPTS = dict(cache={cache})
+
+
+def blocks(n, size):
+    return (n + size - 1) // size
+
+
+@cuda.jit(device=True, inline=True)
+def fail(err, code):
+    # the first error wins
+    cuda.atomic.compare_and_swap(err, 0, code)
+
+
+@cuda.jit(**OPTS)
+def copy_flat(dst, src, n, err, guard):
+    t = cuda.grid(1)
+    if t >= n or (guard and err[0] != 0):
+        return
+    dst[t] = src[t]
+
+
+@cuda.jit(**OPTS)
+def check_finite(a, n, err, code):
+    t = cuda.grid(1)
+    if t < n and not math.isfinite(a[t]):
+        fail(err, code)
+
+
+def copy_into(dst, src, err, guard):
+    n = dst.size
+    if n:
+        copy_flat[blocks(n, {tpb}), {tpb}](dst.reshape(n), src.reshape(n), n, err, guard)
+
+
+def finite(a, err, code):
+    n = a.size
+    if n:
+        check_finite[blocks(n, {tpb}), {tpb}](a.reshape(n), err, code)
+'''
+
+
+RANDOM_HELPERS = '''
+
+@cuda.jit(device=True, inline=True)
+def mix64(key, i):
+    # graphc/ops/random.py: counter-based random bits, element i under key
+    z = np.uint64(key) * np.uint64({key_mul}) + (np.uint64(i) + np.uint64(1)) * np.uint64({idx_mul})
+    z = (z ^ (z >> np.uint64(33))) * np.uint64({fmix1})
+    z = (z ^ (z >> np.uint64(33))) * np.uint64({fmix2})
+    return z ^ (z >> np.uint64(33))
+
+
+@cuda.jit(device=True, inline=True)
+def uniform_float32(key, i):
+    return np.float32(mix64(key, i) >> np.uint64(40)) * np.float32(2.0 ** -24)
+
+
+@cuda.jit(device=True, inline=True)
+def uniform_float64(key, i):
+    return np.float64(mix64(key, i) >> np.uint64(11)) * 2.0 ** -53
+'''
+
+
+class Module:
+    """The rendered module and what the executable needs to call it."""
+
+    def __init__(self, source, args, dims, kernels, sources, views, copies, fallible):
+        self.source = source
+        self.args = args          # driver's array arguments, as nodes, in order
+        self.copies = copies      # outputs no kernel computes (leaves, views): device buffers after args
+        self.dims = dims
+        self.kernels = kernels
+        self.sources = sources    # CudaKernel per kernel (None for views)
+        self.views = views
+        self.fallible = fallible  # whether a call must read the error word
+
+
+def render_module(program, kernels, check_numerics: bool = False, cfg: Config | None = None) -> Module:
+    cfg = cfg or Config(simulated())
+    dims = Dims()
+    names: dict = {}
+    args: list = []
+
+    def arg(node):
+        if node not in names:
+            names[node] = f"v{len(names)}"
+            args.append(node)
+        return names[node]
+
+    for p in program.inputs:
+        arg(p)
+    body, defs, runs, sources, views = [], [], [], [], {}
+    strided = set()  # transposed views: strided arrays in the kernels that read them
+    guard = False    # set once a kernel that may fail has been launched
+    for kern in kernels:
+        if kern.kind == "view":
+            node = kern.nodes[0]
+            src = names[node.inputs[0]] if node.inputs[0] in names else arg(node.inputs[0])
+            names[node] = f"w{len(names)}"
+            sources.append(None)
+            if node.op.name == "transpose":
+                views[node] = (node.inputs[0], None)
+                strided.add(node)
+                body.append(f"    {names[node]} = {src}.T")
+                continue
+            target = [str(d) if d is not None else dims.add(lambda s, n=node, q=q: s[n][q])
+                      for q, d in enumerate(node.shape)]
+            views[node] = (node.inputs[0], target)
+            body.append(f"    {names[node]} = {src}.reshape(({', '.join(target or ['1'])},))")
+            continue
+        ks = RENDER[kern.kind](kern, dims, cfg)
+        sources.append(ks)
+        call_args = [names[n] if n in names else arg(n) for n in ks.arrays]
+        call_args += [expr for _, expr in ks.ints]
+        sig = ", ".join([arr_type(n.dtype, max(n.ndim, 1), "A" if n in strided else "C") for n in ks.arrays]
+                        + ["T.int64"] * len(ks.ints) + ['T.Array(T.int64, 1, "C")'])
+        params = ", ".join(ks.arg_names + [name for name, _ in ks.ints] + ["err"])
+        run = [f"\n\ndef run_{kern.name}({params}, dims):", f"    # {' '.join(kern.ops)}"]
+        for ln in ks.launches:
+            lines = (["    if err[0] != 0:", "        return"] if guard and ln.guard else []) + ln.lines
+            # 0-d values live in one-element arrays on the device (the simulator cannot read a[()])
+            text = "\n".join(lines).replace("[()]", "[0]")
+            defs.append(f"\n\n@cuda.jit(T.void({sig}), **OPTS)\ndef {ln.name}({params}):\n" + text)
+            test = "g[0] and g[1] and g[2]" if ln.grid3 else "g"  # no launch over nothing
+            run += [f"    g = {ln.grid}", f"    if {test}:", f"        {ln.name}[g, {ln.block}]({params})"]
+        runs.append("\n".join(run))
+        body.append(f"    run_{kern.name}({', '.join(call_args + ['err', 'dims'])})")
+        guard = guard or ks.fallible
+        if check_numerics:
+            for n in kern.outputs:
+                if n.dtype.kind == "f":
+                    body.append(f"    finite({names[n]}, err, {error_code(NUMERICS, kern.index, kern.position(n))})")
+            guard = True
+
+    def storage(n):
+        while n in views:
+            n = views[n][0]
+        return n
+
+    copies = list(dict.fromkeys(o for o in program.outputs if o.is_leaf or o in views))
+    for o in program.outputs:
+        if o not in names:
+            arg(o)
+    for j, o in enumerate(copies):
+        body.append(f"    copy_into(r{j}, {names[o]}, err, {guard})")
+    updated = {p for p, _ in program.updates}
+    snaps = {}
+    for p, u in program.updates:
+        s = storage(u)
+        if s is not p and s in updated:
+            snaps[u] = f"t{len(snaps)}"
+            src = names[u] if u in names else arg(u)
+            body.append(f"    {snaps[u]} = cuda.device_array({src}.shape, {src}.dtype)")
+            body.append(f"    copy_into({snaps[u]}, {src}, err, {guard})")
+    for p, u in program.updates:
+        if storage(u) is p:
+            continue
+        src = snaps.get(u) or (names[u] if u in names else arg(u))
+        body.append(f"    copy_into({names[p] if p in names else arg(p)}, {src}, err, {guard})")
+    params = [names[n] for n in args] + [f"r{j}" for j in range(len(copies))]
+    driver = (f"\n\ndef driver({', '.join(params + ['dims', 'err'])}):\n" + "\n".join(body or ["    pass"]) + "\n")
+    n_launch = sum(len(ks.launches) for ks in sources if ks is not None)
+    sim = simulated()
+    source = HEADER.format(n_kernels=n_launch, tpb=cfg.tpb, cache=not sim,
+                           math="from graphc.backends.cuda import simmath as math" if sim else "import math")
+    if any(m.op.kind == "random" for kern in kernels for m in kern.nodes):
+        source += RANDOM_HELPERS.format(key_mul=hex(rnd.KEY_MUL), idx_mul=hex(rnd.IDX_MUL), fmix1=hex(rnd.FMIX1),
+                                        fmix2=hex(rnd.FMIX2))
+    source += "".join(defs) + "".join(runs) + driver
+    fallible = check_numerics or any(ks is not None and ks.fallible for ks in sources)
+    return Module(source, args, dims, kernels, sources, views, copies, fallible)
