@@ -4,6 +4,8 @@ side with NumPy and, where installed, PyTorch, JAX and PyTensor, in one run.
     python tools/bench.py                      # everything: ~15 minutes on 2 cores
     python tools/bench.py --quick              # one round, W1 W2 W4 W5, a few peers: ~3 minutes
     python tools/bench.py -w w1,w4 --rounds 3  # some workloads
+    python tools/bench.py --backend cuda       # on a GPU: G1 chain vs copy bandwidth, G2 GEMM vs
+                                               # cuBLAS, G3 MLP step vs torch CUDA eager
     graphc bench ...  /  make bench            # the same
 
 Method (the peers' own): every thread pool pinned to 2 threads; every system in its own fresh
@@ -286,7 +288,157 @@ def run_w5(backend):
     return rows
 
 
-GRAPHC_RUNS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "w5": run_w5}
+# ------------------------------------------------------------------- GPU workloads (backend cuda)
+# G1: the W1 chain's kernel against the device's own copy bandwidth (goal >= 70 %); G2: a 2048^3
+# float32 GEMM against cuBLAS (torch.matmul, TF32 off); G3: the W2 Adam step against PyTorch CUDA
+# eager (goal <= 1.5x its time). Kernel times come from fn.profile (synchronised launches on
+# device buffers); step times include copying the batch to the device and the loss back.
+GPU_WORKLOADS = ("g1", "g2", "g3")
+G2_N = 2048
+# GRAPHC_BENCH_SMOKE=1: tiny sizes, the simulator allowed, G3 left out: checks the code paths
+SMOKE = os.environ.get("GRAPHC_BENCH_SMOKE") == "1"
+if SMOKE:
+    G2_N = 8
+
+
+def _gpu_or_reason():
+    from numba import config, cuda
+    if config.ENABLE_CUDASIM and not SMOKE:
+        return "numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM): no GPU timing"
+    if not cuda.is_available():
+        return "no CUDA GPU on this machine"
+    return None
+
+
+def _device_name():
+    from numba import cuda
+    name = getattr(cuda.get_current_device(), "name", "the CUDA simulator")
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def run_g1(backend):
+    import numpy as np
+    from numba import cuda
+    import graphc as gc
+    x, y = w1_inputs()
+    if SMOKE:
+        x, y = x[:64], y[:64]
+    ins, out = w1_graph(gc, x.size)
+    f = gc.compile(ins, out, backend=backend)
+    r = f(x, y)
+    xd, yd = x.astype(np.float64), y.astype(np.float64)
+    ref = np.tanh(xd * 1.5 + yd) * (1 / (1 + np.exp(-xd))) + np.maximum(yd - 0.5, 0) * np.exp(-xd * xd)
+    err = float(np.max(np.abs(r.astype(np.float64) - ref)))
+    prof = f.profile(x, y, repeat=50)
+    kern_s = sum(k.seconds for k in prof)
+    a, b = cuda.to_device(x), cuda.device_array_like(x)
+    b.copy_to_device(a)
+    cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(50):
+        b.copy_to_device(a)
+    cuda.synchronize()
+    copy_s = (time.perf_counter() - t0) / 50
+    copy_gbps = 2 * x.nbytes / copy_s / 1e9
+    chain_gbps = 3 * x.nbytes / kern_s / 1e9
+    call = median(timeit(lambda: f(x, y), 2, 7))
+    return [{"system": f"graphc {backend} (kernel)", "ms": 1e3 * kern_s, "gbps": chain_gbps,
+             "max_abs_err": err, "note": f"{100 * chain_gbps / copy_gbps:.0f}% of the device copy "
+                                         f"bandwidth {copy_gbps:.0f} GB/s; {_device_name()}"},
+            {"system": "device copy (cudaMemcpy D2D)", "ms": 1e3 * copy_s, "gbps": copy_gbps},
+            {"system": f"graphc {backend} (call, host arrays)", "ms": 1e3 * call,
+             "note": "includes copying x, y to the device and the result back"}]
+
+
+def run_g2(backend):
+    import numpy as np
+    import graphc as gc
+    rng = np.random.default_rng(SEED)
+    A = rng.standard_normal((G2_N, G2_N), dtype=np.float32)
+    B = rng.standard_normal((G2_N, G2_N), dtype=np.float32)
+    a, b = gc.placeholder(A.shape, name="a"), gc.placeholder(B.shape, name="b")
+    f = gc.compile([a, b], a @ b, backend=backend)
+    got = f(A, B)
+    err = float(np.max(np.abs(got - A @ B)))
+    kern_s = sum(k.seconds for k in f.profile(A, B, repeat=20))
+    flop = 2 * G2_N ** 3
+    rows = [{"system": f"graphc {backend} (tiled kernel)", "ms": 1e3 * kern_s, "gflops": flop / kern_s / 1e9,
+             "max_abs_err": err, "note": _device_name()}]
+    try:
+        import torch
+        torch.backends.cuda.matmul.allow_tf32 = False
+        ta, tb = torch.from_numpy(A).cuda(), torch.from_numpy(B).cuda()
+        torch.matmul(ta, tb)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(20):
+            torch.matmul(ta, tb)
+        torch.cuda.synchronize()
+        t = (time.perf_counter() - t0) / 20
+        rows.append({"system": "cuBLAS (torch.matmul, TF32 off)", "ms": 1e3 * t, "gflops": flop / t / 1e9})
+    except ImportError:
+        rows.append({"system": "cuBLAS (torch.matmul)", "status": "not installed"})
+    return rows
+
+
+def run_g3(backend):
+    if SMOKE:
+        return [{"system": f"graphc {backend}", "status": "skipped", "note": "smoke run"}]
+    step, xb, yb = w2_step(backend)
+    losses = [float(step(xb, yb)) for _ in range(20)]
+    times, _ = timed_loops(lambda: step(xb, yb), warmup=5, repeats=5, steps=50)
+    t = median(times) / 50
+    rows = [{"system": f"graphc {backend}", "steps_per_s": 1 / t, "ms": 1e3 * t, "loss_after_20": losses[-1],
+             "note": f"{len(step.kernels)} kernels; batch copied in, loss copied out per step; {_device_name()}"}]
+    try:
+        import torch
+        torch.backends.cuda.matmul.allow_tf32 = False
+        params, x, y = w2_problem()
+        ps = [torch.tensor(p, device="cuda", requires_grad=True) for p in params]
+        opt = torch.optim.Adam(ps, lr=1e-3)
+        X, Y = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
+
+        def tstep():
+            h = X
+            for k in range(3):
+                h = h @ ps[2 * k] + ps[2 * k + 1]
+                if k < 2:
+                    h = torch.relu(h)
+            loss = torch.nn.functional.cross_entropy(h, Y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss
+
+        for _ in range(20):
+            tloss = tstep()
+        torch.cuda.synchronize()
+        ts = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(50):
+                tstep()
+            torch.cuda.synchronize()
+            ts.append((time.perf_counter() - t0) / 50)
+        tt = median(ts)
+        rows.append({"system": "torch CUDA eager (Adam)", "steps_per_s": 1 / tt, "ms": 1e3 * tt,
+                     "loss_after_20": float(tloss), "note": f"graphc / torch time: {t / tt:.2f}"})
+    except ImportError:
+        rows.append({"system": "torch CUDA eager", "status": "not installed"})
+    return rows
+
+
+def _gpu_run(fn):
+    def run(backend):
+        reason = _gpu_or_reason()
+        if reason:
+            return [{"system": f"graphc {backend}", "status": "skipped", "note": reason}]
+        return fn(backend)
+    return run
+
+
+GRAPHC_RUNS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "w5": run_w5,
+               "g1": _gpu_run(run_g1), "g2": _gpu_run(run_g2), "g3": _gpu_run(run_g3)}
 
 
 # ------------------------------------------------------------------------------------ orchestration
@@ -370,7 +522,7 @@ def run_all(args) -> list[dict]:
     for w in args.workloads:
         systems = [(f"graphc_{b}", [sys.executable, me, "--system", f"{w}:graphc_{b}"], None)
                    for b in args.backends] if w != "w0" else []
-        if peers:
+        if peers and w in PEER_SCRIPTS:  # the GPU workloads measure their references themselves
             found, missing = peer_systems(args.peers_python, peers, w)
             for key in found:
                 if key in missing:
@@ -425,6 +577,13 @@ def _groups(records, workload, key=("system",)):
     for r in records:
         if r.get("workload") == workload and r.get("status") == "ok":
             out.setdefault(tuple(r.get(k) for k in key), []).append(r)
+    return out
+
+
+def _groups_any(records) -> dict:
+    out: dict = {}
+    for r in records:
+        out.setdefault((r["workload"], r["system"]), []).append(r)
     return out
 
 
@@ -485,12 +644,21 @@ def tables(records) -> str:
             add(f"| {s} | {op} | {_fmt(rs, 'ms')} | {_fmt(rs, 'gbps', 1, False)} | {_fmt(rs, 'cores_busy', 2, False)} | "
                 f"{rs[0].get('max_abs_err', float('nan')):.2e} | {rs[0].get('note', '')} |")
         add("")
+    gpu = [r for r in records if r.get("workload", "").startswith("G") and r.get("status") == "ok"]
+    if gpu:
+        add("## GPU (backend cuda): G1 W1 chain vs copy bandwidth, G2 GEMM 2048³ vs cuBLAS, G3 W2 step vs torch\n")
+        add("| workload | system | ms | GB/s | GFLOP/s | steps/s | note |\n|---|---|---|---|---|---|---|")
+        for (w, sys_), rs in _groups_any(gpu).items():
+            add(f"| {w} | {sys_} | {_fmt(rs, 'ms')} | {_fmt(rs, 'gbps', 1, False) if 'gbps' in rs[0] else '–'} | "
+                f"{_fmt(rs, 'gflops', 0, False) if 'gflops' in rs[0] else '–'} | "
+                f"{_fmt(rs, 'steps_per_s', 1, False) if 'steps_per_s' in rs[0] else '–'} | {rs[0].get('note', '')} |")
+        add("")
     bad = [r for r in records if r.get("status") not in ("ok", None)]
     if bad:
         add("## Not measured\n")
         for r in bad:
             add(f"- {r.get('workload', '?')} {r.get('system', '?')}: {r.get('status')}"
-                + (f" ({r.get('error')})" if r.get("error") else ""))
+                + (f" ({r.get('error') or r.get('note')})" if r.get("error") or r.get("note") else ""))
         add("")
     return "\n".join(lines)
 
@@ -515,7 +683,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="graphc's benchmarks beside the peers: W0 bandwidth/GEMM limits, "
                                  "W1 fused elementwise chain, W2 MLP training step, W3 first step in a fresh "
                                  "process, W4 XOR step overhead, W5 softmax/logsumexp.")
-    ap.add_argument("-w", "--workloads", default=",".join(WORKLOADS), help="comma-separated, e.g. w1,w4")
+    ap.add_argument("-w", "--workloads", default=None,
+                    help="comma-separated, e.g. w1,w4 (default: w0-w5; g1-g3 with --backend cuda)")
     ap.add_argument("--backends", default="numba,numpy", help="graphc backends to measure (numba,numpy,cuda)")
     ap.add_argument("--backend", help="one graphc backend (same as --backends NAME)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of separate processes")
@@ -530,10 +699,12 @@ def main(argv=None) -> int:
         child(args.system)
         return 0
     args.backends = [args.backend] if args.backend else [b for b in args.backends.split(",") if b]
+    if args.workloads is None:  # the CPU workloads, or the GPU ones for the cuda backend alone
+        args.workloads = ",".join(GPU_WORKLOADS if args.backends == ["cuda"] else WORKLOADS)
     args.workloads = [w.strip().lower() for w in args.workloads.split(",") if w.strip()]
-    bad = [w for w in args.workloads if w not in WORKLOADS]
+    bad = [w for w in args.workloads if w not in WORKLOADS + GPU_WORKLOADS]
     if bad:
-        ap.error(f"unknown workloads {bad}; choose from {', '.join(WORKLOADS)}")
+        ap.error(f"unknown workloads {bad}; choose from {', '.join(WORKLOADS + GPU_WORKLOADS)}")
     if args.quick:
         args.rounds = 1
         if args.workloads == list(WORKLOADS):

@@ -457,7 +457,7 @@ def copy_into(dst, src, err, guard):
 def finite(a, err, code):
     n = a.size
     if n:
-        check_finite[blocks(n, {tpb}), {tpb}](a.reshape(n), err, code)
+        check_finite[blocks(n, {tpb}), {tpb}](a.reshape(n), n, err, code)
 '''
 
 

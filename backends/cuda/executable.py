@@ -6,7 +6,7 @@ import os
 import time
 
 import numpy as np
-from numba import cuda
+from numba import config, cuda
 
 from graphc import ir
 from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
@@ -172,8 +172,7 @@ class CudaExecutable:
 
     def cache_info(self) -> dict:
         return {"backend": "cuda", "module": self.path, "reused": self.reused,
-                "compile_seconds": self.compile_seconds, "simulator": bool(cuda.simulator_enabled)
-                if hasattr(cuda, "simulator_enabled") else None}
+                "compile_seconds": self.compile_seconds, "simulator": bool(config.ENABLE_CUDASIM)}
 
     def profile(self, feeds, repeat: int):
         """Each kernel's launches alone (synchronised), with the arrays of one planned call; the
