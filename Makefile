@@ -6,7 +6,7 @@ PYTHON ?= python3
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export GRAPHC_CACHE_DIR ?= $(CURDIR)/.cache/graphc
 
-.PHONY: demo test install graphviz docs bench peers clean
+.PHONY: demo test test-cuda install graphviz docs bench peers clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,10 @@ peers:
 # two workers: numba compiles dominate and use one core each
 test: install graphviz
 	$(VENV)/bin/pytest -q -n 2
+
+# on a machine with an NVIDIA GPU: the backends tier and tests/cuda on the real device
+test-cuda: install
+	NUMBA_ENABLE_CUDASIM=0 $(VENV)/bin/pytest -q tests/cuda tests/backends -k cuda
 
 clean:
 	rm -rf $(VENV) .cache out .pytest_cache
