@@ -2,7 +2,8 @@
 from . import dtypes, errors, ops  # noqa: F401
 from .api import (  # noqa: F401
     abs, add, argmax, argmin, as_node, binary_cross_entropy, binary_cross_entropy_with_logits,
-    broadcast_to, cast, check_index, clip, concat, constant, cos, cross_entropy, div, elu, equal, erf,
+    broadcast_to, cast, check_index, clip, concat, constant, cos, cross_entropy, div, elu, embedding, equal,
+    erf,
     exp, expand_dims, flatten, gelu, getitem, greater, greater_equal, hinge, l1_loss, leaky_relu, less,
     less_equal, log, log1p, log_softmax, logical_and, logical_not, logical_or, logsumexp, matmul, max,
     maximum, mean, min, minimum, mse, mul, neg, not_equal, one_hot, pad, parameter, permute,
@@ -11,7 +12,7 @@ from .api import (  # noqa: F401
     where,
 )
 from .autodiff import (  # noqa: F401
-    GradientCheckError, check_grad, format_backward, grad, hessian, hvp, vjp,
+    GradientCheckError, check_grad, clip_by_global_norm, format_backward, grad, hessian, hvp, vjp,
 )
 from .compiler import compile  # noqa: F401
 from .errors import (  # noqa: F401

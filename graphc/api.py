@@ -469,6 +469,18 @@ def take(x, indices, axis=None) -> Node:
     return make_node(_op("take"), (x, idx), {"axis": axis})
 
 
+def embedding(ids, table) -> Node:
+    """table[ids]: one row of table (num_embeddings, dim) per integer id, shape ids.shape + (dim,).
+    Ids outside [-num, num) raise (GraphIndexError); negative ids count from the end, as NumPy.
+    The gradient with respect to table adds each row's gradient into its id's row (scatter-add),
+    so repeated ids accumulate."""
+    table = as_node(table)
+    if table.ndim != 2:
+        raise ShapeError(f"embedding: the table must be 2-D (num_embeddings, dim), got shape "
+                         f"{fmt_shape(table.shape)}", user_location())
+    return take(table, ids, axis=0)
+
+
 def _index_node(indices, dim) -> Node:
     """Integer indices as a node; constant ones are range-checked now when dim is known."""
     if isinstance(indices, Node):

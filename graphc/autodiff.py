@@ -237,3 +237,30 @@ def check_grad(f, inputs, *, eps: float = 1e-6, rtol: float = 1e-6, atol: float 
                 user_location())
         worst = max(worst, rel)
     return worst
+
+
+def clip_by_global_norm(tensors, clip_norm):
+    """(clipped tensors, global norm), as tf.clip_by_global_norm: with N = sqrt(sum of every
+    tensor's squared entries), each tensor is scaled by clip_norm / max(N, clip_norm), so the
+    list's joint norm is at most clip_norm and the directions are kept. The remedy the course gives
+    for exploding gradients in recurrent networks; Optimizer(clip_norm=...) applies it to the
+    gradients before the update rule. The norm is computed in float64 for float64 tensors, else
+    in float32."""
+    tensors = [F.as_node(t) for t in tensors]
+    if not tensors:
+        raise GraphError("clip_by_global_norm needs at least one tensor", user_location())
+    bad = [t.label for t in tensors if t.dtype.kind != "f"]
+    if bad:
+        raise GraphError(f"clip_by_global_norm: float tensors only, got non-float {bad}", user_location())
+    if not isinstance(clip_norm, Node) and not float(clip_norm) > 0:
+        raise GraphError(f"clip_by_global_norm: clip_norm must be > 0, got {clip_norm}", user_location())
+    wide = "float64" if any(t.dtype == np.float64 for t in tensors) else "float32"
+    total = None
+    for t in tensors:
+        sq = F.sum(F.square(F.cast(t, wide)))
+        total = sq if total is None else F.add(total, sq)
+    norm = F.sqrt(total)
+    c = F.cast(F.as_node(clip_norm), wide) if isinstance(clip_norm, Node) else F.constant(np.asarray(clip_norm, wide))
+    scale = F.div(c, F.maximum(norm, c))
+    return [F.mul(t, F.cast(scale, t.dtype)) for t in tensors], norm
+

@@ -16,7 +16,7 @@ from .errors import GraphError
 from .ir import Node, user_location
 
 __all__ = ["Module", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Identity",
-           "Dropout", "BatchNorm"]
+           "Dropout", "BatchNorm", "Embedding"]
 
 
 class Module:
@@ -89,6 +89,21 @@ class Linear(Module):
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features}, bias={self.b is not None})"
+
+
+class Embedding(Module):
+    """table[ids] for integer ids: a learned (num_embeddings, dim) table, N(0, 1) by default as
+    torch.nn.Embedding; its gradient scatter-adds into the rows that were looked up."""
+
+    def __init__(self, num_embeddings: int, dim: int, init="normal", seed=None, dtype="float32"):
+        self.table = F.parameter(_initializer(init)((num_embeddings, dim), seed=seed, dtype=dtype), name="table")
+        self.num_embeddings, self.dim = num_embeddings, dim
+
+    def forward(self, ids):
+        return F.embedding(ids, self.table)
+
+    def __repr__(self):
+        return f"Embedding({self.num_embeddings}, {self.dim})"
 
 
 class _Activation(Module):

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from . import api as F
-from .autodiff import grad
+from .autodiff import clip_by_global_norm, grad
 from .errors import GraphError
 from .ir import Node, toposort, user_location
 
@@ -42,6 +42,8 @@ class Optimizer:
         self.params: list[Node] = []
         self.slots: list[dict[str, Node]] = []  # per parameter: state name -> state parameter
         self.step: Node | None = None           # Adam's step count (float64 scalar parameter)
+        # set before updates() are built: gradients clipped jointly to this global norm
+        self.clip_norm: float | None = None
 
     @property
     def lr(self) -> float:
@@ -55,9 +57,10 @@ class Optimizer:
     def _slot(self, p: Node, what: str, fill: float = 0.0) -> Node:
         return _state(np.full(p.shape, fill, p.dtype), f"{p.label}.{what}")
 
-    def updates(self, loss, params=None) -> list[tuple[Node, Node]]:
+    def updates(self, loss, params=None, clip_norm: float | None = None) -> list[tuple[Node, Node]]:
         """(parameter, new value) pairs that take one step on loss; params defaults to every trainable
-        parameter the loss depends on."""
+        parameter the loss depends on. clip_norm (or opt.clip_norm): the gradients are first clipped
+        jointly to this global norm (gc.clip_by_global_norm), as torch's clip_grad_norm_."""
         if self.params:
             raise GraphError(f"this {type(self).__name__} already built its updates (its state belongs to "
                              "those parameters); make a new optimizer for another model", user_location())
@@ -72,6 +75,9 @@ class Optimizer:
                 raise GraphError(f"parameter {p.label} is {p.dtype}: only float parameters can be trained",
                                  user_location())
         grads = grad(loss, params)
+        clip_norm = self.clip_norm if clip_norm is None else clip_norm
+        if clip_norm is not None:
+            grads, _ = clip_by_global_norm(grads, clip_norm)
         self.params = params
         self.slots = [{} for _ in params]
         out = self._prelude()
