@@ -1,14 +1,14 @@
 """graphc: a compiler for static computation graphs (define-then-run, symbolic gradients, fusion)."""
 from . import dtypes, errors, ops  # noqa: F401
 from .api import (  # noqa: F401
-    abs, add, argmax, argmin, as_node, binary_cross_entropy, binary_cross_entropy_with_logits,
-    broadcast_to, cast, check_index, clip, concat, constant, cos, cross_entropy, div, elu, embedding, equal,
+    abs, add, argmax, argmin, as_node, avg_pool2d, binary_cross_entropy, binary_cross_entropy_with_logits,
+    broadcast_to, cast, check_index, clip, concat, constant, conv2d, cos, cross_entropy, div, elu, embedding, equal,
     erf,
-    exp, expand_dims, flatten, gelu, getitem, greater, greater_equal, hinge, l1_loss, leaky_relu, less,
+    exp, expand_dims, flatten, fold, gelu, getitem, greater, greater_equal, hinge, l1_loss, leaky_relu, less,
     less_equal, log, log1p, log_softmax, logical_and, logical_not, logical_or, logsumexp, matmul, max,
-    maximum, mean, min, minimum, mse, mul, neg, not_equal, one_hot, pad, parameter, permute,
+    max_pool2d, maximum, mean, min, minimum, mse, mul, neg, not_equal, one_hot, pad, parameter, permute,
     placeholder, pow, prelu, prod, random_uniform, reciprocal, relu, reshape, sigmoid, sign, sin, size_of, softmax,
-    softplus, sqrt, square, squeeze, stack, std, step, sub, sum, take, tanh, train_switch, transpose, var,
+    softplus, sqrt, square, squeeze, stack, std, step, sub, sum, take, tanh, train_switch, transpose, unfold, var,
     where,
 )
 from .autodiff import (  # noqa: F401

@@ -16,7 +16,7 @@ from .errors import GraphError
 from .ir import Node, user_location
 
 __all__ = ["Module", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Identity",
-           "Dropout", "BatchNorm", "Embedding"]
+           "Dropout", "BatchNorm", "Embedding", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten"]
 
 
 class Module:
@@ -89,6 +89,63 @@ class Linear(Module):
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features}, bias={self.b is not None})"
+
+
+class Conv2d(Module):
+    """gc.conv2d with a learned weight (out, in, kh, kw), He uniform by default (fans count the
+    window: in*kh*kw), and a zero bias (out,)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel, stride=1, padding=0, dilation=1,
+                 bias: bool = True, init="he_uniform", seed=None, dtype="float32"):
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+        W = _initializer(init)((out_channels, in_channels, kh, kw), seed=seed, dtype=dtype)
+        self.W = F.parameter(W, name="W")
+        self.b = F.parameter(np.zeros(out_channels, W.dtype), name="b") if bias else None
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.shape = (in_channels, out_channels, (kh, kw))
+
+    def forward(self, x):
+        return F.conv2d(x, self.W, self.b, self.stride, self.padding, self.dilation)
+
+    def __repr__(self):
+        i, o, k = self.shape
+        return f"Conv2d({i}, {o}, kernel={k}, stride={self.stride}, padding={self.padding})"
+
+
+class MaxPool2d(Module):
+    """gc.max_pool2d over kernel windows (stride defaults to the kernel)."""
+
+    def __init__(self, kernel, stride=None, padding=0):
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel, self.stride, self.padding)
+
+    def __repr__(self):
+        return f"MaxPool2d({self.kernel}, stride={self.stride}, padding={self.padding})"
+
+
+class AvgPool2d(MaxPool2d):
+    """gc.avg_pool2d over kernel windows (stride defaults to the kernel; padding counts as zeros)."""
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel, self.stride, self.padding)
+
+    def __repr__(self):
+        return f"AvgPool2d({self.kernel}, stride={self.stride}, padding={self.padding})"
+
+
+class Flatten(Module):
+    """Every axis from start_dim on merged into one (images to feature vectors)."""
+
+    def __init__(self, start_dim: int = 1):
+        self.start_dim = start_dim
+
+    def forward(self, x):
+        return F.flatten(x, self.start_dim)
+
+    def __repr__(self):
+        return f"Flatten({self.start_dim})"
 
 
 class Embedding(Module):

@@ -253,6 +253,68 @@ CASES.append(Case("getitem_two_node_indices", lambda x, i, j: x[i, :, j], lambda
                   [((3, 4, 5), (2,), (2,))], F, ("any", "idx:3", "idx:3"),
                   in_dtypes=lambda d: (d, "int64", "int32")))
 
+# ---------------------------------------------------------------- windows: convolution, pooling
+# references by their definitions, element by element (the ops are built from im2col + GEMM)
+def _window(x, kernel, stride, padding, dilation, fill):
+    """windows[n, c, oh, ow, p, q] of x padded with fill."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    n, c, h, w = x.shape
+    oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    xp = np.full((n, c, h + 2 * ph, w + 2 * pw), fill, x.dtype)
+    xp[:, :, ph:ph + h, pw:pw + w] = x
+    out = np.empty((n, c, oh, ow, kh, kw), x.dtype)
+    for a in range(oh):
+        for b in range(ow):
+            for p in range(kh):
+                for q in range(kw):
+                    out[:, :, a, b, p, q] = xp[:, :, a * sh + p * dh, b * sw + q * dw]
+    return out
+
+
+def _conv_ref(x, w, stride, padding, dilation):
+    win = _window(x, w.shape[2:], stride, padding, dilation, 0)
+    return np.einsum("ncabpq,ocpq->noab", win.astype(np.float64), w.astype(np.float64)).astype(x.dtype)
+
+
+def _fold_ref(cols, size, kernel, stride, padding, dilation):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    h, w = size
+    n = cols.shape[0]
+    c = cols.shape[1] // (kh * kw)
+    oh, ow = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), cols.dtype)
+    cc = cols.reshape(n, c, kh, kw, oh, ow)
+    for a in range(oh):
+        for b in range(ow):
+            for p in range(kh):
+                for q in range(kw):
+                    out[:, :, a * sh + p * dh, b * sw + q * dw] += cc[:, :, p, q, a, b]
+    return out[:, :, ph:ph + h, pw:pw + w]
+
+
+_W = np.random.default_rng(7).normal(size=(4, 3, 3, 2)).astype(np.float32)
+CASES += [
+    Case("conv2d", lambda x: gc.conv2d(x, _W.astype(x.dtype)),
+         lambda x: _conv_ref(x, _W.astype(x.dtype), (1, 1), (0, 0), (1, 1)), [((2, 3, 6, 5),), ((1, 3, 3, 2),)],
+         dynamic=True),
+    Case("conv2d_stride_pad_dilation", lambda x: gc.conv2d(x, _W.astype(x.dtype), stride=(2, 1), padding=(1, 2),
+                                                           dilation=(1, 2)),
+         lambda x: _conv_ref(x, _W.astype(x.dtype), (2, 1), (1, 2), (1, 2)), [((2, 3, 7, 6),)]),
+    Case("conv2d_input_and_weight", lambda x, w: gc.conv2d(x, w, stride=2, padding=1),
+         lambda x, w: _conv_ref(x, w, (2, 2), (1, 1), (1, 1)), [((2, 3, 5, 6), (4, 3, 3, 3))]),
+    Case("max_pool2d", lambda x: gc.max_pool2d(x, 3, 2, 1),
+         lambda x: _window(x, (3, 3), (2, 2), (1, 1), (1, 1), -np.inf).max(axis=(4, 5)), [((2, 3, 7, 6),)],
+         dynamic=True),
+    Case("avg_pool2d", lambda x: gc.avg_pool2d(x, (2, 3), 1, (1, 0)),
+         lambda x: _window(x, (2, 3), (1, 1), (1, 0), (1, 1), 0).mean(axis=(4, 5)), [((2, 2, 5, 5),)]),
+    Case("unfold", lambda x: gc.unfold(x, (2, 3), dilation=(2, 1), padding=1, stride=(1, 2)),
+         lambda x: np.moveaxis(_window(x, (2, 3), (1, 2), (1, 1), (2, 1), 0), (2, 3), (4, 5)).reshape(
+             x.shape[0], -1, _window(x, (2, 3), (1, 2), (1, 1), (2, 1), 0).shape[2] *
+             _window(x, (2, 3), (1, 2), (1, 1), (2, 1), 0).shape[3]), [((2, 3, 5, 6),)], F + I),
+    Case("fold", lambda c: gc.fold(c, (5, 4), (2, 3), padding=(1, 0), stride=(2, 1)),
+         lambda c: _fold_ref(c, (5, 4), (2, 3), (2, 1), (1, 0), (1, 1)), [((2, 12, 6),)], F + I, dynamic=True),
+]
+
 # ---------------------------------------------------------------- matmul
 CASES.append(Case("matmul", lambda a, b: a @ b, np.matmul,
                   [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),

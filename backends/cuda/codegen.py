@@ -18,7 +18,7 @@ from graphc.ops import random as rnd
 from graphc.schedule import Kernel
 
 from ..numba.codegen import (Dims, KernelSource, _combine, _extent, _identity, _shape_exprs, _slice_params,
-                             arr_type, convert, index, literal, loop_parts, np_type)
+                             arr_type, col2im_body, convert, im2col_body, index, literal, loop_parts, np_type)
 
 
 def simulated() -> bool:
@@ -397,11 +397,29 @@ def render_dimsize(kern, dims, cfg):
     return k
 
 
+def render_im2col(kern, dims, cfg):
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    x = k.array(node.inputs[0], "a0")
+    o = k.array(node, "o0")
+    _out_grid(k, dims, node, im2col_body(node, o, x))
+    return k
+
+
+def render_col2im(kern, dims, cfg):
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    g = k.array(node.inputs[0], "a0")
+    o = k.array(node, "o0")
+    _out_grid(k, dims, node, col2im_body(node, o, g))
+    return k
+
+
 RENDER = {
     "loop": render_loop, "matmul": render_matmul, "transpose": render_transpose, "slice": render_slice,
     "unslice": render_unslice, "take": render_take, "scatter_add": render_scatter_add, "pad": render_pad,
     "concat": render_concat, "argmax": render_argreduce, "argmin": render_argreduce,
-    "logsumexp": render_logsumexp, "dimsize": render_dimsize,
+    "logsumexp": render_logsumexp, "dimsize": render_dimsize, "im2col": render_im2col, "col2im": render_col2im,
 }
 
 

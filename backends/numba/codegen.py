@@ -571,11 +571,58 @@ def render_dimsize(kern, dims):
     return k
 
 
+def im2col_body(node, o, x) -> list[str]:
+    """Per output element (i0 image, i1 = (c*kh + p)*kw + q, i2 = oh*OW + ow) of im2col: a gather
+    (graphc/ops/conv.py). Shared by the CPU and CUDA renderers."""
+    from graphc.ops.conv import out_size
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (node.attrs[a] for a in ("kernel", "stride", "padding", "dilation"))
+    _, _, H, W = node.inputs[0].shape
+    OW = out_size(W, kw, sw, pw, dw)
+    return [f"c = i1 // {kh * kw}", f"p = (i1 % {kh * kw}) // {kw}", f"q = i1 % {kw}",
+            f"h = (i2 // {OW}) * {sh} - {ph} + p * {dh}", f"w = (i2 % {OW}) * {sw} - {pw} + q * {dw}",
+            f"if h >= 0 and h < {H} and w >= 0 and w < {W}:", f"    {o}[i0, i1, i2] = {x}[i0, c, h, w]",
+            "else:", f"    {o}[i0, i1, i2] = {literal(node.attrs['value'], node.dtype)}"]
+
+
+def col2im_body(node, o, g) -> list[str]:
+    """Per output pixel (i0, i1 = c, i2 = h, i3 = w) of col2im: the sum of the column entries that
+    came from it, gathered (no two threads write one pixel)."""
+    from graphc.ops.conv import out_size
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (node.attrs[a] for a in ("kernel", "stride", "padding", "dilation"))
+    _, H, W = node.attrs["size"]
+    OH, OW = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
+    T = np_type(node.dtype)
+    return [f"acc = {T}(0)", f"for p in range({kh}):", f"    t = i2 + {ph} - p * {dh}",
+            f"    if t >= 0 and t % {sh} == 0 and t // {sh} < {OH}:", f"        for q in range({kw}):",
+            f"            u = i3 + {pw} - q * {dw}",
+            f"            if u >= 0 and u % {sw} == 0 and u // {sw} < {OW}:",
+            f"                acc += {g}[i0, (i1 * {kh} + p) * {kw} + q, (t // {sh}) * {OW} + u // {sw}]",
+            f"{o}[i0, i1, i2, i3] = acc"]
+
+
+def render_im2col(kern, dims):
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    x = k.array(node.inputs[0], "a0")
+    o = k.array(node, "o0")
+    _out_loops(k, dims, node, im2col_body(node, o, x))
+    return k
+
+
+def render_col2im(kern, dims):
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    g = k.array(node.inputs[0], "a0")
+    o = k.array(node, "o0")
+    _out_loops(k, dims, node, col2im_body(node, o, g))
+    return k
+
+
 RENDER = {
     "loop": render_loop, "matmul": render_matmul, "transpose": render_transpose, "slice": render_slice,
     "unslice": render_unslice, "take": render_take, "scatter_add": render_scatter_add, "pad": render_pad,
     "concat": render_concat, "argmax": render_argreduce, "argmin": render_argreduce,
-    "logsumexp": render_logsumexp, "dimsize": render_dimsize,
+    "logsumexp": render_logsumexp, "dimsize": render_dimsize, "im2col": render_im2col, "col2im": render_col2im,
 }
 
 
