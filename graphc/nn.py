@@ -16,7 +16,8 @@ from .errors import GraphError
 from .ir import Node, user_location
 
 __all__ = ["Module", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Identity",
-           "Dropout", "BatchNorm", "Embedding", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten"]
+           "Dropout", "BatchNorm", "Embedding", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
+           "RNNCell", "LSTMCell", "RNN", "LSTM", "unroll", "rnn_step", "lstm_step"]
 
 
 class Module:
@@ -269,3 +270,138 @@ class Sequential(Module):
 
     def __repr__(self):
         return "Sequential(\n" + "".join(f"  ({i}): {layer!r}\n" for i, layer in enumerate(self.layers)) + ")"
+
+
+# ---------------------------------------------------------------- recurrent networks
+def rnn_step(x, h, W_ih, W_hh, b, nonlinearity: str = "tanh"):
+    """One Elman step as a function of its weights: act(x @ W_ih + h @ W_hh + b)."""
+    z = F.add(F.add(F.matmul(x, W_ih), F.matmul(h, W_hh)), b)
+    return F.tanh(z) if nonlinearity == "tanh" else F.relu(z)
+
+
+def lstm_step(x, h, c, W_ih, W_hh, b):
+    """One LSTM step as a function of its weights (W_ih (in, 4H), W_hh (H, 4H), b (4H,), gates in
+    the order input, forget, candidate, output, as PyTorch): returns (h', c')."""
+    z = F.add(F.add(F.matmul(x, W_ih), F.matmul(h, W_hh)), b)
+    H = z.shape[-1] // 4
+    i, f, g, o = (F.getitem(z, (slice(None), slice(k * H, (k + 1) * H))) for k in range(4))
+    c2 = F.add(F.mul(F.sigmoid(f), c), F.mul(F.sigmoid(i), F.tanh(g)))
+    return F.mul(F.sigmoid(o), F.tanh(c2)), c2
+
+
+def _zeros_state(x, hidden):
+    return F.broadcast_to(F.constant(np.zeros(hidden, x.dtype)), (x.shape[0], hidden), like=x)
+
+
+class RNNCell(Module):
+    """One step of an Elman network: h' = tanh(x @ W_ih + h @ W_hh + b). Weights Xavier uniform,
+    bias zeros. cell(x, h) -> h'; the state is h, of shape (N, hidden)."""
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", seed=None,
+                 dtype="float32"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise GraphError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}", user_location())
+        self.W_ih = F.parameter(initializers.xavier_uniform((input_size, hidden_size), seed=seed, dtype=dtype),
+                                name="W_ih")
+        self.W_hh = F.parameter(initializers.xavier_uniform((hidden_size, hidden_size),
+                                                            seed=None if seed is None else seed + 1, dtype=dtype),
+                                name="W_hh")
+        self.b = F.parameter(np.zeros(hidden_size, self.W_ih.dtype), name="b")
+        self.input_size, self.hidden_size, self.nonlinearity = input_size, hidden_size, nonlinearity
+
+    def __call__(self, x, state=None):
+        return self.forward(F.as_node(x), state)
+
+    def initial_state(self, x):
+        """Zeros of shape (N, hidden) for a batch x (N, input): its run-time batch size included."""
+        return _zeros_state(x, self.hidden_size)
+
+    def forward(self, x, state=None):
+        h = self.initial_state(x) if state is None else F.as_node(state)
+        return rnn_step(x, h, self.W_ih, self.W_hh, self.b, self.nonlinearity)
+
+    def __repr__(self):
+        return f"RNNCell({self.input_size}, {self.hidden_size})"
+
+
+class LSTMCell(Module):
+    """One step of a long short-term memory cell (Hochreiter & Schmidhuber; the forget gate of Gers
+    et al.): gates = x @ W_ih + h @ W_hh + b split into input i, forget f, candidate g, output o;
+    c' = sigmoid(f) * c + sigmoid(i) * tanh(g), h' = sigmoid(o) * tanh(c'). The state is (h, c).
+    Weights Xavier uniform; bias zeros except the forget gate's, 1 (so early gradients flow)."""
+
+    def __init__(self, input_size: int, hidden_size: int, seed=None, dtype="float32", forget_bias: float = 1.0):
+        H = hidden_size
+        self.W_ih = F.parameter(initializers.xavier_uniform((input_size, 4 * H), seed=seed, dtype=dtype),
+                                name="W_ih")
+        self.W_hh = F.parameter(initializers.xavier_uniform((H, 4 * H), seed=None if seed is None else seed + 1,
+                                                            dtype=dtype), name="W_hh")
+        b = np.zeros(4 * H, self.W_ih.dtype)
+        b[H:2 * H] = forget_bias
+        self.b = F.parameter(b, name="b")
+        self.input_size, self.hidden_size = input_size, hidden_size
+
+    def __call__(self, x, state=None):
+        return self.forward(F.as_node(x), state)
+
+    def initial_state(self, x):
+        """(h, c) zeros of shape (N, hidden) for a batch x (N, input)."""
+        z = _zeros_state(x, self.hidden_size)
+        return z, z
+
+    def forward(self, x, state=None):
+        h, c = self.initial_state(x) if state is None else (F.as_node(state[0]), F.as_node(state[1]))
+        return lstm_step(x, h, c, self.W_ih, self.W_hh, self.b)
+
+    def __repr__(self):
+        return f"LSTMCell({self.input_size}, {self.hidden_size})"
+
+
+def unroll(cell, xs, state=None):
+    """Run a cell over a sequence of fixed length: xs a list of (N, input) nodes or one node
+    (T, N, input) with T known. Returns (outputs (T, N, hidden) stacked, the final state). The
+    unrolled graph is ordinary IR: its gradient is backpropagation through time."""
+    if isinstance(xs, (list, tuple)):
+        steps = [F.as_node(x) for x in xs]
+    else:
+        xs = F.as_node(xs)
+        if xs.ndim != 3 or xs.shape[0] is None:
+            raise GraphError(f"unroll: xs must be (T, N, input) with T known, got shape {xs.shape}", user_location())
+        steps = [F.getitem(xs, t) for t in range(xs.shape[0])]
+    if not steps:
+        raise GraphError("unroll: an empty sequence", user_location())
+    outs = []
+    for x in steps:
+        state = cell(x, state)
+        outs.append(state[0] if isinstance(state, tuple) else state)
+    return F.stack(outs, axis=0), state
+
+
+class RNN(Module):
+    """An RNNCell unrolled over x (T, N, input) (or (N, T, input) with batch_first): returns the
+    outputs (T, N, hidden) (batch first if asked) and the final state."""
+
+    cell_type = RNNCell
+
+    def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, seed=None, dtype="float32"):
+        self.cell = self.cell_type(input_size, hidden_size, seed=seed, dtype=dtype)
+        self.batch_first = batch_first
+
+    def __call__(self, x, state=None):
+        return self.forward(F.as_node(x), state)
+
+    def forward(self, x, state=None):
+        if self.batch_first:
+            x = F.transpose(x, (1, 0, 2))
+        out, state = unroll(self.cell, x, state)
+        return (F.transpose(out, (1, 0, 2)) if self.batch_first else out), state
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.cell.input_size}, {self.cell.hidden_size})"
+
+
+class LSTM(RNN):
+    """An LSTMCell unrolled over x (T, N, input): outputs (T, N, hidden) and the final (h, c)."""
+
+    cell_type = LSTMCell
+

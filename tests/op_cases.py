@@ -315,6 +315,28 @@ CASES += [
          lambda c: _fold_ref(c, (5, 4), (2, 3), (2, 1), (1, 0), (1, 1)), [((2, 12, 6),)], F + I, dynamic=True),
 ]
 
+# ---------------------------------------------------------------- recurrent cells (composites)
+def _sig(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def _lstm_ref(x, h, c, W, U, b):
+    z = x @ W + h @ U + b
+    H = z.shape[-1] // 4
+    i, f, g, o = (z[:, k * H:(k + 1) * H] for k in range(4))
+    c2 = _sig(f) * c + _sig(i) * np.tanh(g)
+    return _sig(o) * np.tanh(c2) + 0.5 * c2
+
+
+CASES += [
+    Case("rnn_step", lambda x, h, W, U, b: gc.nn.rnn_step(x, h, W, U, b),
+         lambda x, h, W, U, b: np.tanh(x @ W + h @ U + b), [((3, 4), (3, 5), (4, 5), (5, 5), (5,))],
+         domain=("small",) * 5),
+    # both halves of the new state in one output, so the gradient test reaches c' too
+    Case("lstm_step", lambda x, h, c, W, U, b: (lambda hc: hc[0] + 0.5 * hc[1])(gc.nn.lstm_step(x, h, c, W, U, b)),
+         _lstm_ref, [((3, 4), (3, 2), (3, 2), (4, 8), (2, 8), (8,))], domain=("small",) * 6),
+]
+
 # ---------------------------------------------------------------- matmul
 CASES.append(Case("matmul", lambda a, b: a @ b, np.matmul,
                   [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),

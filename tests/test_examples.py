@@ -63,3 +63,16 @@ def test_regularization_digits_compares_all_variants(backend):
     r = _example("regularization_digits")["main"](["--epochs", "4", "--train", "200", "--backend", backend])
     assert list(r) == ["plain", "dropout 0.5", "weight decay", "batch norm"]
     assert all(v["val_accuracy"] > 0.8 for v in r.values())
+
+
+def test_cnn_digits_reaches_98_percent():
+    # the full run on the NumPy backend (~8 s; numba computes the same numbers but compiles its 105
+    # kernels for ~45 s first, which CI's fresh cache would pay)
+    r = _example("cnn_digits")["main"](["--backend", "numpy", "--quiet"])
+    assert r["test_accuracy"] >= 0.98
+
+
+def test_lstm_sequence_beats_the_persistence_baseline():
+    # the full run on NumPy (~3 s): the LSTM's test error is a fraction of the baseline's
+    r = _example("lstm_sequence")["main"](["--backend", "numpy", "--quiet"])
+    assert r["lstm_mse"] < r["baseline_mse"] / 3
