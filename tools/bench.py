@@ -40,7 +40,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SEED = 0
-WORKLOADS = ("w0", "w1", "w2", "w3", "w4", "w5")
+WORKLOADS = ("w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7")
 PEER_SCRIPTS = {"w0": "w0_bandwidth.py", "w1": "w1_fused.py", "w2": "w2_mlp.py", "w3": "w3_first_step.py",
                 "w4": "w4_tiny.py", "w5": "w5_softmax.py"}
 # the package a peer system needs (systems not listed need only numpy/numba)
@@ -288,6 +288,101 @@ def run_w5(backend):
     return rows
 
 
+# ------------------------------------------------------------- W6 conv2d, W7 LSTM (issue 9)
+# W6: conv2d 3x3, padding 1, x (64, 16, 16, 16) float32, w (32, 16, 3, 3), bias, relu: forward and the
+# gradients for x, w and b of sum(relu(conv)). W7: the training step of an LSTM (input 32, hidden
+# 128) unrolled over 8 steps, batch 64, a linear head and MSE, Adam. Peers: PyTorch CPU eager (its
+# oneDNN convolution and fused LSTM), run by this script under the peers' Python.
+W6_X, W6_W = (64, 16, 16, 16), (32, 16, 3, 3)
+W6_FLOP = 3 * 2 * W6_X[0] * W6_W[0] * W6_X[2] * W6_X[3] * W6_W[1] * 9   # forward + 2 backward GEMMs
+W7_T, W7_N, W7_I, W7_H = 8, 64, 32, 128
+
+
+def w6_data():
+    import numpy as np
+    rng = np.random.default_rng(SEED)
+    return (rng.standard_normal(W6_X, dtype=np.float32), rng.standard_normal(W6_W, dtype=np.float32) * 0.1,
+            np.zeros(W6_W[0], np.float32))
+
+
+def run_w6(backend):
+    import graphc as gc
+    X, Wv, Bv = w6_data()
+    x = gc.placeholder((None,) + W6_X[1:], name="x")
+    w, b = gc.parameter(Wv, name="w"), gc.parameter(Bv, name="b")
+    loss = gc.sum(gc.relu(gc.conv2d(x, w, b, padding=1)))
+    t0 = time.perf_counter()
+    f = gc.compile([x], [loss] + gc.grad(loss, [x, w, b]), backend=backend)
+    out = f(X)
+    first = time.perf_counter() - t0
+    t = median(timeit(lambda: f(X), 2, 7))
+    return [{"system": f"graphc {backend}", "ms": 1e3 * t, "gflops": W6_FLOP / t / 1e9, "first_call_s": first,
+             "check": float(out[0]), "note": f"{len(getattr(f, 'kernels', []))} kernels; im2col + batched GEMM"}]
+
+
+def w7_data():
+    import numpy as np
+    rng = np.random.default_rng(SEED)
+    return (rng.standard_normal((W7_N, W7_T, W7_I), dtype=np.float32),
+            rng.standard_normal((W7_N, 1), dtype=np.float32))
+
+
+def run_w7(backend):
+    import graphc as gc
+    X, Y = w7_data()
+    lstm = gc.nn.LSTM(W7_I, W7_H, batch_first=True, seed=SEED)
+    head = gc.nn.Linear(W7_H, 1, seed=SEED + 1)
+    x = gc.placeholder((None, W7_T, W7_I), name="x")
+    y = gc.placeholder((None, 1), name="y")
+    _, (h, _) = lstm(x)
+    loss = gc.mse(head(h), y)
+    t0 = time.perf_counter()
+    step = gc.compile([x, y], loss, updates=gc.optim.Adam(1e-3).updates(loss), backend=backend)
+    first_loss = float(step(X, Y))
+    first = time.perf_counter() - t0
+    t = median(timeit(lambda: step(X, Y), 3, 15))
+    return [{"system": f"graphc {backend}", "ms": 1e3 * t, "steps_per_s": 1 / t, "first_call_s": first,
+             "check": first_loss, "note": f"{len(getattr(step, 'kernels', []))} kernels, unrolled"}]
+
+
+def run_torch(workload):
+    import numpy as np
+    import torch
+    torch.set_num_threads(THREADS)
+    if workload == "w6":
+        X, Wv, Bv = w6_data()
+        w = torch.tensor(Wv, requires_grad=True)
+        b = torch.tensor(Bv, requires_grad=True)
+
+        def call():
+            x = torch.tensor(X, requires_grad=True)
+            loss = torch.relu(torch.nn.functional.conv2d(x, w, b, padding=1)).sum()
+            gx, gw, gb = torch.autograd.grad(loss, [x, w, b])
+            return loss
+        out = call()
+        t = median(timeit(call, 2, 7))
+        return [{"system": "torch CPU eager", "ms": 1e3 * t, "gflops": W6_FLOP / t / 1e9, "check": float(out),
+                 "note": f"torch {torch.__version__}"}]
+    X, Y = w7_data()
+    torch.manual_seed(SEED)
+    lstm = torch.nn.LSTM(W7_I, W7_H, batch_first=True)
+    head = torch.nn.Linear(W7_H, 1)
+    opt = torch.optim.Adam(list(lstm.parameters()) + list(head.parameters()), lr=1e-3)
+    tx, ty = torch.from_numpy(X), torch.from_numpy(Y)
+
+    def step():
+        _, (h, _) = lstm(tx)
+        loss = torch.nn.functional.mse_loss(head(h[0]), ty)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+    first = float(step())
+    t = median(timeit(step, 3, 15))
+    return [{"system": "torch CPU eager", "ms": 1e3 * t, "steps_per_s": 1 / t, "check": first,
+             "note": f"torch {torch.__version__} (fused LSTM); weights differ from graphc's, same shapes"}]
+
+
 # ------------------------------------------------------------------- GPU workloads (backend cuda)
 # G1: the W1 chain's kernel against the device's own copy bandwidth (goal >= 70 %); G2: a 2048^3
 # float32 GEMM against cuBLAS (torch.matmul, TF32 off); G3: the W2 Adam step against PyTorch CUDA
@@ -437,7 +532,7 @@ def _gpu_run(fn):
     return run
 
 
-GRAPHC_RUNS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "w5": run_w5,
+GRAPHC_RUNS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "w5": run_w5, "w6": run_w6, "w7": run_w7,
                "g1": _gpu_run(run_g1), "g2": _gpu_run(run_g2), "g3": _gpu_run(run_g3)}
 
 
@@ -445,6 +540,13 @@ GRAPHC_RUNS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "w5": run
 def child(spec: str) -> None:
     """--system wN:graphc_BACKEND: run one graphc system in this process; JSON lines on stdout."""
     workload, system = spec.split(":")
+    if system == "torch_cpu":  # W6/W7's peer, run under the peers' Python
+        try:
+            for rec in run_torch(workload):
+                print(json.dumps({"workload": workload.upper(), "status": "ok", **rec}), flush=True)
+        except ImportError:
+            print(json.dumps({"workload": workload.upper(), "system": "torch CPU eager", "status": "not installed"}))
+        return
     backend = system.split("_", 1)[1]
     try:
         res = GRAPHC_RUNS[workload](backend)
@@ -522,6 +624,8 @@ def run_all(args) -> list[dict]:
     for w in args.workloads:
         systems = [(f"graphc_{b}", [sys.executable, me, "--system", f"{w}:graphc_{b}"], None)
                    for b in args.backends] if w != "w0" else []
+        if w in ("w6", "w7") and args.peers_python:
+            systems.append(("torch_cpu", [args.peers_python, me, "--system", f"{w}:torch_cpu"], None))
         if peers and w in PEER_SCRIPTS:  # the GPU workloads measure their references themselves
             found, missing = peer_systems(args.peers_python, peers, w)
             for key in found:
@@ -644,6 +748,17 @@ def tables(records) -> str:
             add(f"| {s} | {op} | {_fmt(rs, 'ms')} | {_fmt(rs, 'gbps', 1, False)} | {_fmt(rs, 'cores_busy', 2, False)} | "
                 f"{rs[0].get('max_abs_err', float('nan')):.2e} | {rs[0].get('note', '')} |")
         add("")
+    for w, title in (("W6", "W6 conv2d 3x3 forward + backward, x (64, 16, 16, 16), 32 filters"),
+                     ("W7", "W7 LSTM training step, unrolled 8 steps, batch 64, 32 -> 128, Adam")):
+        g = _groups(records, w)
+        if g:
+            add(f"## {title}\n")
+            add("| system | ms | GFLOP/s | steps/s | first call s | note |\n|---|---|---|---|---|---|")
+            for (s_,), rs in sorted(g.items(), key=lambda kv: _agg(kv[1], "ms")[0]):
+                add(f"| {s_} | {_fmt(rs, 'ms')} | {_fmt(rs, 'gflops', 1, False) if 'gflops' in rs[0] else '–'} | "
+                    f"{_fmt(rs, 'steps_per_s', 1, False) if 'steps_per_s' in rs[0] else '–'} | "
+                    f"{_fmt(rs, 'first_call_s', 2, False) if 'first_call_s' in rs[0] else '–'} | {rs[0].get('note', '')} |")
+            add("")
     gpu = [r for r in records if r.get("workload", "").startswith("G") and r.get("status") == "ok"]
     if gpu:
         add("## GPU (backend cuda): G1 W1 chain vs copy bandwidth, G2 GEMM 2048³ vs cuBLAS, G3 W2 step vs torch\n")
