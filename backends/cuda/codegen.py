@@ -18,7 +18,7 @@ from graphc.ops import random as rnd
 from graphc.schedule import Kernel
 
 from ..numba.codegen import (Dims, KernelSource, _combine, _extent, _identity, _shape_exprs, _slice_params,
-                             arr_type, col2im_body, convert, im2col_body, index, literal, loop_parts, np_type)
+                             arr_type, col2im_body, convert, driver_tail, im2col_body, index, literal, loop_parts, np_type)
 
 
 def simulated() -> bool:
@@ -572,31 +572,12 @@ def render_module(program, kernels, check_numerics: bool = False, cfg: Config | 
                     body.append(f"    finite({names[n]}, err, {error_code(NUMERICS, kern.index, kern.position(n))})")
             guard = True
 
-    def storage(n):
-        while n in views:
-            n = views[n][0]
-        return n
-
-    copies = list(dict.fromkeys(o for o in program.outputs if o.is_leaf or o in views))
-    for o in program.outputs:
-        if o not in names:
-            arg(o)
-    for j, o in enumerate(copies):
-        body.append(f"    copy_into(r{j}, {names[o]}, err, {guard})")
-    updated = {p for p, _ in program.updates}
-    snaps = {}
-    for p, u in program.updates:
-        s = storage(u)
-        if s is not p and s in updated:
-            snaps[u] = f"t{len(snaps)}"
-            src = names[u] if u in names else arg(u)
-            body.append(f"    {snaps[u]} = cuda.device_array({src}.shape, {src}.dtype)")
-            body.append(f"    copy_into({snaps[u]}, {src}, err, {guard})")
-    for p, u in program.updates:
-        if storage(u) is p:
-            continue
-        src = snaps.get(u) or (names[u] if u in names else arg(u))
-        body.append(f"    copy_into({names[p] if p in names else arg(p)}, {src}, err, {guard})")
+    name_of = lambda n: names[n] if n in names else arg(n)  # noqa: E731
+    copies, tail = driver_tail(
+        program, views, name_of, lambda d, src: f"    copy_into({d}, {src}, err, {guard})",
+        lambda t, src: [f"    {t} = cuda.device_array({src}.shape, {src}.dtype)",
+                        f"    copy_into({t}, {src}, err, {guard})"])
+    body += tail
     params = [names[n] for n in args] + [f"r{j}" for j in range(len(copies))]
     driver = (f"\n\ndef driver({', '.join(params + ['dims', 'err'])}):\n" + "\n".join(body or ["    pass"]) + "\n")
     n_launch = sum(len(ks.launches) for ks in sources if ks is not None)

@@ -681,6 +681,35 @@ def uniform_float64(key, i):
 '''
 
 
+def driver_tail(program, views, name_of, copy, snapshot):
+    """The end of a driver, the same for every backend: outputs no kernel wrote (a parameter, a
+    feed, a view) are copied out first, then the parameter updates are copied in, a value that lives
+    in a parameter being overwritten snapshotted before. name_of(node): its name in the driver;
+    copy(dst, src) -> a line; snapshot(name, src) -> lines. Returns (copied outputs, lines)."""
+    def storage(n):
+        while n in views:
+            n = views[n][0]
+        return n
+
+    copies = list(dict.fromkeys(o for o in program.outputs if o.is_leaf or o in views))
+    for o in program.outputs:
+        name_of(o)
+    lines = [copy(f"r{j}", name_of(o)) for j, o in enumerate(copies)]
+    updated = {p for p, _ in program.updates}
+    snaps = {}
+    for p, u in program.updates:
+        s = storage(u)
+        if s is not p and s in updated:
+            snaps[u] = f"t{len(snaps)}"
+            lines += snapshot(snaps[u], name_of(u))
+    for p, u in program.updates:
+        if storage(u) is p:
+            continue
+        src = snaps.get(u) or name_of(u)
+        lines.append(copy(name_of(p), src))
+    return copies, lines
+
+
 class Module:
     """The rendered module and what the executable needs to call it."""
 
@@ -745,32 +774,10 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
                     body.append(f"    if not all_finite({names[n]}):")
                     body.append(f'        raise FloatingPointError("graphc:{kern.index}:{kern.position(n)}: '
                                 f'NaN or inf")')
-    def storage(n):
-        while n in views:
-            n = views[n][0]
-        return n
-
-    # outputs no kernel wrote (a parameter, a feed, a view) are copied out before any update
-    copies = list(dict.fromkeys(o for o in program.outputs if o.is_leaf or o in views))
-    for o in program.outputs:
-        if o not in names:
-            arg(o)
-    for j, o in enumerate(copies):
-        body.append(f"    copy_into(r{j}, {names[o]})")
-    # parameter updates, after every output: snapshot values that live in a parameter being overwritten
-    updated = {p for p, _ in program.updates}
-
-    snaps = {}
-    for p, u in program.updates:
-        s = storage(u)
-        if s is not p and s in updated:
-            snaps[u] = f"t{len(snaps)}"
-            body.append(f"    {snaps[u]} = {names[u] if u in names else arg(u)}.copy()")
-    for p, u in program.updates:
-        if storage(u) is p:
-            continue
-        src = snaps.get(u) or (names[u] if u in names else arg(u))
-        body.append(f"    copy_into({names[p] if p in names else arg(p)}, {src})")
+    name_of = lambda n: names[n] if n in names else arg(n)  # noqa: E731
+    copies, tail = driver_tail(program, views, name_of, lambda d, src: f"    copy_into({d}, {src})",
+                               lambda t, src: [f"    {t} = {src}.copy()"])
+    body += tail
     sig = ", ".join([arr_type(n.dtype, n.ndim) for n in args + copies] + ['T.Array(T.int64, 1, "C")'])
     params = [names[n] for n in args] + [f"r{j}" for j in range(len(copies))]
     driver = (f"\n\n@nb.njit(nb.void({sig}), **OPTS)\n"
