@@ -18,7 +18,7 @@ from graphc.ops import random as rnd
 from graphc.schedule import Kernel
 
 from ..numba.codegen import (Dims, KernelSource, _combine, _extent, _identity, _shape_exprs, _slice_params,
-                             arr_type, col2im_body, convert, driver_tail, im2col_body, index, literal, loop_parts, np_type)
+                             DriverNames, arr_type, col2im_body, convert, driver_tail, im2col_body, index, literal, loop_parts, np_type)
 
 
 def simulated() -> bool:
@@ -518,41 +518,21 @@ class Module:
 def render_module(program, kernels, check_numerics: bool = False, cfg: Config | None = None) -> Module:
     cfg = cfg or Config(simulated())
     dims = Dims()
-    names: dict = {}
-    args: list = []
-
-    def arg(node):
-        if node not in names:
-            names[node] = f"v{len(names)}"
-            args.append(node)
-        return names[node]
-
-    for p in program.inputs:
-        arg(p)
-    body, defs, runs, sources, views = [], [], [], [], {}
-    strided = set()  # transposed views: strided arrays in the kernels that read them
+    name = DriverNames(program.inputs)
+    names, args, views = name.names, name.args, name.views
+    body, defs, runs, sources = [], [], [], []
     guard = False    # set once a kernel that may fail has been launched
     for kern in kernels:
         if kern.kind == "view":
-            node = kern.nodes[0]
-            src = names[node.inputs[0]] if node.inputs[0] in names else arg(node.inputs[0])
-            names[node] = f"w{len(names)}"
             sources.append(None)
-            if node.op.name == "transpose":
-                views[node] = (node.inputs[0], None)
-                strided.add(node)
-                body.append(f"    {names[node]} = {src}.T")
-                continue
-            target = [str(d) if d is not None else dims.add(lambda s, n=node, q=q: s[n][q])
-                      for q, d in enumerate(node.shape)]
-            views[node] = (node.inputs[0], target)
-            body.append(f"    {names[node]} = {src}.reshape(({', '.join(target or ['1'])},))")
+            body.append(name.view(kern.nodes[0], dims, zero_d="1"))  # 0-d: one element on the device
             continue
         ks = RENDER[kern.kind](kern, dims, cfg)
         sources.append(ks)
-        call_args = [names[n] if n in names else arg(n) for n in ks.arrays]
-        call_args += [expr for _, expr in ks.ints]
-        sig = ", ".join([arr_type(n.dtype, max(n.ndim, 1), "A" if n in strided else "C") for n in ks.arrays]
+        call_args = [name(n) for n in ks.arrays] + [expr for _, expr in ks.ints]
+        # transposed views are strided arrays in the kernels that read them
+        sig = ", ".join([arr_type(n.dtype, max(n.ndim, 1), "A" if views.get(n, (0, 0))[1] is None else "C")
+                         for n in ks.arrays]
                         + ["T.int64"] * len(ks.ints) + ['T.Array(T.int64, 1, "C")'])
         params = ", ".join(ks.arg_names + [name for name, _ in ks.ints] + ["err"])
         run = [f"\n\ndef run_{kern.name}({params}, dims):", f"    # {' '.join(kern.ops)}"]
@@ -572,9 +552,8 @@ def render_module(program, kernels, check_numerics: bool = False, cfg: Config | 
                     body.append(f"    finite({names[n]}, err, {error_code(NUMERICS, kern.index, kern.position(n))})")
             guard = True
 
-    name_of = lambda n: names[n] if n in names else arg(n)  # noqa: E731
     copies, tail = driver_tail(
-        program, views, name_of, lambda d, src: f"    copy_into({d}, {src}, err, {guard})",
+        program, views, name, lambda d, src: f"    copy_into({d}, {src}, err, {guard})",
         lambda t, src: [f"    {t} = cuda.device_array({src}.shape, {src}.dtype)",
                         f"    copy_into({t}, {src}, err, {guard})"])
     body += tail

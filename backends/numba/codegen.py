@@ -681,6 +681,39 @@ def uniform_float64(key, i):
 '''
 
 
+class DriverNames:
+    """The driver's names, the same for every backend: arrays it takes (v<k>, in the order of
+    `args`) and views it makes (w<k>); `views` maps a view to (its source node, target shape)."""
+
+    def __init__(self, inputs):
+        self.names: dict = {}
+        self.args: list = []
+        self.views: dict = {}
+        for p in inputs:
+            self(p)
+
+    def __call__(self, node) -> str:
+        """node's name, taking it as a driver argument the first time it is asked for."""
+        if node not in self.names:
+            self.names[node] = f"v{len(self.names)}"
+            self.args.append(node)
+        return self.names[node]
+
+    def view(self, node, dims, zero_d: str = "") -> str:
+        """The driver line making view `node` of its input: `.T` for a transposed view (read by
+        matmuls as a strided array), else a reshape; zero_d: the shape a 0-d target gets there."""
+        src = self(node.inputs[0])
+        name = self.names[node] = f"w{len(self.names)}"
+        if node.op.name == "transpose":
+            self.views[node] = (node.inputs[0], None)
+            return f"    {name} = {src}.T"
+        target = [str(d) if d is not None else dims.add(lambda s, n=node, q=q: s[n][q])
+                  for q, d in enumerate(node.shape)]
+        self.views[node] = (node.inputs[0], target)
+        shape = target or ([zero_d] if zero_d else [])
+        return f"    {name} = {src}.reshape(({', '.join(shape)}{',' if len(shape) == 1 else ''}))"
+
+
 def driver_tail(program, views, name_of, copy, snapshot):
     """The end of a driver, the same for every backend: outputs no kernel wrote (a parameter, a
     feed, a view) are copied out first, then the parameter updates are copied in, a value that lives
@@ -725,40 +758,20 @@ class Module:
 
 def render_module(program, kernels, check_numerics: bool = False) -> Module:
     dims = Dims()
-    names: dict = {}
-    args: list = []
-
-    def arg(node):
-        if node not in names:
-            names[node] = f"v{len(names)}"
-            args.append(node)
-        return names[node]
-
-    for p in program.inputs:
-        arg(p)
-    body, defs, sources, views = [], [], [], {}
-    fortran = set()  # transposed views: column-major arrays in the kernels that read them
+    name = DriverNames(program.inputs)
+    names, args, views = name.names, name.args, name.views
+    body, defs, sources = [], [], []
     for kern in kernels:
         if kern.kind == "view":
-            node = kern.nodes[0]
-            src = names[node.inputs[0]] if node.inputs[0] in names else arg(node.inputs[0])
-            names[node] = f"w{len(names)}"
             sources.append(None)
-            if node.op.name == "transpose":  # read by matmuls as a column-major view (schedule.py)
-                views[node] = (node.inputs[0], None)
-                fortran.add(node)
-                body.append(f"    {names[node]} = {src}.T")
-                continue
-            target = [str(d) if d is not None else dims.add(lambda s, n=node, q=q: s[n][q])
-                      for q, d in enumerate(node.shape)]
-            views[node] = (node.inputs[0], target)
-            body.append(f"    {names[node]} = {src}.reshape(({', '.join(target)}{',' if len(target) == 1 else ''}))")
+            body.append(name.view(kern.nodes[0], dims))
             continue
         ks = RENDER[kern.kind](kern, dims)
         sources.append(ks)
-        call_args = [names[n] if n in names else arg(n) for n in ks.arrays]
-        call_args += [expr for _, expr in ks.ints]
-        sig = ", ".join([arr_type(n.dtype, n.ndim, "F" if n in fortran else "C") for n in ks.arrays]
+        call_args = [name(n) for n in ks.arrays] + [expr for _, expr in ks.ints]
+        # transposed views are column-major arrays in the kernels that read them
+        sig = ", ".join([arr_type(n.dtype, n.ndim, "F" if views.get(n, (0, 0))[1] is None else "C")
+                         for n in ks.arrays]
                         + ["T.int64"] * len(ks.ints))
         params = ", ".join(ks.arg_names + [name for name, _ in ks.ints])
         # flags written in a fixed order: the source (and so the cache key) must not vary by process
@@ -774,8 +787,7 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
                     body.append(f"    if not all_finite({names[n]}):")
                     body.append(f'        raise FloatingPointError("graphc:{kern.index}:{kern.position(n)}: '
                                 f'NaN or inf")')
-    name_of = lambda n: names[n] if n in names else arg(n)  # noqa: E731
-    copies, tail = driver_tail(program, views, name_of, lambda d, src: f"    copy_into({d}, {src})",
+    copies, tail = driver_tail(program, views, name, lambda d, src: f"    copy_into({d}, {src})",
                                lambda t, src: [f"    {t} = {src}.copy()"])
     body += tail
     sig = ", ".join([arr_type(n.dtype, n.ndim) for n in args + copies] + ['T.Array(T.int64, 1, "C")'])
