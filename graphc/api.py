@@ -444,7 +444,7 @@ def _patches(x, kernel, stride, padding, dilation, value, what) -> Node:
                                           "value": value})
 
 
-def _out_hw(x, cols, kernel, stride, padding, dilation):
+def _out_hw(x, kernel, stride, padding, dilation):
     from .ops.conv import out_size
     k, s, p, d = (_two(v, "") for v in (kernel, stride, padding, dilation))
     return out_size(x.shape[2], k[0], s[0], p[0], d[0]), out_size(x.shape[3], k[1], s[1], p[1], d[1])
@@ -485,7 +485,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1) -> Node:
         raise ShapeError(f"conv2d: x has {x.shape[1]} channels {fmt_shape(x.shape)}, the weight expects {c} "
                          f"{fmt_shape(w.shape)}", user_location())
     cols = _patches(x, (kh, kw), stride, padding, dilation, 0.0 if x.dtype.kind == "f" else 0, "conv2d")
-    oh, ow = _out_hw(x, cols, (kh, kw), stride, padding, dilation)
+    oh, ow = _out_hw(x, (kh, kw), stride, padding, dilation)
     y = reshape(matmul(reshape(w, (o, c * kh * kw)), cols), (-1, o, oh, ow))
     if bias is not None:
         bias = as_node(bias)
@@ -504,8 +504,8 @@ def _pool(x, kernel, stride, padding, how):
         fill = int(np.iinfo(x.dtype).min) if how == "max" else 0
     cols = _patches(x, kernel, stride, padding, 1, fill, f"{how}_pool2d")
     k = _two(kernel, "")
-    n, c = x.shape[0], x.shape[1]
-    oh, ow = _out_hw(x, cols, kernel, stride, padding, 1)
+    c = x.shape[1]
+    oh, ow = _out_hw(x, kernel, stride, padding, 1)
     win = reshape(cols, (-1, c, k[0] * k[1], oh * ow))
     red = max(win, axis=2) if how == "max" else mean(win, axis=2)
     return reshape(red, (-1, c, oh, ow))
