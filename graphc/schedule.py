@@ -12,7 +12,7 @@ import numpy as np
 from .errors import GraphError, ShapeError
 from .ir import Node, consumers
 from .ops.base import fmt_shape, reads
-from .passes.fuse import FUSED_REDUCTIONS, fusible
+from .passes.fuse import FUSED_REDUCTIONS, fusible, row_split
 
 VIEW_OPS = {"reshape"}  # computed as a view of their input's buffer, never by a kernel
 
@@ -22,7 +22,8 @@ class Kernel:
     """One generated function: the nodes it computes, what it reads and what it writes."""
 
     index: int
-    kind: str                 # "loop" (fused elementwise [+ reduction]), "view", or the op's name
+    kind: str                 # "loop" (fused elementwise [+ reduction]), "rows" (a row reduction, then
+                              # elementwise work on each row), "view", or the op's name
     nodes: tuple              # members, in topological order
     inputs: tuple             # nodes computed elsewhere whose values it reads
     outputs: tuple            # members whose values leave it (buffers)
@@ -70,17 +71,22 @@ def make_kernels(program) -> list[Kernel]:
             if m in roots or any(u not in members for u in users[m]):
                 outs.append(m)
         head = group[-1]
+        split = row_split(group)
         if len(group) == 1 and (head.op.name in VIEW_OPS or transposed_view(head, users, roots)):
             kind = "view"
+        elif split is not None:
+            kind = "rows"
         elif all(fusible(m) or m.op.name in FUSED_REDUCTIONS for m in group):
             kind = "loop"
         else:
             kind = head.op.name
-        red = next((m for m in group if m.op.name in FUSED_REDUCTIONS), None) if kind == "loop" else None
+        red = next((m for m in group if m.op.name in FUSED_REDUCTIONS), None) if kind == "loop" else \
+            (split[0] if kind == "rows" else None)
         shape = red.inputs[0].shape if red is not None else head.shape
         kern = Kernel(k, kind, tuple(group), tuple(ins), tuple(outs), shape,
                       red.attrs["axes"] if red is not None else None)
-        label = "_".join(dict.fromkeys(m.op.name for m in group if m.op.kind != "movement" or kind != "loop"))
+        label = "_".join(dict.fromkeys(m.op.name for m in group
+                                       if m.op.kind != "movement" or kind not in ("loop", "rows")))
         kern.name = f"k{k}_{label[:48]}"
         kernels.append(kern)
     return kernels

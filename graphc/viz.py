@@ -201,7 +201,7 @@ def _view(obj, stage) -> _View:
     roots = _as_roots(obj)
     if stage == "optimized":
         ins = tuple(n for n in toposort(roots) if n.op.name == "placeholder")
-        graph = optimize(Graph(ins, tuple(roots), ()), fusion=True)
+        graph = optimize(Graph(ins, tuple(roots), ()), fusion="rows")  # as numba
         prog = Program(list(ins), list(graph.outputs), [], graph.nodes, graph.groups)
         kernels = make_kernels(prog)
         return _classify(list(prog.order), list(prog.outputs), [],

@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from .executable import NumbaExecutable  # noqa: E402
 
-FUSION = True  # compile() runs the fusion pass for this backend
+FUSION = "rows"  # compile() runs the fusion pass, with row kernels (graphc/passes/fuse.py), for this backend
 
 
 def build(program) -> NumbaExecutable:

@@ -149,7 +149,7 @@ class LoopParts:
     """A loop kernel's body, independent of how a backend iterates: loop variables, extents,
     per-element lines, output writes and the folded reduction (red, its value v, output ro[ridx])."""
 
-    __slots__ = ("ivars", "extents", "body", "writes", "red", "v", "ro", "ridx", "checks")
+    __slots__ = ("ivars", "extents", "body", "writes", "red", "v", "ro", "ridx", "checks", "out_arrays", "names")
 
 
 def index_error(kern, m, bound) -> str:
@@ -157,31 +157,36 @@ def index_error(kern, m, bound) -> str:
     return f'raise IndexError("graphc:{kern.index}:{kern.position(m)}: index out of range [0, {bound})")'
 
 
-def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = True, fail=index_error) -> LoopParts:
+def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = True, fail=index_error,
+               prefix: str = "", scalars=None, extents=None) -> LoopParts:
     """Everything of a fused elementwise kernel (optionally folding one reduction) but its loops.
 
     vector_math: float32 transcendentals from vmath (CPU); fail(kern, node, bound): the statement
-    run when check_index finds an index out of range."""
+    run when check_index finds an index out of range. For a part of a bigger kernel: prefix for its
+    names, scalars {input node: local variable} read instead of arrays, extents its loop bounds."""
     shape = kern.shape
     r = len(shape)
     ivars = [f"i{j}" for j in range(r)]
     ref = next(m for m in kern.nodes if m.op.name in FUSED_REDUCTIONS).inputs[0] if kern.reduce is not None \
         else kern.nodes[-1]
-    extents = [_extent(k, dims, ref, j, d, f"n{j}") for j, d in enumerate(shape)]
-    names = {}
+    if extents is None:
+        extents = [_extent(k, dims, ref, j, d, f"n{j}") for j, d in enumerate(shape)]
+    names = dict(scalars or {})
     loads = []
     for j, e in enumerate(kern.inputs):
+        if e in names:
+            continue
         if e.op.name == "constant" and e.data.size == 1:
             names[e] = literal(e.data, e.dtype)
             continue
-        a = k.array(e, f"a{j}")
+        a = k.array(e, f"{prefix}a{j}")
         off = r - e.ndim
         idx = ["0" if d == 1 else ivars[off + q] for q, d in enumerate(e.shape)]
-        names[e] = f"x{j}"
+        x = names[e] = f"{prefix}x{j}"
         if all(i == "0" for i in idx):  # one value for every element: read once, before the loops
-            k.lines.append(f"    x{j} = {a}[{index(idx, e.ndim)}]")     # (and parfors cannot type a[()])
+            k.lines.append(f"    {x} = {a}[{index(idx, e.ndim)}]")     # (and parfors cannot type a[()])
         else:
-            loads.append(f"x{j} = {a}[{index(idx, e.ndim)}]")
+            loads.append(f"{x} = {a}[{index(idx, e.ndim)}]")
     body = list(loads)
     red = None
     checks = False
@@ -193,7 +198,7 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
             flat = ivars[0] if r else "0"
             for j in range(1, r):
                 flat = f"({flat}) * {extents[j]} + {ivars[j]}"
-            var = f"v{len(names)}"
+            var = f"{prefix}v{len(names)}"
             body.append(f"{var} = uniform_{m.dtype.name}({names[m.inputs[0]]}, {flat})")
             names[m] = var
             continue
@@ -208,7 +213,7 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
             expr = f"{fast}({args[0]})"
         else:
             expr = m.op.render(m, args, T) if hasattr(m.op, "render") else m.op.template.format(*args, T=T)
-        var = f"v{len(names)}"
+        var = f"{prefix}v{len(names)}"
         if m.op.name == "check_index":
             checks = True
             bound = m.attrs["bound"]
@@ -217,16 +222,18 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
         body.append(f"{var} = {convert(expr, m.dtype, m.dtype) if m.dtype == np.bool_ else f'{T}({expr})'}")
         names[m] = var
     outs = [m for m in kern.outputs if m is not red]
-    writes = []
+    writes, out_arrays = [], []
     for j, m in enumerate(outs):
-        o = k.array(m, f"o{j}")
+        o = k.array(m, f"{prefix}o{j}")
+        out_arrays.append(o)
         writes.append(f"{o}[{index(ivars, r)}] = {names[m]}")
     p = LoopParts()
     p.ivars, p.extents, p.body, p.writes, p.red, p.checks = ivars, extents, body, writes, red, checks
+    p.out_arrays, p.names = out_arrays, names
     p.v = p.ro = p.ridx = None
     if red is not None:
         axes, keep = kern.reduce, red.attrs["keepdims"]
-        p.ro = k.array(red, f"o{len(outs)}")
+        p.ro = k.array(red, f"{prefix}o{len(outs)}")
         p.v = convert(names[red.inputs[0]], red.inputs[0].dtype, red.dtype)
         p.ridx = index(["0" if j in axes else ivars[j] for j in range(r)] if keep
                        else [ivars[j] for j in range(r) if j not in axes], red.ndim)
@@ -522,40 +529,100 @@ def render_argreduce(kern, dims):
     return k
 
 
+def _lse_lines(k, xn, node, v, inner_vars, inner_ext, softmax=None) -> list[str]:
+    """Lines giving `lse`, the logsumexp of one row of xn (element v over the inner loops): the max
+    by llvm.maxnum (vectorized, NaN ignored), then, when that max is finite, the sum of exp(x - max)
+    (vectorized: vmath's exp, a reassociated sum), where a NaN in the row makes the sum NaN; a row
+    whose max is +-inf is that unless it holds a NaN. softmax (o, idx): also write exp(x - max) to
+    o[idx] in the sum's pass and scale the row by 1/sum in a third pass, while it is in cache."""
+    T = np_type(node.dtype)
+    ex, lg = ("exp_f32", "math.log") if node.dtype == np.float32 else ("math.exp", "math.log")
+    if ex == "exp_f32":
+        k.helpers.add("exp_f32")
+    k.fastmath = REASSOC
+    pass1, pass2, scan, scale = [], [], [], []
+    _loops(pass1, inner_vars, inner_ext, [f"m = fmax(m, {v})"], depth=0)
+    sums = [f"s += {ex}({v} - m)"] if softmax is None else \
+        [f"e = {T}({ex}({v} - m))", f"{softmax[0]}[{softmax[1]}] = e", "s += e"]
+    _loops(pass2, inner_vars, inner_ext, sums, depth=1)
+    _loops(scan, inner_vars, inner_ext, [f"if {v} != {v}:", f"    lse = {v}"], depth=1)
+    if softmax is not None:
+        _loops(scale, inner_vars, inner_ext, [f"{softmax[0]}[{softmax[1]}] *= r"], depth=1)
+        scale = [f"    r = {T}(1) / s"] + scale
+    return ([f"m = {T}(-np.inf)"] + pass1 +
+            [f"if abs(m) < {T}(np.inf):", f"    s = {T}(0)"] + pass2 + [f"    lse = m + {T}({lg}(s))"] + scale +
+            ["else:", "    lse = m"] + scan)
+
+
 def render_logsumexp(kern, dims):
-    """Per output entry two passes over the reduced axes: the max (and whether a NaN is there),
-    then the sum of exp(x - max). The second pass vectorizes: float32 exp is vmath's, and the
-    kernel may reassociate its sums (REASSOC)."""
+    """Per output entry two passes over the reduced axes (_lse_lines)."""
     node = kern.nodes[0]
     k = KernelSource(kern)
     xn = node.inputs[0]
     x = k.array(xn, "a0")
     o = k.array(node, "o0")
     axes, keep = node.attrs["axes"], node.attrs["keepdims"]
-    T = np_type(node.dtype)
     outer = [q for q in range(xn.ndim) if q not in axes]
     ext = {q: _extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     iv = [f"i{q}" for q in range(xn.ndim)]
     v = convert(f"{x}[{index(iv, xn.ndim)}]", xn.dtype, node.dtype)
-    if node.dtype == np.float32:
-        k.helpers.add("exp_f32")
-        ex, lg = "exp_f32", "math.log"
-    else:
-        ex, lg = "math.exp", "math.log"
-    k.fastmath = REASSOC
-    pass1, pass2 = [], []
-    _loops(pass1, [iv[q] for q in axes], [ext[q] for q in axes],
-           [f"v = {v}", "bad = bad or v != v", "m = v if v > m else m"], depth=0)
-    _loops(pass2, [iv[q] for q in axes], [ext[q] for q in axes], [f"s += {ex}({v} - m)"], depth=0)
     dst = index(["0" if q in axes else iv[q] for q in range(xn.ndim)] if keep else [iv[q] for q in outer],
                 node.ndim)
-    block = ([f"m = {T}(-np.inf)", "bad = False"] + pass1 +
-             ["if bad:", f"    {o}[{dst}] = {T}(np.nan)", "elif m == np.inf or m == -np.inf:", f"    {o}[{dst}] = m",
-              "else:", f"    s = {T}(0)"] + ["    " + ln for ln in pass2] + [f"    {o}[{dst}] = m + {T}({lg}(s))"])
+    block = _lse_lines(k, xn, node, v, [iv[q] for q in axes], [ext[q] for q in axes]) + [f"{o}[{dst}] = lse"]
     if outer:
-        _loops(k.lines, [iv[q] for q in outer], [ext[q] for q in outer], block,
-               _parallel_ok(xn.shape) and len(outer) > 0)
         k.parallel = _parallel_ok(xn.shape)
+        _loops(k.lines, [iv[q] for q in outer], [ext[q] for q in outer], block, k.parallel)
+    else:
+        k.lines.extend("    " + b for b in block)
+    return k
+
+
+def _softmax_epilogue(red, epi, outputs):
+    """Whether the epilogue is exactly exp(x - logsumexp(x)) with only the exp leaving the kernel."""
+    if len(epi) != 3 or [m.op.name for m in epi] != ["neg", "add", "exp"] or len(outputs) != 1 \
+            or outputs[0] is not epi[2]:
+        return False
+    neg, add, ex = epi
+    return (neg.inputs[0] is red and ex.inputs[0] is add and {id(i) for i in add.inputs} ==
+            {id(red.inputs[0]), id(neg)} and red.inputs[0].dtype == red.dtype == ex.dtype)
+
+
+def render_rows(kern, dims):
+    """A row reduction (logsumexp over trailing axes) and the elementwise work reading it, per row:
+    the reduction's passes, then the epilogue over the same row (still in L1/L2). Softmax,
+    exp(x - logsumexp(x)), stores exp(x - max) in the sum's pass and scales it by 1/sum."""
+    from graphc.passes.fuse import row_split
+    red, epi = row_split(kern.nodes)
+    k = KernelSource(kern)
+    xn = red.inputs[0]
+    shape = kern.shape
+    r = len(shape)
+    axes = tuple(red.attrs["axes"])
+    outer = [q for q in range(r) if q not in axes]
+    extents = [_extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(shape)]
+    iv = [f"i{q}" for q in range(r)]
+    x = k.array(xn, "a0")
+    v = convert(f"{x}[{index(iv, r)}]", xn.dtype, red.dtype)
+    ro = k.array(red, "o0") if any(o is red for o in kern.outputs) else None
+    epi_outs = [m for m in kern.outputs if m is not red]
+    inside = set(epi)
+    sub_ins = tuple(dict.fromkeys(i for m in epi for i in reads(m) if i not in inside))
+    sub = Kernel(kern.index, "loop", tuple(epi), sub_ins, tuple(epi_outs), shape)
+    p = loop_parts(sub, dims, k, fail=lambda _s, m, bound: index_error(kern, m, bound), prefix="e",
+                   scalars={red: "lse"}, extents=extents)
+    inner_v, inner_e = [iv[q] for q in axes], [extents[q] for q in axes]
+    epilogue = []
+    _loops(epilogue, inner_v, inner_e, p.body + p.writes, depth=0)
+    dst = index(["0" if q in axes else iv[q] for q in range(r)], r)
+    write = [f"{ro}[{dst}] = lse"] if ro is not None else []
+    if _softmax_epilogue(red, epi, epi_outs):
+        lines = _lse_lines(k, xn, red, v, inner_v, inner_e, softmax=(p.out_arrays[0], index(iv, r)))
+        block = lines + ["    " + ln for ln in epilogue] + write  # the else branch: a +-inf max
+    else:
+        block = _lse_lines(k, xn, red, v, inner_v, inner_e) + write + epilogue
+    k.parallel = bool(outer) and _parallel_ok(shape) and not p.checks
+    if outer:
+        _loops(k.lines, [iv[q] for q in outer], [extents[q] for q in outer], block, k.parallel)
     else:
         k.lines.extend("    " + b for b in block)
     return k
@@ -623,6 +690,7 @@ RENDER = {
     "unslice": render_unslice, "take": render_take, "scatter_add": render_scatter_add, "pad": render_pad,
     "concat": render_concat, "argmax": render_argreduce, "argmin": render_argreduce,
     "logsumexp": render_logsumexp, "dimsize": render_dimsize, "im2col": render_im2col, "col2im": render_col2im,
+    "rows": render_rows,
 }
 
 
@@ -636,6 +704,8 @@ import math
 import numba as nb
 import numpy as np
 from numba import types as T
+
+from graphc.backends.numba.intrinsics import fmax
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={{"contract"}}, nogil=True)  # contract: a*b+c may be one FMA
 

@@ -34,3 +34,18 @@ def f32_as_i32(typingctx, x):
         from llvmlite import ir
         return builder.bitcast(args[0], ir.IntType(32))
     return types.int32(x), codegen
+
+
+@intrinsic
+def fmax(typingctx, a, b):
+    """llvm.maxnum: the larger of two floats of one type, ignoring a NaN operand. LLVM vectorizes a
+    loop reducing with it (a compare-and-select max, which must keep NaN, it does not)."""
+    if a != b or a not in (types.float32, types.float64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        from llvmlite import ir
+        f = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.maxnum", [f], ir.FunctionType(f, [f, f]))
+        return builder.call(fn, args)
+    return a(a, b), codegen

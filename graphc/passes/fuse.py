@@ -5,8 +5,15 @@ the kernel of its consumers when it has the kernel's iteration shape. If it also
 it becomes one more output of that kernel (a forward value the backward pass reuses), unless that
 would make kernels depend on each other in a cycle. A reduction (sum, max, min, prod) starts a
 kernel whose loop runs over its input's shape, so the elementwise work producing that input folds
-into the same loop. Everything else (matmul, gathers, copies) is a kernel of its own; a reshape is
-a view and costs nothing.
+into the same loop. A cheap elementwise node of a smaller shape that broadcasts to the kernel's
+(the negated row maximum in x - max) joins when every reader is in the kernel: recomputing it per
+element costs less than a kernel and a buffer. Everything else (matmul, gathers, copies) is a kernel
+of its own; a reshape is a view and costs nothing.
+
+With rows=True (backends whose kernels loop over rows: numba), a row reduction over trailing axes
+(logsumexp) and an elementwise kernel over its input's shape that reads it (softmax's
+exp(x - logsumexp(x))) become one "rows" kernel: per row, the reduction, then the elementwise work
+on that row while it is still in cache.
 """
 from __future__ import annotations
 
@@ -15,6 +22,10 @@ from ..ops.base import reads
 from .graph import Graph
 
 FUSED_REDUCTIONS = {"sum", "max", "min", "prod"}
+ROW_REDUCTIONS = {"logsumexp"}  # reductions a "rows" kernel computes before its elementwise epilogue
+# elementwise ops cheap enough to recompute per element when their (broadcast) shape is smaller
+CHEAP = {"neg", "abs", "sign", "relu", "step", "cast", "add", "mul", "maximum", "minimum", "less", "less_equal",
+         "equal", "not_equal", "logical_and", "logical_or", "logical_not", "where", "broadcast_to"}
 MAX_BUFFERS = 24  # external inputs + outputs of one kernel
 MAX_OPS = 64      # ops per kernel: compile time grows with a kernel's length, speed stops growing
 
@@ -38,8 +49,16 @@ class _Group:
         self.reduce = head.attrs["axes"] if head.op.name in FUSED_REDUCTIONS else None
 
 
-def fuse(graph: Graph) -> Graph:
-    """graph with groups: one tuple of member nodes (in topological order) per kernel."""
+def broadcasts_to(small: tuple, big: tuple) -> bool:
+    """small is a strictly smaller shape that broadcasts to big (a None matches only a None)."""
+    if len(small) > len(big) or small == big:
+        return False
+    return all(d == 1 or d == e for d, e in zip(small[::-1], big[::-1]))
+
+
+def fuse(graph: Graph, rows: bool = False) -> Graph:
+    """graph with groups: one tuple of member nodes (in topological order) per kernel; rows: also
+    fuse row reductions with their elementwise consumers (see the module's docstring)."""
     nodes = graph.nodes
     index = {n: k for k, n in enumerate(nodes)}
     users = consumers(nodes)
@@ -83,6 +102,8 @@ def fuse(graph: Graph) -> Graph:
             g = group_of.get(u)
             if g is not None and fusible_into(n, u, g) and g not in candidates:
                 candidates.append(g)
+            elif g is not None and recomputable(n, g, users[n], group_of, roots) and g not in candidates:
+                candidates.append(g)
         for g in candidates:
             outside = [u for u in users[n] if group_of.get(u) is not g]
             if any(reaches(u, g) for u in outside):
@@ -97,6 +118,8 @@ def fuse(graph: Graph) -> Graph:
             target.members[n] = None
             group_of[n] = target
 
+    if rows:
+        groups = _fuse_rows(groups, group_of, users, roots)
     ordered = _kernel_order(groups, group_of, index)
     return Graph(graph.inputs, graph.outputs, graph.updates,
                  tuple(tuple(sorted(g.members, key=index.__getitem__)) for g in ordered))
@@ -108,6 +131,73 @@ def fusible_into(n: Node, user: Node, g: _Group) -> bool:
     if n.shape != g.shape:
         return False
     return fusible(user) or user.op.name in FUSED_REDUCTIONS
+
+
+def recomputable(n: Node, g: _Group, readers, group_of, roots) -> bool:
+    """n is cheap, of a shape broadcasting to g's, and only g's elementwise members read it."""
+    return (n.op.name in CHEAP and n not in roots and broadcasts_to(n.shape, g.shape)
+            and all(group_of.get(u) is g and fusible(u) for u in readers))
+
+
+def row_split(members):
+    """(row reduction, epilogue) of a rows kernel's members (in order), or None: the epilogue is
+    every other member, computed per element of the row after the reduction."""
+    red = next((m for m in members if m.op.name in ROW_REDUCTIONS), None)
+    if red is None or len(members) == 1:
+        return None
+    return red, [m for m in members if m is not red]
+
+
+def _row_reduction(g: _Group):
+    """g's row reduction when g is one (a logsumexp over trailing axes, kept dims), else None."""
+    if len(g.members) != 1:
+        return None
+    (red,) = g.members
+    if red.op.name not in ROW_REDUCTIONS or not red.attrs["keepdims"]:
+        return None
+    r = red.inputs[0].ndim
+    axes = tuple(red.attrs["axes"])
+    return red if axes and axes == tuple(range(r - len(axes), r)) else None
+
+
+def _fuse_rows(groups, group_of, users, roots):
+    """Merge each elementwise kernel into the row reduction it reads, when nothing it reads is
+    computed after the reduction by another kernel (that would make a cycle)."""
+    def depends(x: Node, red: Node, stop) -> bool:
+        stack, seen = [x], set()
+        while stack:
+            u = stack.pop()
+            if u is red:
+                return True
+            if u in seen or u in stop:
+                continue
+            seen.add(u)
+            stack.extend(u.inputs)
+        return False
+
+    merged, gone = set(), set()
+    for g in groups:
+        if g.id in merged or g.reduce is not None or not all(fusible(m) for m in g.members):
+            continue
+        ext = {i for m in g.members for i in reads(m) if i not in g.members}
+        for red in ext:
+            h = group_of.get(red)
+            if h is None or h.id in merged or _row_reduction(h) is not red or red.inputs[0].shape != g.shape:
+                continue
+            if any(depends(x, red, set()) for x in ext if x is not red):
+                continue
+            members = set(g.members) | {red}
+            outs = {m for m in members if m in roots or any(u not in members for u in users[m])}
+            if len(ext - {red}) + len(outs) > MAX_BUFFERS:
+                continue
+            h.members.update(g.members)
+            h.shape = g.shape
+            for m in g.members:
+                group_of[m] = h
+            merged.update((g.id, h.id))
+            gone.add(g.id)
+            break
+    return [g for g in groups if g.id not in gone]
 
 
 def _kernel_order(groups, group_of, index):

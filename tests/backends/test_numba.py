@@ -247,16 +247,53 @@ def test_matmuls_read_transposes_as_views_without_copying():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_two_pass_logsumexp_special_rows_match_numpy(dtype):
+def _row_graphs(dtype):
     x = gc.placeholder((None, 5), dtype, name="x")
-    nodes = [gc.logsumexp(x, axis=1), gc.softmax(x, axis=1), gc.logsumexp(x, axis=0)]
-    f, ref = gc.compile([x], nodes, backend="numba"), gc.compile([x], nodes, backend="numpy")
-    inf, nan = np.inf, np.nan
-    a = np.array([[1, 2, 3, 4, 5], [-inf] * 5, [1, inf, 2, 3, 4], [1, nan, inf, 2, 3], [-inf, 0, -inf, 1, 2],
-                  [80, 85, 88, 30, -20], [-100, -101, -102, -103, -104]], dtype)
-    for got, want in zip(f(a), ref(a)):
-        np.testing.assert_allclose(got, want, rtol=2e-6 if dtype == "float32" else 1e-13)
-    big = np.random.default_rng(0).normal(size=(64, 5)).astype(dtype) * 30
-    for got, want in zip(f(big), ref(big)):
-        np.testing.assert_allclose(got, want, rtol=2e-6 if dtype == "float32" else 1e-13, atol=1e-30)
+    y = gc.placeholder((None, 5), dtype, name="y")
+    return {  # softmax alone (the store-and-scale row kernel), with its logsumexp fetched too, and
+        "softmax": ([x], [gc.softmax(x, axis=1)]),  # epilogues of other forms (generic row kernels)
+        "lse_softmax": ([x], [gc.logsumexp(x, axis=1), gc.softmax(x, axis=1), gc.logsumexp(x, axis=0)]),
+        "log_softmax": ([x], [gc.log_softmax(x, axis=1)]),
+        "weighted": ([x, y], [y * gc.softmax(x, axis=1) + gc.maximum(y, 0.5)]),
+    }
+
+
+SPECIAL_ROWS = [[1, 2, 3, 4, 5], [-np.inf] * 5, [1, np.inf, 2, 3, 4], [1, np.nan, np.inf, 2, 3],
+                [-np.inf, 0, -np.inf, 1, 2], [80, 85, 88, 30, -20], [-100, -101, -102, -103, -104],
+                [np.nan, -np.inf, -np.inf, -np.inf, -np.inf], [np.nan] * 5, [np.inf, np.inf, 1, 2, 3],
+                [-np.inf, np.nan, 1, 2, 3], [-np.inf, -np.inf, np.inf, np.nan, 0], [3, 3, 3, 3, 3]]
+
+
+@pytest.mark.parametrize("graph", ["softmax", "lse_softmax", "log_softmax", "weighted"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_row_kernels_special_rows_match_numpy(dtype, graph):
+    ins, nodes = _row_graphs(dtype)[graph]
+    f = gc.compile(ins, nodes, backend="numba")
+    assert "rows" in [k.kind for k in f.kernels]
+    ins64, nodes64 = _row_graphs("float64")[graph]  # the oracle: NumPy in float64 on the same values
+    ref = gc.compile(ins64, nodes64, backend="numpy")
+    rng = np.random.default_rng(0)
+    a = np.array(SPECIAL_ROWS, dtype)
+    big = rng.normal(size=(64, 5)).astype(dtype) * 30
+    for feed in (a, big):
+        feeds = [feed] + [rng.normal(size=feed.shape).astype(dtype) for _ in ins[1:]]
+        # float32 exp(x - logsumexp) is off by up to |x| * eps relatively (logsumexp's rounding), and
+        # x - logsumexp by |x| * eps absolutely; y * softmax summed: |y| (< 4 here) times that
+        top = np.max(np.abs(feed[np.isfinite(feed)]))
+        tol = 2 * np.finfo(np.float32).eps * max(1.0, top)
+        for got, want in zip(f(*feeds), ref(*[v.astype(np.float64) for v in feeds])):
+            assert got.dtype == np.dtype(dtype)
+            if dtype == "float32":
+                np.testing.assert_allclose(got, want, rtol=tol, atol=4 * tol)
+            else:
+                np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
+def test_softmax_is_one_row_kernel_and_log_softmax_too():
+    x = gc.placeholder((None, 7), name="x")
+    for node in (gc.softmax(x, axis=1), gc.log_softmax(x, axis=1)):
+        f = gc.compile([x], node, backend="numba")
+        assert [k.kind for k in f.kernels] == ["rows"], f.kernels
+    # the row reduction over a leading axis is not a row kernel: logsumexp, then the elementwise loop
+    f = gc.compile([x], gc.softmax(x, axis=0), backend="numba")
+    assert [k.kind for k in f.kernels] == ["logsumexp", "loop"], f.kernels

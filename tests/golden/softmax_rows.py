@@ -1,4 +1,4 @@
-"""graphc generated module: 4 kernels and a driver for one compiled graph.
+"""graphc generated module: 2 kernels and a driver for one compiled graph.
 
 Each kernel is one @njit function; `driver` runs them all in order, so a call is one native call.
 """
@@ -7,6 +7,8 @@ import math
 import numba as nb
 import numpy as np
 from numba import types as T
+
+from graphc.backends.numba.intrinsics import fmax
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)  # contract: a*b+c may be one FMA
 
@@ -51,48 +53,37 @@ def exp_f32(x):
     return x if x != x else (np.float32(0.0) if x < np.float32(-104.0) else y)
 
 
-@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **{**OPTS, 'fastmath': {'contract', 'reassoc'}})
-def k0_logsumexp(a0, o0, n0):
-    # logsumexp
+@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **{**OPTS, 'fastmath': {'contract', 'reassoc'}})
+def k0_logsumexp_neg_add_exp(a0, ea1, eo0, n0):
+    # logsumexp neg add exp
     for i0 in range(n0):
         m = np.float32(-np.inf)
-        bad = False
         for i1 in range(10):
-            v = a0[i0, i1]
-            bad = bad or v != v
-            m = v if v > m else m
-        if bad:
-            o0[i0, 0] = np.float32(np.nan)
-        elif m == np.inf or m == -np.inf:
-            o0[i0, 0] = m
-        else:
+            m = fmax(m, a0[i0, i1])
+        if abs(m) < np.float32(np.inf):
             s = np.float32(0)
             for i1 in range(10):
-                s += exp_f32(a0[i0, i1] - m)
-            o0[i0, 0] = m + np.float32(math.log(s))
-
-@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **OPTS)
-def k1_neg(a0, o0, n0):
-    # neg
-    for i0 in range(n0):
-        for i1 in range(1):
-            x0 = a0[i0, 0]
-            v1 = np.float32((-x0))
-            o0[i0, i1] = v1
-
-@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **OPTS)
-def k2_add_exp(a0, a1, o0, n0):
-    # add exp
-    for i0 in range(n0):
-        for i1 in range(10):
-            x0 = a0[i0, i1]
-            x1 = a1[i0, 0]
-            v2 = np.float32((x0 + x1))
-            v3 = np.float32(exp_f32(v2))
-            o0[i0, i1] = v3
+                e = np.float32(exp_f32(a0[i0, i1] - m))
+                eo0[i0, i1] = e
+                s += e
+            lse = m + np.float32(math.log(s))
+            r = np.float32(1) / s
+            for i1 in range(10):
+                eo0[i0, i1] *= r
+        else:
+            lse = m
+            for i1 in range(10):
+                if a0[i0, i1] != a0[i0, i1]:
+                    lse = a0[i0, i1]
+            for i1 in range(10):
+                ex1 = ea1[i0, i1]
+                ev2 = np.float32((-lse))
+                ev3 = np.float32((ex1 + ev2))
+                ev4 = np.float32(exp_f32(ev3))
+                eo0[i0, i1] = ev4
 
 @nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.int64), parallel=False, **OPTS)
-def k3_sum(a0, o0, n0):
+def k1_sum(a0, o0, n0):
     # sum
     for j0 in range(10):
         o0[j0] = np.float32(0.0)
@@ -101,9 +92,7 @@ def k3_sum(a0, o0, n0):
             x0 = a0[i0, i1]
             o0[i1] = o0[i1] + x0
 
-@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
-def driver(v0, v1, v2, v3, v4, dims):
-    k0_logsumexp(v0, v1, dims[0])
-    k1_neg(v1, v2, dims[1])
-    k2_add_exp(v0, v2, v3, dims[2])
-    k3_sum(v0, v4, dims[3])
+@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
+def driver(v0, v1, v2, dims):
+    k0_logsumexp_neg_add_exp(v0, v0, v1, dims[0])
+    k1_sum(v0, v2, dims[1])
