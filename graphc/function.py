@@ -59,6 +59,9 @@ class Function:
         self._host = not getattr(executable, "device", False)
         self._cells = [p.data for p in program.parameters]
         self._updated = [p.data for p, _ in program.updates]
+        # feeds already checked: (dtype, shape) per input of the last call that passed check_feed
+        # as is; a call whose arrays match them skips the check (a few hundred ns per feed)
+        self._accepted = [None] * len(program.inputs)
 
     @property
     def inputs(self) -> list[Node]:
@@ -97,7 +100,13 @@ class Function:
         per output: results are written there instead of into fresh arrays, and returned."""
         ins = self.program.inputs
         if not kwargs and len(args) == len(ins):
-            feeds = [check_feed(p, v) for p, v in zip(ins, args)]
+            feeds = list(args)
+            seen = self._accepted
+            for i, v in enumerate(feeds):
+                if type(v) is np.ndarray and seen[i] is not None and v.shape == seen[i][1] and v.dtype is seen[i][0]:
+                    continue
+                f = feeds[i] = check_feed(ins[i], v)
+                seen[i] = (f.dtype, f.shape) if f is v else None
         else:
             feeds = self._feeds(args, kwargs)
         if self._host and ir.DEVICE_NEWER:

@@ -23,6 +23,7 @@ PARALLEL_MIN = int(os.environ.get("GRAPHC_PARALLEL_MIN", 1 << 15))
 # a row sum may be reassociated, so LLVM vectorizes it (only row reductions ask for it)
 REASSOC = ("contract", "reassoc")
 RUNTIME_GUESS = 256       # assumed size of a None dim when deciding on parallel loops
+SMALL_MATMUL = 4096       # multiply-adds below which a matmul is a loop nest, not a BLAS call
 
 NB_TYPE = {"float32": "T.float32", "float64": "T.float64", "int32": "T.int32", "int64": "T.int64",
            "bool": "T.boolean"}
@@ -362,14 +363,23 @@ def render_matmul(kern, dims):
     sub_a = f"A[{', '.join(ia)}]" if nb_ else "A"
     sub_b = f"B[{', '.join(ib)}]" if nb_ else "B"
     sub_o = f"O[{', '.join(jv)}]" if nb_ else "O"
-    if node.dtype.kind == "f":
-        body = [f"if {kk} == 0:", f"    {sub_o}[:, :] = 0", "else:", f"    np.dot({sub_a}, {sub_b}, {sub_o})"]
-    else:  # NumPy's integer matmul; BLAS has none
-        T = np_type(node.dtype)
-        body = [f"x = {sub_a}", f"y = {sub_b}", f"z = {sub_o}",
-                f"for r in range({n_}):", f"    for c in range({m_}):", f"        s = {T}(0)",
-                f"        for q in range({kk}):", f"            s += {T}(x[r, q]) * {T}(y[q, c])",
-                "        z[r, c] = s"]
+    T = np_type(node.dtype)
+    loops = [f"x = {sub_a}", f"y = {sub_b}", f"z = {sub_o}",
+             f"for r in range({n_}):", f"    for c in range({m_}):", f"        s = {T}(0)",
+             f"        for q in range({kk}):", f"            s += {T}(x[r, q]) * {T}(y[q, c])",
+             "        z[r, c] = s"]
+    if node.dtype.kind != "f":  # NumPy's integer matmul; BLAS has none
+        body = loops
+    else:
+        blas = [f"if {kk} == 0:", f"    {sub_o}[:, :] = 0", "else:", f"    np.dot({sub_a}, {sub_b}, {sub_o})"]
+        sizes = [sa[-2] if a.ndim > 1 else 1, sa[-1], sb[-1] if b.ndim > 1 else 1]
+        if None not in sizes and math.prod(sizes) > SMALL_MATMUL:
+            body = blas
+        elif None not in sizes:  # a few hundred multiply-adds: a call into BLAS costs more
+            body = loops
+        else:  # decided per call
+            body = [f"if {n_} * {kk} * {m_} <= {SMALL_MATMUL}:"] + ["    " + ln for ln in loops] + \
+                ["else:"] + ["    " + ln for ln in blas]
     if nb_:
         _loops(L, jv, bext, body)
     else:

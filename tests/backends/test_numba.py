@@ -297,3 +297,34 @@ def test_softmax_is_one_row_kernel_and_log_softmax_too():
     # the row reduction over a leading axis is not a row kernel: logsumexp, then the elementwise loop
     f = gc.compile([x], gc.softmax(x, axis=0), backend="numba")
     assert [k.kind for k in f.kernels] == ["logsumexp", "loop"], f.kernels
+
+
+def test_small_matmuls_are_loops_large_ones_blas_both_match_numpy():
+    rng = np.random.default_rng(3)
+    x = gc.placeholder((None, 24), name="x")
+    w = gc.parameter(rng.normal(size=(24, 40)).astype(np.float32), name="w")
+    v = gc.parameter(rng.normal(size=(3, 5)).astype(np.float32), name="v")
+    small = gc.placeholder((4, 3), name="s")
+    outs = [x @ w, small @ v, gc.transpose(x) @ (x @ w)]
+    f, ref = gc.compile([x, small], outs, backend="numba"), gc.compile([x, small], outs, backend="numpy")
+    src = f.source()
+    assert "np.dot" in src and "* 40 <= 4096:" in src  # decided per call: the batch is known at run time
+    s = rng.normal(size=(4, 3)).astype(np.float32)
+    for batch in (2, 300):  # 2*24*40 multiply-adds: the loop nest; 300*24*40: BLAS
+        a = rng.normal(size=(batch, 24)).astype(np.float32)
+        for got, want in zip(f(a, s), ref(a, s)):
+            np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-4)
+
+
+def test_profile_calls_kernels_reading_transposes_of_column_vectors():
+    # (8, 1).T is C- and F-contiguous at once: the profile must call the compiled overload itself
+    rng = np.random.default_rng(0)
+    x = gc.placeholder((None, 2), name="x")
+    W1 = gc.parameter(rng.normal(size=(2, 8)).astype(np.float32), name="W1")
+    W2 = gc.parameter(rng.normal(size=(8, 1)).astype(np.float32), name="W2")
+    loss = gc.mean(gc.tanh(x @ W1) @ W2)
+    step = gc.compile([x], loss, updates=gc.optim.SGD(0.1).updates(loss, [W1, W2]), backend="numba")
+    before = W2.value.copy()
+    prof = step.profile(np.ones((4, 2), np.float32), repeat=2)
+    assert [k.name for k in prof] == [k.name for k in step.kernels if k.kind != "view"]
+    np.testing.assert_array_equal(W2.value, before)
