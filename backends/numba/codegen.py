@@ -13,7 +13,7 @@ import numpy as np
 
 from graphc.ops import random as rnd
 from graphc.ops.base import reads
-from graphc.passes.fuse import FUSED_REDUCTIONS
+from graphc.passes.fuse import FUSED_REDUCTIONS, row_split
 from graphc.schedule import Kernel
 
 from . import vmath
@@ -150,7 +150,7 @@ class LoopParts:
     """A loop kernel's body, independent of how a backend iterates: loop variables, extents,
     per-element lines, output writes and the folded reduction (red, its value v, output ro[ridx])."""
 
-    __slots__ = ("ivars", "extents", "body", "writes", "red", "v", "ro", "ridx", "checks", "out_arrays", "names")
+    __slots__ = ("ivars", "extents", "body", "writes", "red", "v", "ro", "ridx", "checks", "out_arrays")
 
 
 def index_error(kern, m, bound) -> str:
@@ -230,7 +230,7 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
         writes.append(f"{o}[{index(ivars, r)}] = {names[m]}")
     p = LoopParts()
     p.ivars, p.extents, p.body, p.writes, p.red, p.checks = ivars, extents, body, writes, red, checks
-    p.out_arrays, p.names = out_arrays, names
+    p.out_arrays = out_arrays
     p.v = p.ro = p.ridx = None
     if red is not None:
         axes, keep = kern.reduce, red.attrs["keepdims"]
@@ -539,14 +539,14 @@ def render_argreduce(kern, dims):
     return k
 
 
-def _lse_lines(k, xn, node, v, inner_vars, inner_ext, softmax=None) -> list[str]:
-    """Lines giving `lse`, the logsumexp of one row of xn (element v over the inner loops): the max
+def _lse_lines(k, node, v, inner_vars, inner_ext, softmax=None) -> list[str]:
+    """Lines giving `lse`, node's logsumexp of one row (element v over the inner loops): the max
     by llvm.maxnum (vectorized, NaN ignored), then, when that max is finite, the sum of exp(x - max)
     (vectorized: vmath's exp, a reassociated sum), where a NaN in the row makes the sum NaN; a row
     whose max is +-inf is that unless it holds a NaN. softmax (o, idx): also write exp(x - max) to
     o[idx] in the sum's pass and scale the row by 1/sum in a third pass, while it is in cache."""
     T = np_type(node.dtype)
-    ex, lg = ("exp_f32", "math.log") if node.dtype == np.float32 else ("math.exp", "math.log")
+    ex = "exp_f32" if node.dtype == np.float32 else "math.exp"
     if ex == "exp_f32":
         k.helpers.add("exp_f32")
     k.fastmath = REASSOC
@@ -560,7 +560,7 @@ def _lse_lines(k, xn, node, v, inner_vars, inner_ext, softmax=None) -> list[str]
         _loops(scale, inner_vars, inner_ext, [f"{softmax[0]}[{softmax[1]}] *= r"], depth=1)
         scale = [f"    r = {T}(1) / s"] + scale
     return ([f"m = {T}(-np.inf)"] + pass1 +
-            [f"if abs(m) < {T}(np.inf):", f"    s = {T}(0)"] + pass2 + [f"    lse = m + {T}({lg}(s))"] + scale +
+            [f"if abs(m) < {T}(np.inf):", f"    s = {T}(0)"] + pass2 + [f"    lse = m + {T}(math.log(s))"] + scale +
             ["else:", "    lse = m"] + scan)
 
 
@@ -578,13 +578,18 @@ def render_logsumexp(kern, dims):
     v = convert(f"{x}[{index(iv, xn.ndim)}]", xn.dtype, node.dtype)
     dst = index(["0" if q in axes else iv[q] for q in range(xn.ndim)] if keep else [iv[q] for q in outer],
                 node.ndim)
-    block = _lse_lines(k, xn, node, v, [iv[q] for q in axes], [ext[q] for q in axes]) + [f"{o}[{dst}] = lse"]
-    if outer:
-        k.parallel = _parallel_ok(xn.shape)
-        _loops(k.lines, [iv[q] for q in outer], [ext[q] for q in outer], block, k.parallel)
+    block = _lse_lines(k, node, v, [iv[q] for q in axes], [ext[q] for q in axes]) + [f"{o}[{dst}] = lse"]
+    k.parallel = bool(outer) and _parallel_ok(xn.shape)
+    _per_row(k, [iv[q] for q in outer], [ext[q] for q in outer], block)
+    return k
+
+
+def _per_row(k, outer_vars, outer_ext, block):
+    """block once per row: in loops over the outer axes (the first a prange when k.parallel)."""
+    if outer_vars:
+        _loops(k.lines, outer_vars, outer_ext, block, k.parallel)
     else:
         k.lines.extend("    " + b for b in block)
-    return k
 
 
 def _softmax_epilogue(red, epi, outputs):
@@ -601,7 +606,6 @@ def render_rows(kern, dims):
     """A row reduction (logsumexp over trailing axes) and the elementwise work reading it, per row:
     the reduction's passes, then the epilogue over the same row (still in L1/L2). Softmax,
     exp(x - logsumexp(x)), stores exp(x - max) in the sum's pass and scales it by 1/sum."""
-    from graphc.passes.fuse import row_split
     red, epi = row_split(kern.nodes)
     k = KernelSource(kern)
     xn = red.inputs[0]
@@ -626,15 +630,12 @@ def render_rows(kern, dims):
     dst = index(["0" if q in axes else iv[q] for q in range(r)], r)
     write = [f"{ro}[{dst}] = lse"] if ro is not None else []
     if _softmax_epilogue(red, epi, epi_outs):
-        lines = _lse_lines(k, xn, red, v, inner_v, inner_e, softmax=(p.out_arrays[0], index(iv, r)))
+        lines = _lse_lines(k, red, v, inner_v, inner_e, softmax=(p.out_arrays[0], index(iv, r)))
         block = lines + ["    " + ln for ln in epilogue] + write  # the else branch: a +-inf max
     else:
-        block = _lse_lines(k, xn, red, v, inner_v, inner_e) + write + epilogue
+        block = _lse_lines(k, red, v, inner_v, inner_e) + write + epilogue
     k.parallel = bool(outer) and _parallel_ok(shape) and not p.checks
-    if outer:
-        _loops(k.lines, [iv[q] for q in outer], [extents[q] for q in outer], block, k.parallel)
-    else:
-        k.lines.extend("    " + b for b in block)
+    _per_row(k, [iv[q] for q in outer], [extents[q] for q in outer], block)
     return k
 
 

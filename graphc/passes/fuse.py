@@ -100,9 +100,8 @@ def fuse(graph: Graph, rows: bool = False) -> Graph:
         candidates = []
         for u in users[n]:
             g = group_of.get(u)
-            if g is not None and fusible_into(n, u, g) and g not in candidates:
-                candidates.append(g)
-            elif g is not None and recomputable(n, g, users[n], group_of, roots) and g not in candidates:
+            if g is not None and g not in candidates and \
+                    (fusible_into(n, u, g) or recomputable(n, g, users[n], group_of, roots)):
                 candidates.append(g)
         for g in candidates:
             outside = [u for u in users[n] if group_of.get(u) is not g]
@@ -163,28 +162,28 @@ def _row_reduction(g: _Group):
 def _fuse_rows(groups, group_of, users, roots):
     """Merge each elementwise kernel into the row reduction it reads, when nothing it reads is
     computed after the reduction by another kernel (that would make a cycle)."""
-    def depends(x: Node, red: Node, stop) -> bool:
-        stack, seen = [x], set()
+    def depends(xs, red: Node) -> bool:
+        """Whether any of xs is computed from red."""
+        stack, seen = list(xs), set()
         while stack:
             u = stack.pop()
             if u is red:
                 return True
-            if u in seen or u in stop:
-                continue
-            seen.add(u)
-            stack.extend(u.inputs)
+            if u not in seen:
+                seen.add(u)
+                stack.extend(u.inputs)
         return False
 
-    merged, gone = set(), set()
+    used, gone = set(), set()  # row reductions that took a kernel; kernels merged away
     for g in groups:
-        if g.id in merged or g.reduce is not None or not all(fusible(m) for m in g.members):
+        if g.reduce is not None or not all(fusible(m) for m in g.members):
             continue
         ext = {i for m in g.members for i in reads(m) if i not in g.members}
         for red in ext:
             h = group_of.get(red)
-            if h is None or h.id in merged or _row_reduction(h) is not red or red.inputs[0].shape != g.shape:
+            if h is None or h.id in used or _row_reduction(h) is not red or red.inputs[0].shape != g.shape:
                 continue
-            if any(depends(x, red, set()) for x in ext if x is not red):
+            if depends(ext - {red}, red):
                 continue
             members = set(g.members) | {red}
             outs = {m for m in members if m in roots or any(u not in members for u in users[m])}
@@ -194,7 +193,7 @@ def _fuse_rows(groups, group_of, users, roots):
             h.shape = g.shape
             for m in g.members:
                 group_of[m] = h
-            merged.update((g.id, h.id))
+            used.add(h.id)
             gone.add(g.id)
             break
     return [g for g in groups if g.id not in gone]
