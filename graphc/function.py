@@ -62,6 +62,8 @@ class Function:
         # feeds already checked: (dtype, shape) per input of the last call that passed check_feed
         # as is; a call whose arrays match them skips the check (a few hundred ns per feed)
         self._accepted = [None] * len(program.inputs)
+        # feeds exactly like the last call's go straight to the executable (None: no such path)
+        self._same = getattr(executable, "run_same", None)
 
     @property
     def inputs(self) -> list[Node]:
@@ -98,6 +100,14 @@ class Function:
     def __call__(self, *args, out=None, **kwargs):
         """Run the graph on these feeds; out= an array (one output) or a list with an array or None
         per output: results are written there instead of into fresh arrays, and returned."""
+        if out is None and not kwargs and self._same is not None:
+            if self._host and ir.DEVICE_NEWER:
+                ir.pull_newer(self._cells)
+            outs = self._same(args)
+            if outs is not None:
+                if self._host and ir.DEVICE_COPIES:
+                    self._device_stale()
+                return outs[0] if self._single else outs
         ins = self.program.inputs
         if not kwargs and len(args) == len(ins):
             feeds = list(args)

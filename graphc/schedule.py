@@ -156,7 +156,7 @@ class BufferPlan:
     """Which array holds each value for one set of shapes.
 
     slots: node -> ("feed", i) | ("param", node) | ("const", node) | ("work", i) | ("out", i) |
-    ("view", source node). workspaces: (dtype, shape) of each workspace, allocated once.
+    ("view", source node); an update value written in place has its parameter's slot. workspaces: (dtype, shape) of each workspace, allocated once.
     """
 
     shapes: dict
@@ -165,9 +165,17 @@ class BufferPlan:
     outputs: list = field(default_factory=list)
 
 
-def plan_buffers(program, kernels, shapes) -> BufferPlan:
-    """Assign storage by liveness: a workspace is reused once every reader of its value has run."""
+def fresh_outputs(program) -> list:
+    """The program outputs a kernel computes, each once: a fresh array per call (the caller keeps
+    it); every other value a kernel computes lives in a workspace."""
+    return list(dict.fromkeys(o for o in program.outputs if not o.is_leaf and o.op.name not in VIEW_OPS))
+
+
+def plan_buffers(program, kernels, shapes, inplace=None) -> BufferPlan:
+    """Assign storage by liveness: a workspace is reused once every reader of its value has run.
+    inplace: {update value: parameter} the backend writes straight into the parameter."""
     plan = BufferPlan(shapes)
+    inplace = inplace or {}
     for i, p in enumerate(program.inputs):
         plan.slots[p] = ("feed", i)
     for n in program.order:
@@ -175,12 +183,8 @@ def plan_buffers(program, kernels, shapes) -> BufferPlan:
             plan.slots[n] = ("param", n)
         elif n.op.name == "constant":
             plan.slots[n] = ("const", n)
-    # program outputs computed by a kernel get a fresh array per call (the caller keeps it)
-    out_nodes = {}
-    for o in program.outputs:
-        if o not in out_nodes and not o.is_leaf and o.op.name not in VIEW_OPS:
-            out_nodes[o] = len(plan.outputs)
-            plan.outputs.append(o)
+    plan.outputs = fresh_outputs(program)
+    out_nodes = {o: i for i, o in enumerate(plan.outputs)}
     keep = {u for _, u in program.updates} | set(program.outputs)
 
     def storage(n):
@@ -205,6 +209,9 @@ def plan_buffers(program, kernels, shapes) -> BufferPlan:
         for o in k.outputs:
             if o in out_nodes:
                 plan.slots[o] = ("out", out_nodes[o])
+                continue
+            if o in inplace:
+                plan.slots[o] = ("param", inplace[o])
                 continue
             key = (o.dtype.str, shapes[o])
             pool = free.get(key)

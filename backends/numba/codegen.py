@@ -1,8 +1,10 @@
 """Render a schedule as one readable Python module: one @njit per kernel and one @njit driver.
 
 Kernels take C-contiguous arrays (inputs, then outputs) and int64 extents for run-time dims; all
-shapes known at compile time are literals. The driver takes every array the program touches and
-`dims`, the run-time sizes the plan computes, and calls the kernels in order.
+shapes known at compile time are literals. The driver takes the arrays from outside (feeds,
+parameters, constants, returned outputs), one flat workspace arena per dtype, `dims` (the run-time
+sizes and arena offsets the plan computes) and `fns` (the kernels' native addresses), and calls the
+kernels in order.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import numpy as np
 from graphc.ops import random as rnd
 from graphc.ops.base import reads
 from graphc.passes.fuse import FUSED_REDUCTIONS, row_split
-from graphc.schedule import Kernel
+from graphc.schedule import Kernel, fresh_outputs
 
 from . import vmath
 
@@ -716,7 +718,7 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-from graphc.backends.numba.intrinsics import fmax
+from graphc.backends.numba.intrinsics import at, fmax, kcall
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={{"contract"}}, nogil=True)  # contract: a*b+c may be one FMA
 
@@ -795,11 +797,12 @@ class DriverNames:
         return f"    {name} = {src}.reshape(({', '.join(shape)}{',' if len(shape) == 1 else ''}))"
 
 
-def driver_tail(program, views, name_of, copy, snapshot):
+def driver_tail(program, views, name_of, copy, snapshot, inplace=()):
     """The end of a driver, the same for every backend: outputs no kernel wrote (a parameter, a
     feed, a view) are copied out first, then the parameter updates are copied in, a value that lives
     in a parameter being overwritten snapshotted before. name_of(node): its name in the driver;
-    copy(dst, src) -> a line; snapshot(name, src) -> lines. Returns (copied outputs, lines)."""
+    copy(dst, src) -> a line; snapshot(name, src) -> lines; inplace: update values a kernel wrote
+    into their parameter already. Returns (copied outputs, lines)."""
     def storage(n):
         while n in views:
             n = views[n][0]
@@ -817,7 +820,7 @@ def driver_tail(program, views, name_of, copy, snapshot):
             snaps[u] = f"t{len(snaps)}"
             lines += snapshot(snaps[u], name_of(u))
     for p, u in program.updates:
-        if storage(u) is p:
+        if storage(u) is p or u in inplace:
             continue
         src = snaps.get(u) or name_of(u)
         lines.append(copy(name_of(p), src))
@@ -827,9 +830,14 @@ def driver_tail(program, views, name_of, copy, snapshot):
 class Module:
     """The rendered module and what the executable needs to call it."""
 
-    def __init__(self, source, args, dims, kernels, sources, views, copies):
+    def __init__(self, source, args, dims, kernels, sources, views, copies, work=(), arenas=(), inplace=None,
+                 called=()):
         self.source = source
         self.args = args          # driver's array arguments, as nodes, in order
+        self.work = list(work)    # values in workspaces: work[i]'s offset into its arena follows dims.specs in dims
+        self.arenas = list(arenas)  # dtype names, one flat array each, after the args and copies
+        self.inplace = inplace or {}  # update value -> the parameter its kernel writes (no copy)
+        self.called = list(called)  # kernel names; the driver calls called[i] at address fns[i]
         self.copies = copies      # outputs no kernel computes (leaves, views): fresh arrays after args
         self.dims = dims          # Dims: run-time ints
         self.kernels = kernels    # schedule Kernels
@@ -837,18 +845,60 @@ class Module:
         self.views = views        # node -> (source node, target shape expressions)
 
 
+def inplace_updates(program, kernels, sources, check_numerics: bool = False) -> dict:
+    """{update value: its parameter} for the updates whose kernel may write the new value straight
+    into the parameter instead of a workspace copied in at the end (for Adam, three copies of every
+    weight per step). Only where nothing can tell: an elementwise kernel of the parameter's shape
+    that reads the parameter at the element it writes, nothing after it reading the old value (no
+    kernel, output or other update), the value fetched by no one else, and no kernel from there on
+    able to fail (an index check, check_numerics), so a failed call still changes no parameter."""
+    if check_numerics:
+        return {}
+    views = {k.nodes[0]: k.nodes[0].inputs[0] for k in kernels if k.kind == "view"}
+
+    def storage(n):
+        while n in views:
+            n = views[n]
+        return n
+
+    last_read = {}
+    for k in kernels:
+        if k.kind != "view":
+            for i in k.inputs:
+                last_read[storage(i)] = k.index
+    fallible = max((k.index for k, ks in zip(kernels, sources)
+                    if ks is not None and any("raise " in ln for ln in ks.lines)), default=-1)
+    made_by = {n: k for k in kernels if k.kind != "view" for n in k.outputs}
+    fetched = {storage(o) for o in program.outputs} | set(program.outputs)
+    uses = {}
+    for _, u in program.updates:
+        uses[storage(u)] = uses.get(storage(u), 0) + 1
+    out = {}
+    for p, u in program.updates:
+        k = made_by.get(u)
+        if (k is None or k.kind != "loop" or k.reduce is not None or k.index <= fallible
+                or uses[u] != 1 or u in fetched or p in fetched or p in uses
+                or u.dtype != p.dtype or tuple(u.shape) != tuple(k.shape) or tuple(p.shape) != tuple(k.shape)
+                or not any(i is p for i in k.inputs) or any(storage(i) is p and i is not p for i in k.inputs)
+                or last_read.get(p, -1) > k.index):
+            continue
+        out[u] = p
+    return out
+
+
 def render_module(program, kernels, check_numerics: bool = False) -> Module:
     dims = Dims()
+    sources = [None if kern.kind == "view" else RENDER[kern.kind](kern, dims) for kern in kernels]
+    inplace = inplace_updates(program, kernels, sources, check_numerics)
     name = DriverNames(program.inputs)
     names, args, views = name.names, name.args, name.views
-    body, defs, sources = [], [], []
-    for kern in kernels:
-        if kern.kind == "view":
-            sources.append(None)
+    for u, p in inplace.items():  # the kernel writing u writes the parameter itself
+        names[u] = name(p)
+    body, defs, called = [], [], []
+    for kern, ks in zip(kernels, sources):
+        if ks is None:
             body.append(name.view(kern.nodes[0], dims))
             continue
-        ks = RENDER[kern.kind](kern, dims)
-        sources.append(ks)
         call_args = [name(n) for n in ks.arrays] + [expr for _, expr in ks.ints]
         # transposed views are column-major arrays in the kernels that read them
         sig = ", ".join([arr_type(n.dtype, n.ndim, "F" if views.get(n, (0, 0))[1] is None else "C")
@@ -861,7 +911,8 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
         defs.append(f"\n\n@nb.njit(nb.void({sig}), parallel={ks.parallel}, {opts})\n"
                     f"def {kern.name}({params}):\n"
                     f"    # {' '.join(kern.ops)}\n" + "\n".join(ks.lines or ["    pass"]))
-        body.append(f"    {kern.name}({', '.join(call_args)})")
+        body.append(f"    kcall({kern.name}, fns[{len(called)}], {', '.join(call_args)})")
+        called.append(kern.name)
         if check_numerics:
             for n in kern.outputs:
                 if n.dtype.kind == "f":
@@ -869,12 +920,24 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
                     body.append(f'        raise FloatingPointError("graphc:{kern.index}:{kern.position(n)}: '
                                 f'NaN or inf")')
     copies, tail = driver_tail(program, views, name, lambda d, src: f"    copy_into({d}, {src})",
-                               lambda t, src: [f"    {t} = {src}.copy()"])
+                               lambda t, src: [f"    {t} = {src}.copy()"], inplace)
     body += tail
-    sig = ", ".join([arr_type(n.dtype, n.ndim) for n in args + copies] + ['T.Array(T.int64, 1, "C")'])
-    params = [names[n] for n in args] + [f"r{j}" for j in range(len(copies))]
+    # every value that is neither fed, a parameter, a constant nor a returned output lives in one
+    # flat arena per dtype, laid out by the plan: views of it made here cost nothing per call
+    fresh = set(fresh_outputs(program))
+    work = [n for n in args if not n.is_leaf and n not in fresh]
+    args = [n for n in args if n.is_leaf or n in fresh]
+    arenas = list(dict.fromkeys(np.dtype(n.dtype).name for n in work))
+    made = [(n, [str(d) if d is not None else dims.add(lambda s, n=n, q=q: s[n][q]) for q, d in enumerate(n.shape)])
+            for n in work]
+    base = len(dims.specs)
+    body[:0] = [f"    {names[n]} = nb.carray(at(ws_{np.dtype(n.dtype).name}, dims[{base + i}]), "
+                f"({', '.join(shape)}{',' if len(shape) == 1 else ''}))" for i, (n, shape) in enumerate(made)]
+    sig = ", ".join([arr_type(n.dtype, n.ndim) for n in args + copies] + [arr_type(a, 1) for a in arenas]
+                    + ['T.Array(T.int64, 1, "C")'] * 2)
+    params = [names[n] for n in args] + [f"r{j}" for j in range(len(copies))] + [f"ws_{a}" for a in arenas]
     driver = (f"\n\n@nb.njit(nb.void({sig}), **OPTS)\n"
-              f"def driver({', '.join(params)}, dims):\n" + "\n".join(body or ["    pass"]) + "\n")
+              f"def driver({', '.join(params)}, dims, fns):\n" + "\n".join(body or ["    pass"]) + "\n")
     source = HEADER.format(n_kernels=len([k for k in kernels if k.kind != "view"]))
     if any(m.op.kind == "random" for kern in kernels for m in kern.nodes):
         source += RANDOM_HELPERS.format(key_mul=hex(rnd.KEY_MUL), idx_mul=hex(rnd.IDX_MUL), fmix1=hex(rnd.FMIX1),
@@ -883,4 +946,4 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     if helpers:
         source += "\n\n" + vmath.IMPORT + vmath.source_of(helpers)
     source += "".join(defs) + driver
-    return Module(source, args, dims, kernels, sources, views, copies)
+    return Module(source, args, dims, kernels, sources, views, copies, work, arenas, inplace, called)

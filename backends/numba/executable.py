@@ -1,6 +1,7 @@
 """Run a compiled module: plan buffers per set of feed shapes, then one native call per step."""
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -15,6 +16,7 @@ from .cache import load
 from .codegen import render_module
 
 RECYCLE_MIN = 1 << 20
+ARENA_ALIGN = 64  # bytes: a cache line, and a full AVX-512 vector
 _MARK = re.compile(r"graphc:(\d+):(\d+): (.*)")
 
 
@@ -36,11 +38,18 @@ def explain(kernels, e: Exception) -> Exception:
                 f"{m.group(3)}", node.loc)
 
 
+def _aligned(n: int, dtype) -> np.ndarray:
+    """An empty 1-d array of n elements starting at a multiple of ARENA_ALIGN bytes."""
+    raw = np.empty(n + ARENA_ALIGN // dtype.itemsize, dtype)
+    start = (-raw.ctypes.data % ARENA_ALIGN) // dtype.itemsize
+    return raw[start:start + n]
+
+
 class _Plan:
     """Everything a call with these feed shapes needs: shapes, arrays, dims."""
 
     __slots__ = ("shapes", "arrays", "feed_at", "out_at", "out_specs", "dims", "buffers", "copy_at", "out_index",
-                 "spare", "result_at", "repeat_at")
+                 "spare", "result_at", "repeat_at", "work", "feed_spec", "fresh_spec")
 
 
 class NumbaExecutable:
@@ -62,6 +71,12 @@ class NumbaExecutable:
             print(f"graphc: {self.path} ready in {self.compile_seconds:.2f}s")
         self.driver = self.mod.driver
         self._entry = next(iter(self.driver.overloads.values())).entry_point  # one explicit signature
+        # the kernels' native entry points, which the driver calls through (intrinsics.kcall)
+        fns = []
+        for name in self.module.called:
+            cres = next(iter(getattr(self.mod, name).overloads.values()))
+            fns.append(cres.library.get_pointer_to_function(cres.fndesc.mangled_name))
+        self._fns = np.array(fns or [0], dtype=np.int64)
         self._plans: dict[tuple, _Plan] = {}
         self._last = (None, None)  # (feed shapes, plan) of the last call
         self._consts = {}  # writable copies of constants (numba types read-only arrays apart)
@@ -77,8 +92,15 @@ class NumbaExecutable:
     def _make_plan(self, feed_shapes) -> _Plan:
         prog = self.program
         shapes = resolve_shapes(prog, feed_shapes)
-        bp = plan_buffers(prog, self.kernels, shapes)
-        work = [np.empty(s, dt) for dt, s in bp.workspaces]
+        mod = self.module
+        bp = plan_buffers(prog, self.kernels, shapes, mod.inplace)
+        # the workspaces: one flat arena per dtype, each workspace at an offset aligned to 64 bytes
+        offset, size = [0] * len(bp.workspaces), dict.fromkeys(mod.arenas, 0)
+        for idx, (dt, s) in enumerate(bp.workspaces):
+            align = max(1, ARENA_ALIGN // dt.itemsize)
+            offset[idx] = size[dt.name] = -(-size[dt.name] // align) * align
+            size[dt.name] += math.prod(s)
+        arenas = {a: _aligned(size[a], np.dtype(a)) for a in mod.arenas}
         plan = _Plan()
         plan.shapes = shapes
         plan.arrays, plan.feed_at, plan.out_at = [], [], []
@@ -94,8 +116,6 @@ class NumbaExecutable:
                 if n not in self._consts:
                     self._consts[n] = np.array(n.data)
                 plan.arrays.append(self._consts[n])
-            elif kind == "work":
-                plan.arrays.append(work[ref])
             elif kind == "out":
                 plan.arrays.append(None)
                 plan.out_at.append((j, ref))
@@ -105,12 +125,25 @@ class NumbaExecutable:
             plan.arrays.append(None)
             plan.out_at.append((base + j, len(bp.outputs) + j))
         plan.copy_at = {o: base + j for j, o in enumerate(self.module.copies)}
+        plan.arrays += [arenas[a] for a in mod.arenas]
+        plan.work = {}  # NumPy views of the workspaces, for profile()
+        for n in mod.work:
+            idx = bp.slots[n][1]
+            dt, s = bp.workspaces[idx]
+            plan.work[n] = arenas[dt.name][offset[idx]:offset[idx] + math.prod(s)].reshape(s)
         plan.out_specs = [(shapes[o], o.dtype) for o in bp.outputs + self.module.copies]
         plan.out_index = {o: i for i, o in enumerate(bp.outputs + self.module.copies)}
         plan.spare = [None] * len(plan.out_specs)
         plan.result_at = [plan.copy_at[o] if o in plan.copy_at else plan.buffers[o] for o in prog.outputs]
         plan.repeat_at = [pos for pos, j in enumerate(plan.result_at) if j in plan.result_at[:pos]]
-        plan.dims = np.array([spec(shapes) for spec in self.module.dims.specs] or [0], dtype=np.int64)
+        # what run_same() checks and does: (arg position or None, dtype, shape) per feed, and
+        # (arg position, output, (shape, dtype) or None when it is recycled) per fresh output
+        arg_of = dict((ref, j) for j, ref in plan.feed_at)
+        plan.feed_spec = [(arg_of.get(i), p.dtype, tuple(feed_shapes[i])) for i, p in enumerate(prog.inputs)]
+        plan.fresh_spec = [(j, i, None if math.prod(plan.out_specs[i][0]) * plan.out_specs[i][1].itemsize
+                            >= RECYCLE_MIN else plan.out_specs[i]) for j, i in plan.out_at]
+        plan.dims = np.array([spec(shapes) for spec in mod.dims.specs]
+                             + [offset[bp.slots[n][1]] for n in mod.work] or [0], dtype=np.int64)
         return plan
 
     def output_shapes(self, feeds) -> list[tuple]:
@@ -160,7 +193,30 @@ class NumbaExecutable:
         try:
             # the compiled overload itself: the feeds were checked (dtype, rank, C order), so the
             # dispatcher's per-argument type resolution would only repeat that
-            self._entry(*arrays, plan.dims)
+            self._entry(*arrays, plan.dims, self._fns)
+        except (IndexError, FloatingPointError, ZeroDivisionError) as e:
+            raise self._explain(e) from e
+        return self._results(plan, arrays)
+
+    def run_same(self, args):
+        """run(args) when the feeds are exactly like the last call's: ndarrays of the same dtypes
+        and shapes, C-contiguous, aligned and writeable (so already checked); None otherwise, and
+        the caller takes the checked path. This is the whole per-call cost of a training step
+        with small arrays: a few hundred ns here, then the driver."""
+        plan = self._last[1]
+        if plan is None or len(args) != len(plan.feed_spec):
+            return None
+        arrays = plan.arrays.copy()
+        for (j, dt, shape), a in zip(plan.feed_spec, args):
+            if type(a) is not np.ndarray or a.dtype is not dt or a.shape != shape or not a.flags.carray:
+                return None
+            if j is not None:
+                arrays[j] = a
+        empty = np.empty
+        for j, i, spec in plan.fresh_spec:
+            arrays[j] = self._fresh(plan, i) if spec is None else empty(*spec)
+        try:
+            self._entry(*arrays, plan.dims, self._fns)
         except (IndexError, FloatingPointError, ZeroDivisionError) as e:
             raise self._explain(e) from e
         return self._results(plan, arrays)
@@ -193,7 +249,9 @@ class NumbaExecutable:
         not run, so parameters do not change."""
         from graphc.profile import KernelProfile, Profile, node_flops, time_call
         plan, arrays = self.prepare(feeds)
-        local = {n: arrays[j] for n, j in plan.buffers.items()}
+        local = {n: arrays[j] for n, j in plan.buffers.items()} | plan.work
+        for u, p in self.module.inplace.items():  # a scratch array: profiling changes no parameter
+            local[u] = np.empty_like(p.data.array)
         out = Profile()
         for kern, ks in zip(self.kernels, self.module.sources):
             if ks is None:  # a view: no work, materialize it for the kernels that read it

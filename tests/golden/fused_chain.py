@@ -8,7 +8,7 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-from graphc.backends.numba.intrinsics import fmax
+from graphc.backends.numba.intrinsics import at, fmax, kcall
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)  # contract: a*b+c may be one FMA
 
@@ -99,6 +99,6 @@ def k0_mul_add_tanh_sigmoid_relu_neg_exp(a0, a2, o0, n0):
             v15 = np.float32((v8 + v14))
             o0[i0, i1] = v15
 
-@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.int64, 1, "C")), **OPTS)
-def driver(v0, v1, v2, dims):
-    k0_mul_add_tanh_sigmoid_relu_neg_exp(v0, v1, v2, dims[0])
+@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
+def driver(v0, v1, v2, dims, fns):
+    kcall(k0_mul_add_tanh_sigmoid_relu_neg_exp, fns[0], v0, v1, v2, dims[0])

@@ -8,7 +8,7 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-from graphc.backends.numba.intrinsics import fmax
+from graphc.backends.numba.intrinsics import at, fmax, kcall
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)  # contract: a*b+c may be one FMA
 
@@ -92,7 +92,7 @@ def k1_sum(a0, o0, n0):
             x0 = a0[i0, i1]
             o0[i1] = o0[i1] + x0
 
-@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
-def driver(v0, v1, v2, dims):
-    k0_logsumexp_neg_add_exp(v0, v0, v1, dims[0])
-    k1_sum(v0, v2, dims[1])
+@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
+def driver(v0, v1, v2, dims, fns):
+    kcall(k0_logsumexp_neg_add_exp, fns[0], v0, v0, v1, dims[0])
+    kcall(k1_sum, fns[1], v0, v2, dims[1])
