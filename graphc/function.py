@@ -100,9 +100,9 @@ class Function:
     def __call__(self, *args, out=None, **kwargs):
         """Run the graph on these feeds; out= an array (one output) or a list with an array or None
         per output: results are written there instead of into fresh arrays, and returned."""
+        if self._host and ir.DEVICE_NEWER:
+            ir.pull_newer(self._cells)
         if out is None and not kwargs and self._same is not None:
-            if self._host and ir.DEVICE_NEWER:
-                ir.pull_newer(self._cells)
             outs = self._same(args)
             if outs is not None:
                 if self._host and ir.DEVICE_COPIES:
@@ -119,8 +119,6 @@ class Function:
                 seen[i] = (f.dtype, f.shape) if f is v else None
         else:
             feeds = self._feeds(args, kwargs)
-        if self._host and ir.DEVICE_NEWER:
-            ir.pull_newer(self._cells)
         if out is None:
             outs = self._exe.run(feeds)
             if self._host and ir.DEVICE_COPIES:

@@ -156,7 +156,8 @@ class BufferPlan:
     """Which array holds each value for one set of shapes.
 
     slots: node -> ("feed", i) | ("param", node) | ("const", node) | ("work", i) | ("out", i) |
-    ("view", source node); an update value written in place has its parameter's slot. workspaces: (dtype, shape) of each workspace, allocated once.
+    ("view", source node); an update value written in place has its parameter's slot.
+    workspaces: (dtype, shape) of each workspace, allocated once.
     """
 
     shapes: dict

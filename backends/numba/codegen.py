@@ -790,11 +790,19 @@ class DriverNames:
         if node.op.name == "transpose":
             self.views[node] = (node.inputs[0], None)
             return f"    {name} = {src}.T"
-        target = [str(d) if d is not None else dims.add(lambda s, n=node, q=q: s[n][q])
-                  for q, d in enumerate(node.shape)]
+        target = driver_shape(node, dims)
         self.views[node] = (node.inputs[0], target)
-        shape = target or ([zero_d] if zero_d else [])
-        return f"    {name} = {src}.reshape(({', '.join(shape)}{',' if len(shape) == 1 else ''}))"
+        return f"    {name} = {src}.reshape({tuple_text(target or ([zero_d] if zero_d else []))})"
+
+
+def driver_shape(node, dims) -> list[str]:
+    """node's shape as driver expressions: literals, and dims[k] for sizes known at run time."""
+    return [str(d) if d is not None else dims.add(lambda s, n=node, q=q: s[n][q]) for q, d in enumerate(node.shape)]
+
+
+def tuple_text(items) -> str:
+    """A tuple literal of these expressions: (), (a,), (a, b)."""
+    return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
 
 
 def driver_tail(program, views, name_of, copy, snapshot, inplace=()):
@@ -928,11 +936,10 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     work = [n for n in args if not n.is_leaf and n not in fresh]
     args = [n for n in args if n.is_leaf or n in fresh]
     arenas = list(dict.fromkeys(np.dtype(n.dtype).name for n in work))
-    made = [(n, [str(d) if d is not None else dims.add(lambda s, n=n, q=q: s[n][q]) for q, d in enumerate(n.shape)])
-            for n in work]
+    made = [(n, driver_shape(n, dims)) for n in work]
     base = len(dims.specs)
-    body[:0] = [f"    {names[n]} = nb.carray(at(ws_{np.dtype(n.dtype).name}, dims[{base + i}]), "
-                f"({', '.join(shape)}{',' if len(shape) == 1 else ''}))" for i, (n, shape) in enumerate(made)]
+    body[:0] = [f"    {names[n]} = nb.carray(at(ws_{np.dtype(n.dtype).name}, dims[{base + i}]), {tuple_text(shape)})"
+                for i, (n, shape) in enumerate(made)]
     sig = ", ".join([arr_type(n.dtype, n.ndim) for n in args + copies] + [arr_type(a, 1) for a in arenas]
                     + ['T.Array(T.int64, 1, "C")'] * 2)
     params = [names[n] for n in args] + [f"r{j}" for j in range(len(copies))] + [f"ws_{a}" for a in arenas]

@@ -189,14 +189,7 @@ class NumbaExecutable:
         return a
 
     def run(self, feeds, out=None):
-        plan, arrays = self.prepare(feeds, out)
-        try:
-            # the compiled overload itself: the feeds were checked (dtype, rank, C order), so the
-            # dispatcher's per-argument type resolution would only repeat that
-            self._entry(*arrays, plan.dims, self._fns)
-        except (IndexError, FloatingPointError, ZeroDivisionError) as e:
-            raise self._explain(e) from e
-        return self._results(plan, arrays)
+        return self._call(*self.prepare(feeds, out))
 
     def run_same(self, args):
         """run(args) when the feeds are exactly like the last call's: ndarrays of the same dtypes
@@ -215,7 +208,12 @@ class NumbaExecutable:
         empty = np.empty
         for j, i, spec in plan.fresh_spec:
             arrays[j] = self._fresh(plan, i) if spec is None else empty(*spec)
+        return self._call(plan, arrays)
+
+    def _call(self, plan, arrays):
         try:
+            # the compiled overload itself: the feeds were checked (dtype, rank, C order), so the
+            # dispatcher's per-argument type resolution would only repeat that
             self._entry(*arrays, plan.dims, self._fns)
         except (IndexError, FloatingPointError, ZeroDivisionError) as e:
             raise self._explain(e) from e
