@@ -1,10 +1,12 @@
 """Render a schedule as one readable Python module: one @njit per kernel and one @njit driver.
 
-Kernels take C-contiguous arrays (inputs, then outputs) and int64 extents for run-time dims; all
-shapes known at compile time are literals. The driver takes the arrays from outside (feeds,
-parameters, constants, returned outputs), one flat workspace arena per dtype, `dims` (the run-time
-sizes and arena offsets the plan computes) and `fns` (the kernels' native addresses), and calls the
-kernels in order.
+Kernels take C-contiguous arrays (inputs, then outputs) and int64 extents: sizes known only at run
+time, and sizes of STATIC_MAX or more (smaller ones known at compile time are literals), so
+kernels alike but for their sizes are one function. The driver takes the arrays from outside
+(feeds, parameters, constants, returned outputs), one flat workspace arena per dtype, `sizes` (the
+run-time sizes and arena offsets the plan computes) and `addresses` (the kernels' native entry
+points), and calls the kernels in order: `kcall`, or `pcall` for a large loop kernel, which runs it
+on every thread over pieces [lo, hi) of its outer loop.
 """
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ from graphc.schedule import Kernel, fresh_outputs
 
 from . import vmath
 
-# elements per kernel before its outer loop becomes a prange (GRAPHC_PARALLEL_MIN to experiment)
+# elements per kernel before its outer loop runs on every thread (GRAPHC_PARALLEL_MIN to experiment)
 PARALLEL_MIN = int(os.environ.get("GRAPHC_PARALLEL_MIN", 1 << 15))
 # a row sum may be reassociated, so LLVM vectorizes it (only row reductions ask for it)
 REASSOC = ("contract", "reassoc")
+STATIC_MAX = 16           # loop extents from this size on are kernel arguments, not literals
 RUNTIME_GUESS = 256       # assumed size of a None dim when deciding on parallel loops
 SMALL_MATMUL = 4096       # multiply-adds below which a matmul is a loop nest, not a BLAS call
 
@@ -88,6 +91,7 @@ class KernelSource:
         self.ints = []        # driver expressions for the int64 arguments
         self.lines = []
         self.parallel = False
+        self.split = None     # when parallel: the outer loop's extent, cut into pieces [lo, hi)
         self.arg_names = []
         self.helpers = set()  # vmath functions the kernel calls (their source goes into the module)
         self.fastmath = None  # fastmath flags other than the module's OPTS
@@ -102,10 +106,14 @@ class KernelSource:
         return name
 
 
-def _extent(k: KernelSource, dims: Dims, ref, axis, static, name):
-    """A loop bound: a literal when known at compile time, else an int argument from dims."""
+def _extent(k: KernelSource, dims: Dims, ref, axis, static, name, static_max: int = STATIC_MAX):
+    """A loop bound: a literal when small and known at compile time, else an int argument (from
+    dims when known only at run time). A size of STATIC_MAX or more is an argument even when known:
+    a literal buys such a loop nothing, and kernels that differ only in their sizes (Adam's update
+    of each weight matrix, each layer's bias-add-relu, each layer's products) are then one function,
+    compiled once (render_module defines each distinct kernel text once)."""
     if static is not None:
-        return str(static)
+        return str(static) if static < static_max else k.int_arg(name, str(static))
     return k.int_arg(name, dims.add(lambda s, ref=ref, a=axis: s[ref][a]))
 
 
@@ -117,6 +125,21 @@ def _loops(lines, vars_, extents, body, parallel_first=False, depth=1):
         lines.append(f"{pad}{'    ' * j}for {v} in {rng}({e}):")
     inner = pad + "    " * len(vars_)
     lines.extend(inner + b for b in body)
+
+
+def _split_loops(k, vars_, extents, body):
+    """The kernel's one loop nest, its outer loop over [lo, hi) when k.parallel: the driver runs
+    the kernel on every thread at once over pieces of [0, extent) (intrinsics.pcall). For kernels
+    whose only statements outside the nest read scalars: each piece runs them all."""
+    if not k.parallel:
+        _loops(k.lines, vars_, extents, body)
+        return
+    k.split = extents[0]
+    pad = "    "
+    k.lines.append(f"{pad}for {vars_[0]} in range(lo, hi):")
+    for j, (v, e) in enumerate(zip(vars_[1:], extents[1:])):
+        k.lines.append(f"{pad}{'    ' * (j + 1)}for {v} in range({e}):")
+    k.lines.extend(pad + "    " * len(vars_) + b for b in body)
 
 
 def _parallel_ok(shape) -> bool:
@@ -256,7 +279,7 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
         if r == 0:
             lines.extend("    " + b for b in body + writes)
         else:
-            _loops(lines, ivars, extents, body + writes, k.parallel)
+            _split_loops(k, ivars, extents, body + writes)
         return k
     # the folded reduction
     axes = kern.reduce
@@ -272,7 +295,7 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
                body + writes + [f"acc = {_combine(op, 'acc', v)}"], depth=1)
         block = [f"acc = {_identity(op, red.dtype)}"] + [ln[4:] for ln in acc_lines] + [f"{ro}[{ridx}] = acc"]
         if outer:
-            _loops(lines, [ivars[j] for j in outer], [extents[j] for j in outer], block, k.parallel)
+            _split_loops(k, [ivars[j] for j in outer], [extents[j] for j in outer], block)
         else:
             lines.extend("    " + b for b in block)
         return k
@@ -296,13 +319,16 @@ def _shape_exprs(k, dims, node, prefix):
     return [_extent(k, dims, node, q, d, f"{prefix}{q}") for q, d in enumerate(node.shape)]
 
 
-def _out_loops(k, dims, node, body, parallel=True):
-    """Loops over node's shape (vars i0..), parallel on the outer one when large."""
+def _out_loops(k, dims, node, body, parallel=True, split=False):
+    """Loops over node's shape (vars i0..), parallel on the outer one when large: split over
+    threads (pcall) when they are the kernel's only loops (split), else a prange."""
     ivars = [f"i{q}" for q in range(node.ndim)]
     ext = _shape_exprs(k, dims, node, "n")
     k.parallel = k.parallel or (parallel and _parallel_ok(node.shape))
     if node.ndim == 0:
         k.lines.extend("    " + b for b in body)
+    elif split:
+        _split_loops(k, ivars, ext, body)
     else:
         _loops(k.lines, ivars, ext, body, parallel and _parallel_ok(node.shape))
     return ivars
@@ -335,11 +361,14 @@ def render_matmul(kern, dims):
     sb = b.shape + (1,) if b.ndim == 1 else b.shape
     batch = tuple(node.shape[:len(node.shape) - (a.ndim > 1) - (b.ndim > 1)])
     nb_ = len(batch)
-    ext = _shape_exprs(k, dims, node, "n")
-    bext = ext[:nb_]
-    n_ = _extent(k, dims, a, a.ndim - 2, sa[-2], "rows") if a.ndim > 1 else "1"
-    kk = _extent(k, dims, a, a.ndim - 1, sa[-1], "inner")
-    m_ = _extent(k, dims, b, b.ndim - 1, sb[-1], "cols") if b.ndim > 1 else "1"
+    sizes = [sa[-2] if a.ndim > 1 else 1, sa[-1], sb[-1] if b.ndim > 1 else 1]
+    # only a small product known at compile time (a loop nest, no BLAS) keeps literal sizes: the
+    # rest take every size as an argument, so a network's products share a few kernels
+    big = 0 if None in sizes or math.prod(sizes) > SMALL_MATMUL else STATIC_MAX
+    bext = [_extent(k, dims, node, q, d, f"n{q}", big) for q, d in enumerate(batch)]
+    n_ = _extent(k, dims, a, a.ndim - 2, sa[-2], "rows", big) if a.ndim > 1 else "1"
+    kk = _extent(k, dims, a, a.ndim - 1, sa[-1], "inner", big)
+    m_ = _extent(k, dims, b, b.ndim - 1, sb[-1], "cols", big) if b.ndim > 1 else "1"
 
     def padded(s):
         # the operand's batch dims right-aligned to the output's, 1 where it broadcasts
@@ -356,15 +385,17 @@ def render_matmul(kern, dims):
 
     da, db = padded(sa), padded(sb)
     L = k.lines
-    L.append(f"    A = {A}.reshape(({', '.join(da + [n_, kk])},))")
-    L.append(f"    B = {B}.reshape(({', '.join(db + [kk, m_])},))")
-    L.append(f"    O = {O}.reshape(({', '.join(bext + [n_, m_])},))")
+    if nb_ or a.ndim != 2 or b.ndim != 2:  # a plain 2-D product takes its arrays as they are
+        L.append(f"    A = {A}.reshape(({', '.join(da + [n_, kk])},))")
+        L.append(f"    B = {B}.reshape(({', '.join(db + [kk, m_])},))")
+        L.append(f"    O = {O}.reshape(({', '.join(bext + [n_, m_])},))")
+        A, B, O = "A", "B", "O"
     jv = [f"j{q}" for q in range(nb_)]
     ia = [("0" if d == "1" else j) for d, j in zip(da, jv)]
     ib = [("0" if d == "1" else j) for d, j in zip(db, jv)]
-    sub_a = f"A[{', '.join(ia)}]" if nb_ else "A"
-    sub_b = f"B[{', '.join(ib)}]" if nb_ else "B"
-    sub_o = f"O[{', '.join(jv)}]" if nb_ else "O"
+    sub_a = f"{A}[{', '.join(ia)}]" if nb_ else A
+    sub_b = f"{B}[{', '.join(ib)}]" if nb_ else B
+    sub_o = f"{O}[{', '.join(jv)}]" if nb_ else O
     T = np_type(node.dtype)
     loops = [f"x = {sub_a}", f"y = {sub_b}", f"z = {sub_o}",
              f"for r in range({n_}):", f"    for c in range({m_}):", f"        s = {T}(0)",
@@ -373,8 +404,10 @@ def render_matmul(kern, dims):
     if node.dtype.kind != "f":  # NumPy's integer matmul; BLAS has none
         body = loops
     else:
-        blas = [f"if {kk} == 0:", f"    {sub_o}[:, :] = 0", "else:", f"    np.dot({sub_a}, {sub_b}, {sub_o})"]
-        sizes = [sa[-2] if a.ndim > 1 else 1, sa[-1], sb[-1] if b.ndim > 1 else 1]
+        blas = [f"gemm({sub_a}, {sub_b}, {sub_o})"]
+        if sa[-1] is None:  # a product over an empty inner axis is zeros (gemm does nothing then)
+            blas = [f"if {kk} == 0:", f"    z = {sub_o}", f"    for r in range({n_}):",
+                    f"        for c in range({m_}):", "            z[r, c] = 0", "else:", "    " + blas[0]]
         if None not in sizes and math.prod(sizes) > SMALL_MATMUL:
             body = blas
         elif None not in sizes:  # a few hundred multiply-adds: a call into BLAS costs more
@@ -399,7 +432,8 @@ def render_transpose(kern, dims):
     for q, p in enumerate(perm):
         inv[p] = q
     src = index([f"i{inv[a]}" for a in range(len(perm))], len(perm))
-    _out_loops(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"])
+    _out_loops(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"],
+               split=True)
     return k
 
 
@@ -422,7 +456,8 @@ def render_slice(kern, dims):
     o = k.array(node, "o0")
     ps = [_slice_params(k, dims, xn, q, t) for q, t in enumerate(node.attrs["index"])]
     src = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
-    _out_loops(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"])
+    _out_loops(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"],
+               split=True)
     return k
 
 
@@ -587,9 +622,9 @@ def render_logsumexp(kern, dims):
 
 
 def _per_row(k, outer_vars, outer_ext, block):
-    """block once per row: in loops over the outer axes (the first a prange when k.parallel)."""
+    """block once per row: in loops over the outer axes (split over threads when k.parallel)."""
     if outer_vars:
-        _loops(k.lines, outer_vars, outer_ext, block, k.parallel)
+        _split_loops(k, outer_vars, outer_ext, block)
     else:
         k.lines.extend("    " + b for b in block)
 
@@ -685,7 +720,7 @@ def render_im2col(kern, dims):
     k = KernelSource(kern)
     x = k.array(node.inputs[0], "a0")
     o = k.array(node, "o0")
-    _out_loops(k, dims, node, im2col_body(node, o, x))
+    _out_loops(k, dims, node, im2col_body(node, o, x), split=True)
     return k
 
 
@@ -694,7 +729,7 @@ def render_col2im(kern, dims):
     k = KernelSource(kern)
     g = k.array(node.inputs[0], "a0")
     o = k.array(node, "o0")
-    _out_loops(k, dims, node, col2im_body(node, o, g))
+    _out_loops(k, dims, node, col2im_body(node, o, g), split=True)
     return k
 
 
@@ -718,7 +753,7 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-from graphc.backends.numba.intrinsics import at, fmax, kcall
+from graphc.backends.numba.intrinsics import arena_view, fmax, gemm, ints, kcall, pcall, reshaped, transposed
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={{"contract"}}, nogil=True)  # contract: a*b+c may be one FMA
 
@@ -766,7 +801,11 @@ def uniform_float64(key, i):
 
 class DriverNames:
     """The driver's names, the same for every backend: arrays it takes (v<k>, in the order of
-    `args`) and views it makes (w<k>); `views` maps a view to (its source node, target shape)."""
+    `args`) and views it makes (w<k>); `views` maps a view to (its source node, target shape).
+    TRANSPOSE and RESHAPE: how the backend's driver writes a view."""
+
+    TRANSPOSE = "{src}.T"
+    RESHAPE = "{src}.reshape({shape})"
 
     def __init__(self, inputs):
         self.names: dict = {}
@@ -789,10 +828,17 @@ class DriverNames:
         name = self.names[node] = f"w{len(self.names)}"
         if node.op.name == "transpose":
             self.views[node] = (node.inputs[0], None)
-            return f"    {name} = {src}.T"
+            return f"    {name} = {self.TRANSPOSE.format(src=src)}"
         target = driver_shape(node, dims)
         self.views[node] = (node.inputs[0], target)
-        return f"    {name} = {src}.reshape({tuple_text(target or ([zero_d] if zero_d else []))})"
+        return f"    {name} = {self.RESHAPE.format(src=src, shape=tuple_text(target or ([zero_d] if zero_d else [])))}"
+
+
+class NumbaNames(DriverNames):
+    """The numba driver's views: arrays with no reference count (intrinsics.py)."""
+
+    TRANSPOSE = "transposed({src})"
+    RESHAPE = "reshaped({src}, {shape})"
 
 
 def driver_shape(node, dims) -> list[str]:
@@ -845,7 +891,7 @@ class Module:
         self.work = list(work)    # values in workspaces: work[i]'s offset into its arena follows dims.specs in dims
         self.arenas = list(arenas)  # dtype names, one flat array each, after the args and copies
         self.inplace = inplace or {}  # update value -> the parameter its kernel writes (no copy)
-        self.called = list(called)  # kernel names; the driver calls called[i] at address fns[i]
+        self.called = list(called)  # kernel function names; the driver's i-th call runs called[i]
         self.copies = copies      # outputs no kernel computes (leaves, views): fresh arrays after args
         self.dims = dims          # Dims: run-time ints
         self.kernels = kernels    # schedule Kernels
@@ -898,29 +944,39 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     dims = Dims()
     sources = [None if kern.kind == "view" else RENDER[kern.kind](kern, dims) for kern in kernels]
     inplace = inplace_updates(program, kernels, sources, check_numerics)
-    name = DriverNames(program.inputs)
+    name = NumbaNames(program.inputs)
     names, args, views = name.names, name.args, name.views
     for u, p in inplace.items():  # the kernel writing u writes the parameter itself
         names[u] = name(p)
-    body, defs, called = [], [], []
+    body, defs, called = [], [], []  # called: the function each kernel call runs, in order
+    defined = {}  # a kernel function's text (signature, options, body) -> its name
     for kern, ks in zip(kernels, sources):
         if ks is None:
             body.append(name.view(kern.nodes[0], dims))
             continue
         call_args = [name(n) for n in ks.arrays] + [expr for _, expr in ks.ints]
         # transposed views are column-major arrays in the kernels that read them
+        split = ks.split is not None  # run on every thread over pieces [lo, hi) of its outer loop
         sig = ", ".join([arr_type(n.dtype, n.ndim, "F" if views.get(n, (0, 0))[1] is None else "C")
                          for n in ks.arrays]
-                        + ["T.int64"] * len(ks.ints))
-        params = ", ".join(ks.arg_names + [name for name, _ in ks.ints])
+                        + ["T.int64"] * (len(ks.ints) + 2 * split))
+        params = ", ".join(ks.arg_names + [name for name, _ in ks.ints] + ["lo", "hi"] * split)
         # flags written in a fixed order: the source (and so the cache key) must not vary by process
         flags = "{" + ", ".join(repr(f) for f in sorted(ks.fastmath or ())) + "}"
         opts = "**OPTS" if ks.fastmath is None else f"**{{**OPTS, 'fastmath': {flags}}}"
-        defs.append(f"\n\n@nb.njit(nb.void({sig}), parallel={ks.parallel}, {opts})\n"
-                    f"def {kern.name}({params}):\n"
-                    f"    # {' '.join(kern.ops)}\n" + "\n".join(ks.lines or ["    pass"]))
-        body.append(f"    kcall({kern.name}, fns[{len(called)}], {', '.join(call_args)})")
-        called.append(kern.name)
+        # parallel=True only for the kernels that still use prange (loops not split: unslice, scatter...)
+        deco = f"\n\n@nb.njit(nb.void({sig}), parallel={ks.parallel and not split}, {opts})\n"
+        text = f"({params}):\n    # {' '.join(kern.ops)}\n" + "\n".join(ks.lines or ["    pass"])
+        fn = defined.get(deco + text)
+        if fn is None:  # a kernel like an earlier one but for its sizes calls that one's function
+            fn = defined[deco + text] = kern.name
+            defs.append(f"{deco}def {fn}{text}")
+        if split:
+            extent = dict(ks.ints).get(ks.split, ks.split)
+            body.append(f"    pcall({fn}, fns[{len(called)}], {extent}, {', '.join(call_args)})")
+        else:
+            body.append(f"    kcall({fn}, fns[{len(called)}], {', '.join(call_args)})")
+        called.append(fn)
         if check_numerics:
             for n in kern.outputs:
                 if n.dtype.kind == "f":
@@ -938,13 +994,16 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     arenas = list(dict.fromkeys(np.dtype(n.dtype).name for n in work))
     made = [(n, driver_shape(n, dims)) for n in work]
     base = len(dims.specs)
-    body[:0] = [f"    {names[n]} = nb.carray(at(ws_{np.dtype(n.dtype).name}, dims[{base + i}]), {tuple_text(shape)})"
+    body[:0] = [f"    {names[n]} = arena_view(ws_{np.dtype(n.dtype).name}, dims[{base + i}], {tuple_text(shape)})"
                 for i, (n, shape) in enumerate(made)]
+    # the run-time sizes and the kernels' addresses as tuples: a constant index into a tuple is
+    # one extract when compiled, where each getitem on an array compiles NumPy's indexing again
+    body[:0] = [f"    dims = ints(sizes, {base + len(made)})", f"    fns = ints(addresses, {len(called)})"]
     sig = ", ".join([arr_type(n.dtype, n.ndim) for n in args + copies] + [arr_type(a, 1) for a in arenas]
                     + ['T.Array(T.int64, 1, "C")'] * 2)
     params = [names[n] for n in args] + [f"r{j}" for j in range(len(copies))] + [f"ws_{a}" for a in arenas]
     driver = (f"\n\n@nb.njit(nb.void({sig}), **OPTS)\n"
-              f"def driver({', '.join(params)}, dims, fns):\n" + "\n".join(body or ["    pass"]) + "\n")
+              f"def driver({', '.join(params)}, sizes, addresses):\n" + "\n".join(body or ["    pass"]) + "\n")
     source = HEADER.format(n_kernels=len([k for k in kernels if k.kind != "view"]))
     if any(m.op.kind == "random" for kern in kernels for m in kern.nodes):
         source += RANDOM_HELPERS.format(key_mul=hex(rnd.KEY_MUL), idx_mul=hex(rnd.IDX_MUL), fmix1=hex(rnd.FMIX1),

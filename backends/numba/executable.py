@@ -6,14 +6,17 @@ import os
 import re
 import sys
 import time
+import warnings
 
 import numpy as np
+from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from graphc.errors import GraphIndexError, GraphRuntimeError, format_loc
 from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
 
 from .cache import load
 from .codegen import render_module
+from .intrinsics import launch_threads
 
 RECYCLE_MIN = 1 << 20
 ARENA_ALIGN = 64  # bytes: a cache line, and a full AVX-512 vector
@@ -45,6 +48,25 @@ def _aligned(n: int, dtype) -> np.ndarray:
     return raw[start:start + n]
 
 
+_LAUNCH = None
+
+
+def _launcher():
+    """launch(kernel, address, extent, *args): a split kernel run as the driver runs it (pcall),
+    for profile(); compiled on first use, for each kernel signature."""
+    global _LAUNCH
+    if _LAUNCH is None:
+        import numba
+
+        from .intrinsics import pcall
+
+        @numba.njit(nogil=True)
+        def launch(kernel, address, extent, *args):
+            pcall(kernel, address, extent, *args)
+        _LAUNCH = launch
+    return _LAUNCH
+
+
 class _Plan:
     """Everything a call with these feed shapes needs: shapes, arrays, dims."""
 
@@ -65,6 +87,8 @@ class NumbaExecutable:
             for k in self.kernels:
                 print(f"graphc: compiling {k!r}")
         t0 = time.perf_counter()
+        if "pcall(" in self.module.source:  # numba's thread pool, before its code is compiled or loaded
+            launch_threads()
         self.mod, self.path, self.reused = load(self.module.source)
         self.compile_seconds = time.perf_counter() - t0
         if os.environ.get("GRAPHC_DEBUG") == "1":
@@ -235,7 +259,7 @@ class NumbaExecutable:
     def cache_info(self) -> dict:
         """The module's path, whether its file was reused, and numba's own cache hits and misses."""
         hits = misses = 0
-        for name in [k.name for k in self.kernels if k.kind != "view"] + ["driver"]:
+        for name in list(dict.fromkeys(self.module.called)) + ["driver"]:
             stats = getattr(self.mod, name).stats
             hits += sum(stats.cache_hits.values())
             misses += sum(stats.cache_misses.values())
@@ -251,19 +275,32 @@ class NumbaExecutable:
         for u, p in self.module.inplace.items():  # a scratch array: profiling changes no parameter
             local[u] = np.empty_like(p.data.array)
         out = Profile()
+        calls = iter(enumerate(self.module.called))  # the function each kernel runs (kernels alike but
+        # for their sizes share one) and its address
         for kern, ks in zip(self.kernels, self.module.sources):
             if ks is None:  # a view: no work, materialize it for the kernels that read it
                 node = kern.nodes[0]
                 src = local[node.inputs[0]]
                 local[node] = src.T if node.op.name == "transpose" else src.reshape(plan.shapes[node])
                 continue
-            fn = getattr(self.mod, kern.name)
-            # its compiled overload, called as the driver calls it: a transposed view that is also
-            # C-contiguous (a (1, n) or (n, 1) array) would not match an "F" signature by type
-            fn = next(iter(fn.overloads.values())).entry_point
-            args = [local[n] for n in ks.arrays] + [int(plan.dims[int(e[5:-1])]) if e.startswith("dims[")
-                                                     else int(e) for _, e in ks.ints]
-            sec = time_call(lambda: fn(*args), repeat)
+            at, name = next(calls)
+            fn = getattr(self.mod, name)
+
+            def value(e):  # a driver int expression: dims[k] or a literal
+                return int(plan.dims[int(e[5:-1])]) if e.startswith("dims[") else int(e)
+            args = [local[n] for n in ks.arrays] + [value(e) for _, e in ks.ints]
+            if ks.split is not None:  # on every thread, as the driver runs it
+                extent = value(dict(ks.ints).get(ks.split, ks.split))
+                launch, address = _launcher(), int(self._fns[at])
+                with warnings.catch_warnings():  # numba calls a dispatcher as an argument "experimental"
+                    warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)
+                    launch(fn, address, extent, *args)  # compiles it for this signature
+                sec = time_call(lambda: launch(fn, address, extent, *args), repeat)
+            else:
+                # its compiled overload, called as the driver calls it: a transposed view that is also
+                # C-contiguous (a (1, n) or (n, 1) array) would not match an "F" signature by type
+                entry = next(iter(fn.overloads.values())).entry_point
+                sec = time_call(lambda: entry(*args), repeat)
             moved = sum(a.nbytes for a in args if isinstance(a, np.ndarray))
             flops = sum(node_flops(n, plan.shapes) for n in kern.nodes)
             out.append(KernelProfile(kern.name, kern.ops, sec, moved, flops))

@@ -52,21 +52,6 @@ def fmax(typingctx, a, b):
 
 
 @intrinsic
-def at(typingctx, arr, offset):
-    """A pointer to element `offset` of the 1-d array arr: the driver makes its workspaces with
-    `nb.carray(at(arena, offset), shape)`, arrays without a reference count, so neither making
-    them nor passing them to a kernel costs an atomic increment (a workspace passed in from
-    Python costs ~37 ns of unboxing, a refcounted slice ~18 ns; this, ~1 ns)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(offset, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        a = context.make_array(sig.args[0])(context, builder, args[0])
-        return builder.gep(a.data, [args[1]])
-    return types.CPointer(arr.dtype)(arr, offset), codegen
-
-
-@intrinsic
 def kcall(typingctx, kernel, address, *args):
     """kernel(*args), called through its native entry point at `address` (an int the executable
     passes in) instead of by name: numba links a callee's LLVM module into its caller and compiles
@@ -90,3 +75,241 @@ def kcall(typingctx, kernel, address, *args):
             context.call_conv.return_status_propagate(builder, status)
         return context.get_dummy_value()
     return types.none(kernel, address, types.StarArgTuple.from_types(args)), codegen
+
+
+@intrinsic
+def gemm(typingctx, a, b, o):
+    """o[:, :] = a @ b for 2-d float32/float64 arrays in C or F order (o in C order), one call
+    into BLAS's ?gemm through numba's own wrapper (numba_xxgemm, the function np.dot calls).
+    np.dot in a kernel compiles numba's whole dot implementation (checks, copies for other
+    layouts, its own allocation) into every matmul kernel: ~0.3 s each on a cold cache; this is
+    the call alone. Empty products (a size of 0) do nothing: the caller fills o when k is 0."""
+    from numba.core.errors import TypingError
+    arrs = (a, b, o)
+    if not all(isinstance(t, types.Array) and t.ndim == 2 for t in arrs):
+        return None
+    if not (a.dtype == b.dtype == o.dtype and a.dtype in (types.float32, types.float64)):
+        raise TypingError(f"gemm: float32 or float64 arrays of one dtype, got {a}, {b}, {o}")
+    if a.layout not in "CF" or b.layout not in "CF" or o.layout != "C":
+        raise TypingError(f"gemm: operands in C or F order and a C-order output, got {a}, {b}, {o}")
+    from numba.np.linalg import ensure_blas
+    ensure_blas()
+
+    def codegen(context, builder, sig, args):
+        from llvmlite import ir
+        from numba.core import cgutils
+        from numba.np.linalg import check_blas_return
+        A, B, O = [context.make_array(t)(context, builder, v) for t, v in zip(sig.args, args)]
+        m, k = cgutils.unpack_tuple(builder, A.shape)
+        n = cgutils.unpack_tuple(builder, B.shape)[1]
+        intp = context.get_value_type(types.intp)
+        char, void_p = ir.IntType(8), ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, void_p, void_p, intp,
+                                                void_p, intp, void_p, void_p, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        dt = sig.args[0].dtype
+        lty = context.get_value_type(dt)
+        alpha, beta = cgutils.alloca_once_value(builder, ir.Constant(lty, 1.0)), \
+            cgutils.alloca_once_value(builder, ir.Constant(lty, 0.0))
+        zero = ir.Constant(intp, 0)
+        nonempty = builder.and_(builder.and_(builder.icmp_signed(">", m, zero), builder.icmp_signed(">", n, zero)),
+                                builder.icmp_signed(">", k, zero))
+        with builder.if_then(nonempty, likely=True):
+            # BLAS is column-major: the row-major o (m, n) is o.T (n, m) there, and o.T = b.T @ a.T;
+            # a row-major operand is its transpose there as it stands, a column-major one is transposed
+            def operand(ty, ary, rows, cols):
+                c = ty.layout == "C"
+                return ir.Constant(char, ord("n" if c else "t")), (cols if c else rows), \
+                    builder.bitcast(ary.data, void_p)
+            ta, lda, pa = operand(sig.args[1], B, k, n)
+            tb, ldb, pb = operand(sig.args[0], A, m, k)
+            res = builder.call(fn, (ir.Constant(char, ord("s" if dt == types.float32 else "d")), ta, tb, n, m, k,
+                                    builder.bitcast(alpha, void_p), pa, lda, pb, ldb, builder.bitcast(beta, void_p),
+                                    builder.bitcast(O.data, void_p), n))
+            check_blas_return(context, builder, res)
+        return context.get_dummy_value()
+    return types.none(a, b, o), codegen
+
+
+@intrinsic
+def ints(typingctx, arr, n):
+    """The first n (a literal) elements of the 1-d int64 array arr as a tuple. The driver reads
+    its run-time sizes (`dims[k]`) and the kernels' addresses (`fns[k]`) from such tuples: a
+    constant index into a tuple compiles to one extract, where each getitem on the array compiled
+    NumPy's whole indexing (negative indices, bounds) again, a fifth of a large driver's compile."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(arr.dtype, types.Integer)
+            and isinstance(n, types.IntegerLiteral)):
+        return None
+    count = n.literal_value
+
+    def codegen(context, builder, sig, args):
+        from numba.core import cgutils
+        a = context.make_array(sig.args[0])(context, builder, args[0])
+        vals = [builder.load(builder.gep(a.data, [context.get_constant(types.intp, i)])) for i in range(count)]
+        return context.make_tuple(builder, sig.return_type, vals)
+    return types.UniTuple(arr.dtype, count)(arr, n), codegen
+
+
+@intrinsic
+def arena_view(typingctx, arena, offset, shape):
+    """A C-order array of `shape` (a tuple of ints) over the 1-d arena from element `offset`, with
+    no reference count: the driver's workspaces. Neither making them nor passing them to a kernel
+    costs an atomic increment (a workspace passed in from Python costs ~37 ns of unboxing, a
+    refcounted slice ~18 ns; this, ~1 ns). nb.carray on a pointer does the same, but each call
+    resolves and compiles its overload: typed and lowered here directly, a workspace costs the
+    driver's compile next to nothing."""
+    if not (isinstance(arena, types.Array) and arena.ndim == 1 and isinstance(offset, types.Integer)
+            and isinstance(shape, types.BaseTuple) and all(isinstance(t, types.Integer) for t in shape)):
+        return None
+    out = types.Array(arena.dtype, len(shape), "C")
+
+    def codegen(context, builder, sig, args):
+        src = context.make_array(sig.args[0])(context, builder, args[0])
+        return _c_view(context, builder, out, src, builder.gep(src.data, [args[1]]), args[2], sig.args[2])
+    return out(arena, offset, shape), codegen
+
+
+CHUNKS_MAX = 64  # the most pieces one parallel call is cut into (one per thread)
+
+
+def launch_threads() -> None:
+    """Start numba's thread pool, which also makes its parallel_for known to the linker: before
+    a module calling pcall is compiled or loaded from numba's cache."""
+    from numba.np.ufunc.parallel import _launch_threads
+    _launch_threads()
+
+
+@intrinsic
+def pcall(typingctx, kernel, address, extent, *args):
+    """kernel(*args, lo, hi) on every thread at once, the ranges [lo, hi) cutting [0, extent)
+    into one piece per thread: a loop kernel's outer loop runs `for i in range(lo, hi)`.
+
+    numba's prange does the same through parfors, which compile each parallel loop a second time
+    as a gufunc and link it: a parallel kernel took 0.4-0.6 s to compile on a cold cache, a serial
+    one 0.1. Here the kernel compiles serially; the call goes through numba's own thread pool
+    (numba_parallel_for, the function parfors call, so the threading layer and its thread count,
+    numba.set_num_threads included, are the same) with a small wrapper written in LLVM IR here.
+    The kernel must not raise: a worker thread has nowhere to send an exception."""
+    from numba.core.errors import TypingError
+    if not isinstance(kernel, types.Dispatcher) or not isinstance(address, types.Integer) \
+            or not isinstance(extent, types.Integer):
+        return None
+    (want,) = [s.args for s in kernel.dispatcher.nopython_signatures]
+    if len(want) != len(args) + 2 or not all(typingctx.can_convert(a, w) for a, w in zip(args, want)) \
+            or want[-2:] != (types.int64, types.int64):
+        raise TypingError(f"pcall: {kernel.dispatcher.__name__} takes {want}, got {args} and (lo, hi)")
+    launch_threads()
+
+    def codegen(context, builder, sig, llargs):
+        from llvmlite import ir
+        from numba.core import cgutils
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        void_p = ir.IntType(8).as_pointer()
+        kty = context.call_conv.get_function_type(types.none, want).as_pointer()
+        vals = [context.cast(builder, v, have, w)
+                for v, have, w in zip(cgutils.unpack_tuple(builder, llargs[3]), sig.args[3].types, want)]
+        # the wrapper numba_parallel_for calls on each thread: for each of its pieces of the
+        # schedule, the kernel on that range, its arguments read from the block `data`
+        block_ty = ir.LiteralStructType([kty] + [v.type for v in vals])
+        mod = builder.module
+        wty = ir.FunctionType(ir.VoidType(), [void_p.as_pointer(), i64.as_pointer(), i64.as_pointer(), void_p])
+        wrapper = ir.Function(mod, wty, name=mod.get_unique_name("graphc_pcall"))
+        wrapper.linkage = "internal"
+        wb = ir.IRBuilder(wrapper.append_basic_block())
+        wargs, wdims, wsteps, wdata = wrapper.args
+        block = wb.bitcast(wdata, block_ty.as_pointer())
+        fields = [wb.load(wb.gep(block, [i32(0), i32(j)])) for j in range(len(vals) + 1)]
+        sched = wb.bitcast(wb.load(wargs), i64.as_pointer())
+        with cgutils.for_range(wb, wb.load(wdims)) as loop:
+            piece = wb.gep(sched, [wb.mul(loop.index, i64(2))])
+            lo, hi = wb.load(piece), wb.load(wb.gep(piece, [i64(1)]))
+            context.call_conv.call_function(wb, fields[0], types.none, want, fields[1:] + [lo, hi])
+        wb.ret_void()
+        # the call: one piece per thread (at most CHUNKS_MAX, at most extent), none when extent is 0
+        n = context.cast(builder, llargs[2], sig.args[2], types.int64)
+        get_threads = cgutils.get_or_insert_function(mod, ir.FunctionType(i64, []), "get_num_threads")
+        pieces = builder.call(get_threads, [])
+        pieces = builder.select(builder.icmp_signed("<", pieces, i64(CHUNKS_MAX)), pieces, i64(CHUNKS_MAX))
+        pieces = builder.select(builder.icmp_signed("<", n, pieces), n, pieces)
+        with builder.if_then(builder.icmp_signed(">", n, i64(0)), likely=True):
+            data = cgutils.alloca_once(builder, block_ty)
+            builder.store(builder.inttoptr(llargs[1], kty), builder.gep(data, [i32(0), i32(0)]))
+            for j, v in enumerate(vals):
+                builder.store(v, builder.gep(data, [i32(0), i32(j + 1)]))
+            sched = cgutils.alloca_once(builder, i64, size=2 * CHUNKS_MAX)
+            with cgutils.for_range(builder, pieces) as loop:
+                i = loop.index
+                piece = builder.gep(sched, [builder.mul(i, i64(2))])
+                builder.store(builder.sdiv(builder.mul(n, i), pieces), piece)
+                builder.store(builder.sdiv(builder.mul(n, builder.add(i, i64(1))), pieces),
+                              builder.gep(piece, [i64(1)]))
+            pargs = cgutils.alloca_once(builder, void_p)
+            builder.store(builder.bitcast(sched, void_p), pargs)
+            pdims = cgutils.alloca_once(builder, i64)
+            builder.store(pieces, pdims)
+            psteps = cgutils.alloca_once(builder, i64)
+            builder.store(i64(16), psteps)  # one piece: two int64
+            pfor = cgutils.get_or_insert_function(
+                mod, ir.FunctionType(ir.VoidType(), [void_p] * 5 + [i64] * 3), "numba_parallel_for")
+            builder.call(pfor, [builder.bitcast(wrapper, void_p), builder.bitcast(pargs, void_p),
+                                builder.bitcast(pdims, void_p), builder.bitcast(psteps, void_p),
+                                builder.bitcast(data, void_p), i64(0), i64(1), pieces])
+        return context.get_dummy_value()
+    return types.none(kernel, address, extent, types.StarArgTuple.from_types(args)), codegen
+
+
+def _borrowed(context, builder, aryty, data, shape, strides, itemsize):
+    """An array of type aryty over data with no reference count (meminfo NULL): a view the
+    driver makes of an array that outlives the call."""
+    from numba.core import cgutils
+    from numba.np.arrayobj import populate_array
+    intp = context.get_value_type(types.intp)
+    ary = context.make_array(aryty)(context, builder)
+    populate_array(ary, data=data, shape=cgutils.pack_array(builder, shape, ty=intp),
+                   strides=cgutils.pack_array(builder, strides, ty=intp), itemsize=itemsize, meminfo=None)
+    return ary._getvalue()
+
+
+def _c_view(context, builder, aryty, src, data, shape, shape_ty):
+    """A C-order view of type aryty over data (inside the array src) of the tuple `shape`."""
+    from numba.core import cgutils
+    dims = [context.cast(builder, v, t, types.intp)
+            for v, t in zip(cgutils.unpack_tuple(builder, shape, len(shape_ty)), shape_ty)]
+    strides, step = [], src.itemsize
+    for d in reversed(dims):
+        strides.insert(0, step)
+        step = builder.mul(step, d)
+    return _borrowed(context, builder, aryty, data, dims, strides, src.itemsize)
+
+
+@intrinsic
+def reshaped(typingctx, arr, shape):
+    """arr (C order) as `shape` (a tuple of ints of the same product): the driver's reshape
+    views, typed and lowered directly (numba's reshape resolves and compiles its overload at
+    each one), with no reference count."""
+    if not (isinstance(arr, types.Array) and arr.layout == "C" and isinstance(shape, types.BaseTuple)
+            and all(isinstance(t, types.Integer) for t in shape)):
+        return None
+    out = types.Array(arr.dtype, len(shape), "C", readonly=not arr.mutable)
+
+    def codegen(context, builder, sig, args):
+        src = context.make_array(sig.args[0])(context, builder, args[0])
+        return _c_view(context, builder, out, src, src.data, args[1], sig.args[1])
+    return out(arr, shape), codegen
+
+
+@intrinsic
+def transposed(typingctx, arr):
+    """The 2-d C-order arr transposed: a column-major view (what `arr.T` is), with no reference
+    count."""
+    if not (isinstance(arr, types.Array) and arr.layout == "C" and arr.ndim == 2):
+        return None
+    out = types.Array(arr.dtype, 2, "F", readonly=not arr.mutable)
+
+    def codegen(context, builder, sig, args):
+        from numba.core import cgutils
+        src = context.make_array(sig.args[0])(context, builder, args[0])
+        shape = cgutils.unpack_tuple(builder, src.shape, 2)[::-1]
+        strides = cgutils.unpack_tuple(builder, src.strides, 2)[::-1]
+        return _borrowed(context, builder, out, src.data, shape, strides, src.itemsize)
+    return out(arr), codegen

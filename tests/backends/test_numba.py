@@ -5,6 +5,7 @@ import inspect
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -244,7 +245,7 @@ def test_matmuls_read_transposes_as_views_without_copying():
     f = gc.compile([x], [gW, gV, xt], backend="numba")
     kinds = [k.kind for k in f.kernels]
     assert kinds.count("transpose") == 1 and "view" in kinds
-    assert ".T" in f.source()
+    assert "transposed(" in f.source()
     ref = gc.compile([x], [gW, gV, xt], backend="numpy")
     a = rng.normal(size=(7, 5)).astype(np.float32)
     for got, want in zip(f(a), ref(a)):
@@ -312,12 +313,100 @@ def test_small_matmuls_are_loops_large_ones_blas_both_match_numpy():
     outs = [x @ w, small @ v, gc.transpose(x) @ (x @ w)]
     f, ref = gc.compile([x, small], outs, backend="numba"), gc.compile([x, small], outs, backend="numpy")
     src = f.source()
-    assert "np.dot" in src and "* 40 <= 4096:" in src  # decided per call: the batch is known at run time
+    # decided per call: the batch is known at run time
+    assert "gemm(" in src and "np.dot" not in src and "if rows * inner * cols <= 4096:" in src
     s = rng.normal(size=(4, 3)).astype(np.float32)
     for batch in (2, 300):  # 2*24*40 multiply-adds: the loop nest; 300*24*40: BLAS
         a = rng.normal(size=(batch, 24)).astype(np.float32)
         for got, want in zip(f(a, s), ref(a, s)):
             np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_blas_products_in_every_order_and_empty_sizes_match_numpy(dtype):
+    # gemm (intrinsics.py) calls ?gemm itself: row- and column-major operands (transposed views),
+    # batched and broadcast products, vectors, and sizes of 0 (k = 0 is a product of zeros)
+    rng = np.random.default_rng(5)
+    a = gc.placeholder((None, 70), dtype, name="a")
+    b = gc.placeholder((70, None), dtype, name="b")
+    c = gc.placeholder((3, None, 70), dtype, name="c")
+    v = gc.placeholder((70,), dtype, name="v")
+    outs = [a @ b, gc.transpose(b) @ gc.transpose(a), gc.transpose(b) @ b, a @ gc.transpose(a),
+            c @ b, a @ v, v @ b]
+    f, ref = gc.compile([a, b, c, v], outs, backend="numba"), gc.compile([a, b, c, v], outs, backend="numpy")
+    assert "gemm(" in f.source() and "np.dot" not in f.source()
+    tol = 2e-5 if dtype == "float32" else 1e-12
+    for n, m in ((90, 80), (0, 80), (90, 0), (1, 100)):
+        feeds = [rng.normal(size=s).astype(dtype) for s in ((n, 70), (70, m), (3, n, 70), (70,))]
+        got, want = f(*feeds), ref(*feeds)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and g.dtype == w.dtype
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol * 70)
+    k0 = gc.placeholder((None, 0), dtype, name="k0")
+    g = gc.compile([k0], k0 @ gc.transpose(k0), backend="numba")
+    out = g(np.ones((100, 0), dtype))
+    assert out.shape == (100, 100) and not out.any()
+
+
+def test_kernels_alike_but_for_their_sizes_share_one_function():
+    # sizes from STATIC_MAX on are arguments: two layers' bias-add-relu and the Adam update of two
+    # weight matrices are one function each, called with each kernel's sizes; results as NumPy's
+    from graphc.backends.numba.codegen import STATIC_MAX
+
+    def step(backend):  # its own parameters and Adam state each time, from the same seed
+        rng = np.random.default_rng(7)
+        x = gc.placeholder((None, 24), name="x")
+        ps = [gc.parameter(rng.normal(size=s).astype(np.float32) * 0.3, name=f"p{i}")
+              for i, s in enumerate([(24, 40), (40,), (40, 32), (32,)])]
+        h = gc.relu(x @ ps[0] + ps[1])
+        loss = gc.mean(gc.relu(h @ ps[2] + ps[3]))
+        return gc.compile([x], loss, updates=gc.optim.Adam(1e-2).updates(loss, ps), backend=backend), ps
+
+    f, ps = step("numba")
+    src = f.source()
+    defs = re.findall(r"^def (k\d+\w*)\(", src, re.M)
+    calls = re.findall(r"kcall\((\w+), fns", src)
+    assert len(calls) == len(f.kernels) - sum(k.kind == "view" for k in f.kernels)
+    assert len(defs) < len(calls) and set(calls) == set(defs), (defs, calls)
+    adam = [c for c in calls if c.endswith("_sqrt_neg")]
+    assert len(adam) == 4 and len(set(adam)) == 2  # one function for the matrices, one for the vectors
+    assert STATIC_MAX <= 24 and f"range({STATIC_MAX})" not in src
+    rng = np.random.default_rng(8)
+    xs = [rng.normal(size=(b, 24)).astype(np.float32) for b in (5, 9, 5)]
+    ref, ref_ps = step("numpy")
+    np.testing.assert_allclose([float(f(a)) for a in xs], [float(ref(a)) for a in xs], rtol=1e-5)
+    for p, q in zip(ps, ref_ps):
+        np.testing.assert_allclose(p.value, q.value, rtol=1e-5, atol=1e-6)
+    prof = f.profile(xs[0], repeat=1)  # each kernel alone, through its shared function
+    assert [k.name for k in prof] == [k.name for k in f.kernels if k.kind != "view"]
+
+
+def test_parallel_kernels_run_split_over_threads_and_match_numpy():
+    # large elementwise, row-reduction and row kernels run their outer loop in pieces [lo, hi) on
+    # every thread (intrinsics.pcall), not as parfors; any row count (uneven pieces, fewer rows
+    # than threads, none) and any thread count give NumPy's results
+    import numba
+    x = gc.placeholder((None, 300), name="x")
+    y = gc.placeholder((None, 300), name="y")
+    outs = [gc.tanh(x) * y + 1.0, gc.sum(x * y, axis=1), gc.softmax(x), gc.logsumexp(y, axis=1),
+            gc.transpose(x), gc.transpose(gc.reshape(y, (-1, 3, 100)), (2, 0, 1))]
+    f, ref = gc.compile([x, y], outs, backend="numba"), gc.compile([x, y], outs, backend="numpy")
+    src = f.source()
+    assert src.count("pcall(") == 6 and "prange" not in src and "range(lo, hi)" in src
+    rng = np.random.default_rng(11)
+    threads = numba.get_num_threads()
+    try:
+        for t in sorted({1, threads}):
+            numba.set_num_threads(t)
+            for rows in (301, 1, 0):
+                a, b = (rng.normal(size=(rows, 300)).astype(np.float32) for _ in range(2))
+                for got, want in zip(f(a, b), ref(a, b)):
+                    assert got.shape == want.shape
+                    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    finally:
+        numba.set_num_threads(threads)
+    prof = f.profile(np.ones((301, 300), np.float32), np.ones((301, 300), np.float32), repeat=1)
+    assert [k.name for k in prof] == [k.name for k in f.kernels if k.kind != "view"]
 
 
 def test_profile_calls_kernels_reading_transposes_of_column_vectors():

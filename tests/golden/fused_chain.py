@@ -8,7 +8,7 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-from graphc.backends.numba.intrinsics import at, fmax, kcall
+from graphc.backends.numba.intrinsics import arena_view, fmax, gemm, ints, kcall, pcall, reshaped, transposed
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)  # contract: a*b+c may be one FMA
 
@@ -100,5 +100,7 @@ def k0_mul_add_tanh_sigmoid_relu_neg_exp(a0, a2, o0, n0):
             o0[i0, i1] = v15
 
 @nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
-def driver(v0, v1, v2, dims, fns):
+def driver(v0, v1, v2, sizes, addresses):
+    dims = ints(sizes, 1)
+    fns = ints(addresses, 1)
     kcall(k0_mul_add_tanh_sigmoid_relu_neg_exp, fns[0], v0, v1, v2, dims[0])

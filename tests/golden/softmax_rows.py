@@ -8,7 +8,7 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-from graphc.backends.numba.intrinsics import at, fmax, kcall
+from graphc.backends.numba.intrinsics import arena_view, fmax, gemm, ints, kcall, pcall, reshaped, transposed
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)  # contract: a*b+c may be one FMA
 
@@ -93,6 +93,8 @@ def k1_sum(a0, o0, n0):
             o0[i1] = o0[i1] + x0
 
 @nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
-def driver(v0, v1, v2, dims, fns):
+def driver(v0, v1, v2, sizes, addresses):
+    dims = ints(sizes, 2)
+    fns = ints(addresses, 2)
     kcall(k0_logsumexp_neg_add_exp, fns[0], v0, v0, v1, dims[0])
     kcall(k1_sum, fns[1], v0, v2, dims[1])
