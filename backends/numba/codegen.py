@@ -136,7 +136,8 @@ def _split_loops(k, vars_, extents, body):
         return
     k.split = extents[0]
     pad = "    "
-    k.lines.append(f"{pad}for {vars_[0]} in range(lo, hi):")
+    # nonneg: the index starts at lo, and LLVM must know it is >= 0 to vectorize the accesses
+    k.lines += [f"{pad}for {vars_[0]}_ in range(lo, hi):", f"{pad}    {vars_[0]} = nonneg({vars_[0]}_)"]
     for j, (v, e) in enumerate(zip(vars_[1:], extents[1:])):
         k.lines.append(f"{pad}{'    ' * (j + 1)}for {v} in range({e}):")
     k.lines.extend(pad + "    " * len(vars_) + b for b in body)
@@ -753,7 +754,8 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-from graphc.backends.numba.intrinsics import arena_view, fmax, gemm, ints, kcall, pcall, reshaped, transposed
+from graphc.backends.numba.intrinsics import (arena_view, fmax, gemm, ints, kcall, nonneg, pcall, reshaped,
+                                              transposed)
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={{"contract"}}, nogil=True)  # contract: a*b+c may be one FMA
 

@@ -392,7 +392,7 @@ def test_parallel_kernels_run_split_over_threads_and_match_numpy():
             gc.transpose(x), gc.transpose(gc.reshape(y, (-1, 3, 100)), (2, 0, 1))]
     f, ref = gc.compile([x, y], outs, backend="numba"), gc.compile([x, y], outs, backend="numpy")
     src = f.source()
-    assert src.count("pcall(") == 6 and "prange" not in src and "range(lo, hi)" in src
+    assert src.count("pcall(") == 6 and "prange" not in src and "range(lo, hi):" in src and "= nonneg(i0_)" in src
     rng = np.random.default_rng(11)
     threads = numba.get_num_threads()
     try:
