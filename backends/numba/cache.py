@@ -6,6 +6,9 @@ import gc
 import hashlib
 import importlib.util
 import os
+import select
+import signal
+import struct
 import sys
 import tempfile
 
@@ -39,7 +42,8 @@ def module_key(source: str, extra: str = "") -> str:
 
 
 def load(source: str, extra: str = ""):
-    """(module, path, reused): import the module for this source, writing it if it is new."""
+    """(module, path, reused): import the module for this source, writing it if it is new, and
+    compile its @kernel functions (compile_module: shared with helper processes when it is new)."""
     key = module_key(source, extra)
     name = f"graphc_gen_{key}"
     if name in sys.modules:  # the same graph compiled earlier in this process
@@ -63,7 +67,8 @@ def load(source: str, extra: str = ""):
     collecting = gc.isenabled()
     gc.disable()
     try:
-        spec.loader.exec_module(mod)  # compiles every kernel now (explicit signatures)
+        spec.loader.exec_module(mod)
+        mod.graphc_helped = compile_module(mod, 1 if reused else compile_jobs())
     except Exception:
         del sys.modules[name]
         raise
@@ -71,3 +76,105 @@ def load(source: str, extra: str = ""):
         if collecting:
             gc.enable()
     return mod, path, reused
+
+
+PARALLEL_MIN = 4  # kernel functions: fewer compile in this process alone
+STALL_SECONDS = 120.0  # a helper that reports nothing for this long is stopped; its work is redone here
+
+
+def compile_jobs() -> int:
+    """How many processes compile a new module: GRAPHC_COMPILE_JOBS, else on Linux one per CPU
+    this process may run on, at most 4 (elsewhere 1: macOS's system libraries are not safe to use
+    in a forked child)."""
+    env = os.environ.get("GRAPHC_COMPILE_JOBS")
+    if env:
+        return max(1, int(env))
+    if not sys.platform.startswith("linux"):
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return min(cpus, 4)
+
+
+def _compile(disp) -> None:
+    """One @kernel function for its signature: from numba's cache if it is there, else compiled
+    (and written to the cache)."""
+    disp.compile(disp.graphc_signature)
+    disp.disable_compile()  # as @njit(signature) does: a call with other types is an error
+
+
+def compile_module(mod, jobs: int = 1) -> set:
+    """Compile every @kernel function of a freshly imported generated module; returns the names
+    compiled by helper processes.
+
+    Compiling is CPU-bound Python (numba's typing and lowering) and LLVM, one function at a time:
+    with jobs > 1, jobs - 1 helpers forked from this process (numba imported and warm, nothing to
+    start) take kernels from a shared queue, largest first, and write what they compile to numba's
+    disk cache (cache=True); this process compiles the driver, which needs only the kernels'
+    signatures, then takes kernels from the same queue, and at the end loads the helpers' kernels
+    from the cache. A helper that fails or stalls costs nothing but time: whatever is not in the
+    cache at the end is compiled here, and its errors are raised here."""
+    todo = [d for d in vars(mod).values() if getattr(d, "graphc_signature", None) is not None and not d.overloads]
+    driver = getattr(mod, "driver", None)
+    rest = [d for d in todo if d is not driver]
+    rest.sort(key=lambda d: len(d.py_func.__code__.co_code), reverse=True)  # the long ones first
+    helpers = min(jobs - 1, len(rest) // 2) if len(rest) >= PARALLEL_MIN and hasattr(os, "fork") else 0
+    if helpers <= 0:
+        for d in todo:
+            _compile(d)
+        return set()
+    rest = rest[:16000]  # what a pipe holds (64 KiB of 4-byte records); beyond, left to this process
+    queue_r, queue_w = os.pipe()
+    done_r, done_w = os.pipe()
+    os.write(queue_w, b"".join(struct.pack("<i", i) for i in range(len(rest))))
+    os.close(queue_w)  # readers see the end of the queue once it is empty
+    for f in (sys.stdout, sys.stderr):  # nothing buffered is written twice
+        try:
+            f.flush()
+        except Exception:
+            pass
+    pids = []
+    try:
+        for _ in range(helpers):
+            pid = os.fork()
+            if pid == 0:  # a helper: compile from the queue, report each one done, never return
+                code = 1
+                try:
+                    os.close(done_r)
+                    while len(rec := os.read(queue_r, 4)) == 4:
+                        _compile(rest[struct.unpack("<i", rec)[0]])
+                        os.write(done_w, rec)  # progress: the parent waits while there is some
+                    code = 0
+                finally:
+                    os._exit(code)
+            pids.append(pid)
+        os.close(done_w)
+        done_w = -1
+        if driver is not None and driver in todo:
+            _compile(driver)
+        while len(rec := os.read(queue_r, 4)) == 4:
+            _compile(rest[struct.unpack("<i", rec)[0]])
+        # the helpers report each kernel done: wait until they all exit (the end of the pipe), or
+        # stop them when none has finished a kernel for STALL_SECONDS
+        while select.select([done_r], [], [], STALL_SECONDS)[0] and os.read(done_r, 4096):
+            pass
+    finally:
+        for pid in pids:
+            try:
+                if os.waitpid(pid, os.WNOHANG) == (0, 0):  # still running: stalled, or we failed
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        for fd in (queue_r, done_r, done_w):
+            if fd >= 0:
+                os.close(fd)
+    helped = set()
+    for d in rest + todo:  # the helpers' from the cache; anything they did not finish, here
+        if not d.overloads:
+            _compile(d)
+            if any(d.stats.cache_hits.values()):  # the module is new: a helper wrote it
+                helped.add(d.__name__)
+    return helped

@@ -5,8 +5,31 @@ expf/logf would not: PyPI's llvmlite has no SVML). Generated modules import them
 """
 from __future__ import annotations
 
+import numba
 from numba import types
 from numba.extending import intrinsic
+
+
+def kernel(signature, **options):
+    """@kernel(sig, **options): a function of a generated module, compiled for `signature` by the
+    module's loader (cache.compile_module) rather than at definition, so the loader may share the
+    compile out among processes. Until then only its signature is known: enough for kcall/pcall to
+    type a call to it."""
+    def define(fn):
+        disp = numba.njit(**options)(fn)
+        disp.graphc_signature = signature
+        return disp
+    return define
+
+
+def _params(disp) -> tuple:
+    """The parameter types of a kernel (its dispatcher): its @kernel signature, else its one
+    compiled signature."""
+    sig = getattr(disp, "graphc_signature", None)
+    if sig is not None:
+        return tuple(sig.args)
+    (want,) = [s.args for s in disp.nopython_signatures]
+    return want
 
 
 @intrinsic
@@ -61,7 +84,7 @@ def kcall(typingctx, kernel, address, *args):
     from numba.core.errors import TypingError
     if not isinstance(kernel, types.Dispatcher) or not isinstance(address, types.Integer):
         return None
-    (want,) = [s.args for s in kernel.dispatcher.nopython_signatures]
+    want = _params(kernel.dispatcher)
     if len(want) != len(args) or not all(typingctx.can_convert(a, w) for a, w in zip(args, want)):
         raise TypingError(f"kcall: {kernel.dispatcher.__name__} takes {want}, got {args}")
 
@@ -194,7 +217,7 @@ def pcall(typingctx, kernel, address, extent, *args):
     if not isinstance(kernel, types.Dispatcher) or not isinstance(address, types.Integer) \
             or not isinstance(extent, types.Integer):
         return None
-    (want,) = [s.args for s in kernel.dispatcher.nopython_signatures]
+    want = _params(kernel.dispatcher)
     if len(want) != len(args) + 2 or not all(typingctx.can_convert(a, w) for a, w in zip(args, want)) \
             or want[-2:] != (types.int64, types.int64):
         raise TypingError(f"pcall: {kernel.dispatcher.__name__} takes {want}, got {args} and (lo, hi)")

@@ -65,6 +65,55 @@ def test_second_process_hits_the_cache(tmp_path):
     assert first["module"] == second["module"]
 
 
+def _helped_step(backend, scale):
+    # an MLP step with Adam: more kernel functions than cache.PARALLEL_MIN; `scale` makes its source
+    # (so its module) new to this process
+    rng = np.random.default_rng(3)
+    x = gc.placeholder((None, 12), name="x")
+    ps = [gc.parameter(rng.normal(size=s).astype(np.float32) * 0.3, name=f"p{i}")
+          for i, s in enumerate([(12, 20), (20,), (20, 3), (3,)])]
+    h = gc.tanh(x @ ps[0] + ps[1])
+    loss = gc.mean(gc.logsumexp(h @ ps[2] + ps[3], axis=1) * scale)
+    return gc.compile([x], loss, updates=gc.optim.Adam(1e-2).updates(loss, ps), backend=backend), ps
+
+
+@pytest.fixture
+def fresh_caches(tmp_path, monkeypatch):
+    """Empty graphc and numba caches for modules made from here on in this process."""
+    import numba
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "graphc"))
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "numba"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("dies", [False, True])
+def test_a_new_module_compiles_in_helper_processes(fresh_caches, monkeypatch, dies):
+    # a cold compile is shared with a forked helper that writes numba's cache; this process loads
+    # what it compiled. A helper that dies after one kernel costs only time: the rest is compiled here
+    from graphc.backends.numba import cache
+    monkeypatch.setenv("GRAPHC_COMPILE_JOBS", "2")
+    if dies:
+        parent, compile_one = os.getpid(), cache._compile
+
+        def compile_then_die(disp):
+            compile_one(disp)
+            if os.getpid() != parent:  # in the helper (forked: it runs this too)
+                os._exit(3)
+        monkeypatch.setattr(cache, "_compile", compile_then_die)
+    f, ps = _helped_step("numba", 1.25 if dies else 1.0)
+    info = f.cache_info()
+    functions = len(re.findall(r"^def (k\d+\w*)\(", f.source(), re.M)) + 1  # the kernels' and the driver
+    assert info["reused"] is False and info["numba_cache_hits"] == 0 and info["numba_cache_misses"] == functions
+    assert (info["compiled_by_helpers"] == 1) if dies else (1 <= info["compiled_by_helpers"] < functions)
+    ref, ref_ps = _helped_step("numpy", 1.0 + 0.25 * dies)
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        a = rng.normal(size=(6, 12)).astype(np.float32)
+        np.testing.assert_allclose(float(f(a)), float(ref(a)), rtol=1e-5)
+    for p, q in zip(ps, ref_ps):
+        np.testing.assert_allclose(p.value, q.value, rtol=1e-5, atol=1e-6)
+
+
 def test_index_error_names_kernel_fused_ops_and_line():
     x = gc.placeholder((None, 3), name="x")
     y = gc.placeholder((None,), "int64", name="y")
@@ -449,7 +498,20 @@ def test_parameter_updates_are_written_in_place_only_where_nothing_can_tell():
     inplace = {p.name for p in fn._exe.module.inplace.values()}
     assert inplace == {"a", "b", "d", "e"}  # e: its update runs after the sum that reads it
     assert fn.source().count("    copy_into(v") == 1  # only c's update is copied in at the end
+    # a kernel writing a parameter in place takes it as one argument, read and written (LLVM does
+    # not vectorize a loop over two arguments that are one array), and is passed it once
+    mod = fn._exe.module
+    for kern, ks in zip(mod.kernels, mod.sources):
+        written = [u for u in kern.outputs if u in mod.inplace]
+        if ks is None or not written:
+            continue
+        assert all(not any(n is u for n in ks.arrays) for u in written)
+        assert sum(any(n is mod.inplace[u] for n in ks.arrays) for u in written) == len(written)
     X = rng.normal(size=(4, 4)).astype(np.float32)
+    before = [p.value.copy() for p in params]
+    fn.profile(X, repeat=1)  # runs the in-place kernels on copies
+    for p, b in zip(params, before):
+        np.testing.assert_array_equal(p.value, b, err_msg=p.name)
     for _ in range(3):
         old_c = params[2].value.copy()
         (loss, c_out), (ref_loss, ref_c) = fn(X), ref(X)

@@ -8,8 +8,8 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-from graphc.backends.numba.intrinsics import (arena_view, fmax, gemm, ints, kcall, nonneg, pcall, reshaped,
-                                              transposed)
+from graphc.backends.numba.intrinsics import (arena_view, fmax, gemm, ints, kcall, kernel, nonneg, pcall,
+                                              reshaped, transposed)
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)  # contract: a*b+c may be one FMA
 
@@ -79,7 +79,7 @@ def tanh_f32(x):
     return big if x > np.float32(0.0) else (-big if x < np.float32(0.0) else x)
 
 
-@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **OPTS)
+@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **OPTS)
 def k0_mul_add_tanh_sigmoid_relu_neg_exp(a0, a2, o0, n0):
     # mul add tanh sigmoid mul add relu neg mul exp mul add
     for i0 in range(n0):
@@ -100,7 +100,7 @@ def k0_mul_add_tanh_sigmoid_relu_neg_exp(a0, a2, o0, n0):
             v15 = np.float32((v8 + v14))
             o0[i0, i1] = v15
 
-@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
+@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
 def driver(v0, v1, v2, sizes, addresses):
     dims = ints(sizes, 1)
     fns = ints(addresses, 1)

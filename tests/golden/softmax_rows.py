@@ -8,8 +8,8 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-from graphc.backends.numba.intrinsics import (arena_view, fmax, gemm, ints, kcall, nonneg, pcall, reshaped,
-                                              transposed)
+from graphc.backends.numba.intrinsics import (arena_view, fmax, gemm, ints, kcall, kernel, nonneg, pcall,
+                                              reshaped, transposed)
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)  # contract: a*b+c may be one FMA
 
@@ -54,7 +54,7 @@ def exp_f32(x):
     return x if x != x else (np.float32(0.0) if x < np.float32(-104.0) else y)
 
 
-@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **{**OPTS, 'fastmath': {'contract', 'reassoc'}})
+@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **{**OPTS, 'fastmath': {'contract', 'reassoc'}})
 def k0_logsumexp_neg_add_exp(a0, ea1, eo0, n0):
     # logsumexp neg add exp
     for i0 in range(n0):
@@ -83,7 +83,7 @@ def k0_logsumexp_neg_add_exp(a0, ea1, eo0, n0):
                 ev4 = np.float32(exp_f32(ev3))
                 eo0[i0, i1] = ev4
 
-@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.int64), parallel=False, **OPTS)
+@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.int64), parallel=False, **OPTS)
 def k1_sum(a0, o0, n0):
     # sum
     for j0 in range(10):
@@ -93,7 +93,7 @@ def k1_sum(a0, o0, n0):
             x0 = a0[i0, i1]
             o0[i1] = o0[i1] + x0
 
-@nb.njit(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
+@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
 def driver(v0, v1, v2, sizes, addresses):
     dims = ints(sizes, 2)
     fns = ints(addresses, 2)
