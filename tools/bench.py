@@ -1,7 +1,8 @@
-"""graphc's benchmark suite: workloads W0-W5 of ../shared/peers/README.md, graphc's backends side by
-side with NumPy and, where installed, PyTorch, JAX and PyTensor, in one run.
+"""graphc's benchmark suite: workloads W0-W5 of ../shared/peers/README.md and W6-W7 (conv2d, LSTM,
+beside torch CPU), graphc's backends side by side with NumPy and, where installed, PyTorch, JAX and
+PyTensor, in one run.
 
-    python tools/bench.py                      # everything: ~15 minutes on 2 cores
+    python tools/bench.py                      # everything, 3 rounds: ~25 minutes on 2 cores
     python tools/bench.py --quick              # one round, W1 W2 W4 W5, a few peers: ~3 minutes
     python tools/bench.py -w w1,w4 --rounds 3  # some workloads
     python tools/bench.py --backend cuda       # on a GPU: G1 chain vs copy bandwidth, G2 GEMM vs
@@ -799,7 +800,7 @@ def main(argv=None) -> int:
                                  "W1 fused elementwise chain, W2 MLP training step, W3 first step in a fresh "
                                  "process, W4 XOR step overhead, W5 softmax/logsumexp.")
     ap.add_argument("-w", "--workloads", default=None,
-                    help="comma-separated, e.g. w1,w4 (default: w0-w5; g1-g3 with --backend cuda)")
+                    help="comma-separated, e.g. w1,w4 (default: w0-w7; g1-g3 with --backend cuda)")
     ap.add_argument("--backends", default="numba,numpy", help="graphc backends to measure (numba,numpy,cuda)")
     ap.add_argument("--backend", help="one graphc backend (same as --backends NAME)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of separate processes")
