@@ -86,9 +86,11 @@ def compile_jobs() -> int:
     """How many processes compile a new module: GRAPHC_COMPILE_JOBS, else on Linux one per CPU
     this process may run on, at most 4 (elsewhere 1: macOS's system libraries are not safe to use
     in a forked child)."""
-    env = os.environ.get("GRAPHC_COMPILE_JOBS")
+    env = os.environ.get("GRAPHC_COMPILE_JOBS", "").strip()
     if env:
-        return max(1, int(env))
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"GRAPHC_COMPILE_JOBS={env!r}: expected a whole number of processes, 1 or more")
+        return int(env)
     if not sys.platform.startswith("linux"):
         return 1
     try:

@@ -86,6 +86,18 @@ def fresh_caches(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_compile_jobs_comes_from_the_environment(monkeypatch):
+    from graphc.backends.numba.cache import compile_jobs
+    monkeypatch.setenv("GRAPHC_COMPILE_JOBS", "3")
+    assert compile_jobs() == 3
+    monkeypatch.delenv("GRAPHC_COMPILE_JOBS")
+    assert 1 <= compile_jobs() <= 4
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("GRAPHC_COMPILE_JOBS", bad)
+        with pytest.raises(ValueError, match="GRAPHC_COMPILE_JOBS"):
+            compile_jobs()
+
+
 @pytest.mark.parametrize("dies", [False, True])
 def test_a_new_module_compiles_in_helper_processes(fresh_caches, monkeypatch, dies):
     # a cold compile is shared with a forked helper that writes numba's cache; this process loads
