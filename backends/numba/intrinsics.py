@@ -60,6 +60,23 @@ def f32_as_i32(typingctx, x):
 
 
 @intrinsic
+def ldexp_f32(typingctx, x, n):
+    """x * 2**n for a float32 x and an int32 n, rounded once (LLVM's llvm.ldexp): on AVX-512 one
+    vscalefps per vector, where building 2**n from its bits takes two multiplies and six integer
+    operations. Without AVX-512 it is a call to libm's ldexpf: vmath uses it only where the
+    host has AVX-512 (vmath.HAS_SCALEF)."""
+    if x != types.float32 or n != types.int32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        from llvmlite import ir
+        from numba.core import cgutils
+        fnty = ir.FunctionType(ir.FloatType(), [ir.FloatType(), ir.IntType(32)])
+        return builder.call(cgutils.get_or_insert_function(builder.module, fnty, "llvm.ldexp.f32.i32"), args)
+    return types.float32(x, n), codegen
+
+
+@intrinsic
 def fmax(typingctx, a, b):
     """llvm.maxnum: the larger of two floats of one type, ignoring a NaN operand. LLVM vectorizes a
     loop reducing with it (a compare-and-select max, which must keep NaN, it does not)."""

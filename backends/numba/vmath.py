@@ -1,5 +1,6 @@
 """float32 exp, log, log1p, tanh, sigmoid and softplus written so LLVM vectorizes the loops that
-call them: range reduction, a short polynomial and 2**n built from its bits (intrinsics.py).
+call them: range reduction, a short polynomial and 2**n applied by AVX-512's vscalefps where the
+host has it, else built from its bits (intrinsics.py).
 
 numba's math.exp/math.tanh become calls to libm's scalar expf/tanhf, which stop LLVM from
 vectorizing a fused loop (numba's SVML path needs an SVML-patched llvmlite, which PyPI's is not),
@@ -19,13 +20,48 @@ import inspect
 import numba as nb
 import numpy as np
 
-from .intrinsics import f32_as_i32, i32_as_f32
+from .intrinsics import f32_as_i32, i32_as_f32, ldexp_f32
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)  # contract: a*b+c may be one FMA
 
 
+def _host_has_avx512() -> bool:
+    """Whether numba compiles for this machine (no NUMBA_CPU_NAME) and it has AVX-512F."""
+    import llvmlite.binding as ll
+    if nb.config.CPU_NAME:
+        return False
+    try:
+        return bool(ll.get_host_cpu_features().get("avx512f"))
+    except Exception:
+        return False
+
+
+# AVX-512's vscalefps scales by 2**n in one instruction (intrinsics.ldexp_f32); elsewhere ldexp is a
+# libm call, which would stop the loop vectorizing, so 2**n is built from its bits instead. Both
+# give the same bits (one rounding, into the denormals too; tests/backends/test_vmath.py).
+HAS_SCALEF = _host_has_avx512()
+
+
 @nb.njit(inline="always", **OPTS)
-def exp_f32(x):
+def exp_f32_scalef(x):
+    # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; exp(r) by a degree-6 polynomial;
+    # 2**n applied by AVX-512's scale instruction (results down to the denormals)
+    xc = min(max(x, np.float32(-104.0)), np.float32(89.0))
+    n = np.floor(xc * np.float32(1.44269504088896341) + np.float32(0.5))
+    r = xc - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)
+    p = np.float32(1.9875691500e-4)
+    p = p * r + np.float32(1.3981999507e-3)
+    p = p * r + np.float32(8.3334519073e-3)
+    p = p * r + np.float32(4.1665795894e-2)
+    p = p * r + np.float32(1.6666665459e-1)
+    p = p * r + np.float32(5.0000001201e-1)
+    p = p * (r * r) + r + np.float32(1.0)
+    y = ldexp_f32(p, np.int32(n))
+    return x if x != x else (np.float32(0.0) if x < np.float32(-104.0) else y)
+
+
+@nb.njit(inline="always", **OPTS)
+def exp_f32_bits(x):
     # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; exp(r) by a degree-6 polynomial;
     # 2**n as two factors so every exponent field stays normal (results down to the denormals)
     xc = min(max(x, np.float32(-104.0)), np.float32(89.0))
@@ -113,16 +149,19 @@ def softplus_f32(x):
     return (x if x > np.float32(0.0) else np.float32(0.0)) + log1p_f32(exp_f32(-abs(x))) if x == x else x
 
 
+exp_f32 = exp_f32_scalef if HAS_SCALEF else exp_f32_bits
+
 # op name -> helper for float32 operands; NEEDS: helpers a helper calls (emitted first)
 FUNCTIONS = {"exp": "exp_f32", "log": "log_f32", "log1p": "log1p_f32", "tanh": "tanh_f32",
              "sigmoid": "sigmoid_f32", "softplus": "softplus_f32"}
 NEEDS = {"log1p_f32": ["log_f32"], "tanh_f32": ["exp_f32"], "sigmoid_f32": ["exp_f32"],
          "softplus_f32": ["exp_f32", "log_f32", "log1p_f32"]}
-IMPORT = "from graphc.backends.numba.intrinsics import f32_as_i32, i32_as_f32\n"
+IMPORT = "from graphc.backends.numba.intrinsics import f32_as_i32, i32_as_f32, ldexp_f32\n"
 
 
 def source_of(names) -> str:
-    """The source of these helpers and what they call, in dependency order, for a generated module."""
+    """The source of these helpers and what they call, in dependency order, for a generated module
+    (exp_f32 is this machine's variant, written under that name)."""
     order: list[str] = []
 
     def add(n):
@@ -132,4 +171,8 @@ def source_of(names) -> str:
             order.append(n)
     for n in sorted(names):
         add(n)
-    return "".join("\n\n" + inspect.getsource(globals()[n]) for n in order)
+
+    def text(n):
+        src = inspect.getsource(globals()[n])
+        return src.replace(f"def {globals()[n].__name__}(", f"def {n}(", 1)
+    return "".join("\n\n" + text(n) for n in order)

@@ -92,6 +92,38 @@ def test_fused_loops_call_no_libm_and_vectorize(tmp_path, monkeypatch):
     assert not re.search(r"call .*@(expf|logf|tanhf|log1pf)\b", ir)
 
 
+def test_exp_variants_agree_bit_for_bit():
+    # the AVX-512 exp (2**n by llvm.ldexp: vscalefps) and the portable one (2**n from its bits) round
+    # once in the same place: identical results over the whole float32 range
+    import numba as nb
+    from graphc.backends.numba import vmath
+
+    def loop(exp):
+        @nb.njit(error_model="numpy", fastmath={"contract"})
+        def run(a, o):
+            for i in range(a.size):
+                o[i] = exp(a[i])
+        return run
+    x = inputs()
+    a, b = np.empty_like(x), np.empty_like(x)
+    loop(vmath.exp_f32_scalef)(x, a)
+    loop(vmath.exp_f32_bits)(x, b)
+    np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def test_exp_uses_the_scale_instruction_where_there_is_one(tmp_path, monkeypatch):
+    from graphc.backends.numba import vmath
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    x = gc.placeholder((None,), "float32", name="x")
+    fn = gc.compile([x], [gc.exp(x) * 2.5], backend="numba")
+    asm = "".join(getattr(fn._exe.mod, fn.kernels[0].name).inspect_asm().values())
+    assert not re.search(r"call\w*\s+\S*ldexpf", asm)  # never a libm call per element
+    if vmath.HAS_SCALEF:
+        assert "ldexp_f32(" in fn.source() and re.search(r"vscalefps\s+%zmm", asm)
+    else:
+        assert "ldexp_f32(" not in fn.source() and "vscalefps" not in asm
+
+
 def test_float64_keeps_libm():
     x = gc.placeholder((None,), "float64")
     f = gc.compile([x], gc.exp(x), backend="numba")
