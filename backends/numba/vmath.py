@@ -43,9 +43,9 @@ HAS_SCALEF = _host_has_avx512()
 
 
 @nb.njit(inline="always", **OPTS)
-def exp_f32_scalef(x):
-    # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; exp(r) by a degree-6 polynomial;
-    # 2**n applied by AVX-512's scale instruction (results down to the denormals)
+def exp_reduce_f32(x):
+    # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; exp(r) by a degree-6 polynomial:
+    # (n, exp(r)), x clamped to where exp is neither 0 nor inf
     xc = min(max(x, np.float32(-104.0)), np.float32(89.0))
     n = np.floor(xc * np.float32(1.44269504088896341) + np.float32(0.5))
     r = xc - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)
@@ -55,26 +55,22 @@ def exp_f32_scalef(x):
     p = p * r + np.float32(4.1665795894e-2)
     p = p * r + np.float32(1.6666665459e-1)
     p = p * r + np.float32(5.0000001201e-1)
-    p = p * (r * r) + r + np.float32(1.0)
-    y = ldexp_f32(p, np.int32(n))
+    return np.int32(n), p * (r * r) + r + np.float32(1.0)
+
+
+@nb.njit(inline="always", **OPTS)
+def exp_f32_scalef(x):
+    # 2**n * exp(r), applied by AVX-512's scale instruction (results down to the denormals)
+    k, p = exp_reduce_f32(x)
+    y = ldexp_f32(p, k)
     return x if x != x else (np.float32(0.0) if x < np.float32(-104.0) else y)
 
 
 @nb.njit(inline="always", **OPTS)
 def exp_f32_bits(x):
-    # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; exp(r) by a degree-6 polynomial;
-    # 2**n as two factors so every exponent field stays normal (results down to the denormals)
-    xc = min(max(x, np.float32(-104.0)), np.float32(89.0))
-    n = np.floor(xc * np.float32(1.44269504088896341) + np.float32(0.5))
-    r = xc - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)
-    p = np.float32(1.9875691500e-4)
-    p = p * r + np.float32(1.3981999507e-3)
-    p = p * r + np.float32(8.3334519073e-3)
-    p = p * r + np.float32(4.1665795894e-2)
-    p = p * r + np.float32(1.6666665459e-1)
-    p = p * r + np.float32(5.0000001201e-1)
-    p = p * (r * r) + r + np.float32(1.0)
-    k = np.int32(n)
+    # 2**n * exp(r), 2**n as two factors so every exponent field stays normal (results down to the
+    # denormals)
+    k, p = exp_reduce_f32(x)
     k1 = k >> np.int32(1)
     y = p * i32_as_f32((k1 + np.int32(127)) << np.int32(23)) * i32_as_f32((k - k1 + np.int32(127)) << np.int32(23))
     return x if x != x else (np.float32(0.0) if x < np.float32(-104.0) else y)
@@ -154,8 +150,8 @@ exp_f32 = exp_f32_scalef if HAS_SCALEF else exp_f32_bits
 # op name -> helper for float32 operands; NEEDS: helpers a helper calls (emitted first)
 FUNCTIONS = {"exp": "exp_f32", "log": "log_f32", "log1p": "log1p_f32", "tanh": "tanh_f32",
              "sigmoid": "sigmoid_f32", "softplus": "softplus_f32"}
-NEEDS = {"log1p_f32": ["log_f32"], "tanh_f32": ["exp_f32"], "sigmoid_f32": ["exp_f32"],
-         "softplus_f32": ["exp_f32", "log_f32", "log1p_f32"]}
+NEEDS = {"exp_f32": ["exp_reduce_f32"], "log1p_f32": ["log_f32"], "tanh_f32": ["exp_f32"],
+         "sigmoid_f32": ["exp_f32"], "softplus_f32": ["exp_f32", "log_f32", "log1p_f32"]}
 IMPORT = "from graphc.backends.numba.intrinsics import f32_as_i32, i32_as_f32, ldexp_f32\n"
 
 

@@ -35,9 +35,9 @@ from graphc.backends.numba.intrinsics import f32_as_i32, i32_as_f32, ldexp_f32
 
 
 @nb.njit(inline="always", **OPTS)
-def exp_f32(x):
-    # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; exp(r) by a degree-6 polynomial;
-    # 2**n applied by AVX-512's scale instruction (results down to the denormals)
+def exp_reduce_f32(x):
+    # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; exp(r) by a degree-6 polynomial:
+    # (n, exp(r)), x clamped to where exp is neither 0 nor inf
     xc = min(max(x, np.float32(-104.0)), np.float32(89.0))
     n = np.floor(xc * np.float32(1.44269504088896341) + np.float32(0.5))
     r = xc - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)
@@ -47,8 +47,14 @@ def exp_f32(x):
     p = p * r + np.float32(4.1665795894e-2)
     p = p * r + np.float32(1.6666665459e-1)
     p = p * r + np.float32(5.0000001201e-1)
-    p = p * (r * r) + r + np.float32(1.0)
-    y = ldexp_f32(p, np.int32(n))
+    return np.int32(n), p * (r * r) + r + np.float32(1.0)
+
+
+@nb.njit(inline="always", **OPTS)
+def exp_f32(x):
+    # 2**n * exp(r), applied by AVX-512's scale instruction (results down to the denormals)
+    k, p = exp_reduce_f32(x)
+    y = ldexp_f32(p, k)
     return x if x != x else (np.float32(0.0) if x < np.float32(-104.0) else y)
 
 
