@@ -154,7 +154,7 @@ def compile_module(mod, jobs: int = 1) -> set:
             pids.append(pid)
         os.close(done_w)
         done_w = -1
-        if driver is not None and driver in todo:
+        if driver in todo:
             _compile(driver)
         while len(rec := os.read(queue_r, 4)) == 4:
             _compile(rest[struct.unpack("<i", rec)[0]])
@@ -174,7 +174,7 @@ def compile_module(mod, jobs: int = 1) -> set:
             if fd >= 0:
                 os.close(fd)
     helped = set()
-    for d in rest + todo:  # the helpers' from the cache; anything they did not finish, here
+    for d in todo:  # the helpers' from the cache; anything they did not finish, here
         if not d.overloads:
             _compile(d)
             if any(d.stats.cache_hits.values()):  # the module is new: a helper wrote it

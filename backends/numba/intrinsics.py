@@ -22,14 +22,13 @@ def kernel(signature, **options):
     return define
 
 
-def _params(disp) -> tuple:
-    """The parameter types of a kernel (its dispatcher): its @kernel signature, else its one
-    compiled signature."""
+def _params(disp, who: str) -> tuple:
+    """The parameter types of a @kernel function (its dispatcher), from its signature."""
+    from numba.core.errors import TypingError
     sig = getattr(disp, "graphc_signature", None)
-    if sig is not None:
-        return tuple(sig.args)
-    (want,) = [s.args for s in disp.nopython_signatures]
-    return want
+    if sig is None:
+        raise TypingError(f"{who}: {disp.__name__} is not a @kernel function (intrinsics.kernel)")
+    return tuple(sig.args)
 
 
 @intrinsic
@@ -101,7 +100,7 @@ def kcall(typingctx, kernel, address, *args):
     from numba.core.errors import TypingError
     if not isinstance(kernel, types.Dispatcher) or not isinstance(address, types.Integer):
         return None
-    want = _params(kernel.dispatcher)
+    want = _params(kernel.dispatcher, "kcall")
     if len(want) != len(args) or not all(typingctx.can_convert(a, w) for a, w in zip(args, want)):
         raise TypingError(f"kcall: {kernel.dispatcher.__name__} takes {want}, got {args}")
 
@@ -234,7 +233,7 @@ def pcall(typingctx, kernel, address, extent, *args):
     if not isinstance(kernel, types.Dispatcher) or not isinstance(address, types.Integer) \
             or not isinstance(extent, types.Integer):
         return None
-    want = _params(kernel.dispatcher)
+    want = _params(kernel.dispatcher, "pcall")
     if len(want) != len(args) + 2 or not all(typingctx.can_convert(a, w) for a, w in zip(args, want)) \
             or want[-2:] != (types.int64, types.int64):
         raise TypingError(f"pcall: {kernel.dispatcher.__name__} takes {want}, got {args} and (lo, hi)")
