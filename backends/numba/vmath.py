@@ -6,7 +6,10 @@ numba's math.exp/math.tanh become calls to libm's scalar expf/tanhf, which stop 
 vectorizing a fused loop (numba's SVML path needs an SVML-patched llvmlite, which PyPI's is not),
 so a loop with a transcendental ran at a tenth of memory speed. These functions use only
 arithmetic, comparisons and bit casts. The polynomials are Cephes' single-precision ones (S. L.
-Moshier); max errors against float64 over the float32 range are pinned in tests/backends/
+Moshier) except exp's: P in exp(r) = 1 + r + r**2 P(r), |r| <= ln(2)/2, is our degree-4 fit, minimax
+in relative error (Lawson's reweighted least squares in float64, coefficients rounded to float32;
+its own error 3.1e-9, a tenth of Cephes' degree-5 one's ulp budget, one FMA fewer; the test file
+refits and checks it). Max errors against float64 over the float32 range are pinned in tests/backends/
 test_vmath.py. Special values follow C99/NumPy: exp(-inf) = 0, exp(inf) = inf, log(0) = -inf,
 log(x < 0) = nan, nan in -> nan out.
 
@@ -16,6 +19,7 @@ FUNCTIONS, NEEDS), so fn.source() shows exactly what runs and the module cache k
 from __future__ import annotations
 
 import inspect
+import math
 
 import numba as nb
 import numpy as np
@@ -44,36 +48,36 @@ HAS_SCALEF = _host_has_avx512()
 
 @nb.njit(inline="always", **OPTS)
 def exp_reduce_f32(x):
-    # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; exp(r) by a degree-6 polynomial:
-    # (n, exp(r)), x clamped to where exp is neither 0 nor inf
-    xc = min(max(x, np.float32(-104.0)), np.float32(89.0))
+    # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2 (ln 2 in two parts: r is exact);
+    # exp(r) = 1 + r + r**2 P(r), P of degree 4 (module docstring): (n, exp(r)). x is clamped to
+    # [-110, 89], where 2**n * exp(r) rounds to 0 and to inf as exp(x) would; min and max pass NaN
+    # on, so NaN gives NaN with no test of its own (n is then the conversion's 0x80000000, which
+    # the NaN mantissa ignores).
+    xc = min(max(x, np.float32(-110.0)), np.float32(89.0))
     n = np.floor(xc * np.float32(1.44269504088896341) + np.float32(0.5))
     r = xc - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)
-    p = np.float32(1.9875691500e-4)
-    p = p * r + np.float32(1.3981999507e-3)
-    p = p * r + np.float32(8.3334519073e-3)
-    p = p * r + np.float32(4.1665795894e-2)
-    p = p * r + np.float32(1.6666665459e-1)
-    p = p * r + np.float32(5.0000001201e-1)
-    return np.int32(n), p * (r * r) + r + np.float32(1.0)
+    p = np.float32(1.381453825e-3)
+    p = p * r + np.float32(8.368745446e-3)
+    p = p * r + np.float32(4.166838899e-2)
+    p = p * r + np.float32(1.666652113e-1)
+    p = p * r + np.float32(4.999999404e-1)
+    return np.int32(n), (p * r + np.float32(1.0)) * r + np.float32(1.0)
 
 
 @nb.njit(inline="always", **OPTS)
 def exp_f32_scalef(x):
-    # 2**n * exp(r), applied by AVX-512's scale instruction (results down to the denormals)
+    # 2**n * exp(r), applied by AVX-512's scale instruction: one rounding, into the denormals
     k, p = exp_reduce_f32(x)
-    y = ldexp_f32(p, k)
-    return x if x != x else (np.float32(0.0) if x < np.float32(-104.0) else y)
+    return ldexp_f32(p, k)
 
 
 @nb.njit(inline="always", **OPTS)
 def exp_f32_bits(x):
-    # 2**n * exp(r), 2**n as two factors so every exponent field stays normal (results down to the
-    # denormals)
+    # 2**n * exp(r), 2**n as two factors so every exponent field stays normal (the first product
+    # is exact, the second rounds once, into the denormals)
     k, p = exp_reduce_f32(x)
     k1 = k >> np.int32(1)
-    y = p * i32_as_f32((k1 + np.int32(127)) << np.int32(23)) * i32_as_f32((k - k1 + np.int32(127)) << np.int32(23))
-    return x if x != x else (np.float32(0.0) if x < np.float32(-104.0) else y)
+    return p * i32_as_f32((k1 + np.int32(127)) << np.int32(23)) * i32_as_f32((k - k1 + np.int32(127)) << np.int32(23))
 
 
 @nb.njit(inline="always", **OPTS)
@@ -116,27 +120,27 @@ def log1p_f32(x):
 
 @nb.njit(inline="always", **OPTS)
 def tanh_f32(x):
-    # |x| < 0.625: odd polynomial; else 1 - 2 / (exp(2|x|) + 1) with x's sign
-    z = x * x
+    # tanh(|x|) with x's sign (llvm.copysign: -0 stays -0, NaN stays NaN): below 0.625 an odd
+    # polynomial, else 1 - 2 / (exp(2|x|) + 1)
+    ax = abs(x)
+    z = ax * ax
     p = np.float32(-5.70498872745e-3)
     p = p * z + np.float32(2.06390887954e-2)
     p = p * z - np.float32(5.37397155531e-2)
     p = p * z + np.float32(1.33314422036e-1)
     p = p * z - np.float32(3.33332819422e-1)
-    small = p * z * x + x
-    ax = abs(x)
+    small = p * z * ax + ax
     big = np.float32(1.0) - np.float32(2.0) / (exp_f32(ax + ax) + np.float32(1.0))
-    if ax < np.float32(0.625):
-        return small if x != np.float32(0.0) else x  # keeps the sign of zero
-    return big if x > np.float32(0.0) else (-big if x < np.float32(0.0) else x)
+    return math.copysign(small if ax < np.float32(0.625) else big, x)
 
 
 @nb.njit(inline="always", **OPTS)
 def sigmoid_f32(x):
-    # e = exp(-|x|) <= 1: 1 / (1 + e) for x >= 0, e / (1 + e) below, exact down to the denormals
+    # e = exp(-|x|) <= 1: 1 / (1 + e) for x >= 0, e / (1 + e) below (and for NaN, which e carries),
+    # exact down to the denormals
     e = exp_f32(-abs(x))
     s = np.float32(1.0) / (np.float32(1.0) + e)
-    return s if x >= np.float32(0.0) else (e * s if x < np.float32(0.0) else x)
+    return s if x >= np.float32(0.0) else e * s
 
 
 @nb.njit(inline="always", **OPTS)

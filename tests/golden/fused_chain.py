@@ -36,51 +36,52 @@ from graphc.backends.numba.intrinsics import f32_as_i32, i32_as_f32, ldexp_f32
 
 @nb.njit(inline="always", **OPTS)
 def exp_reduce_f32(x):
-    # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; exp(r) by a degree-6 polynomial:
-    # (n, exp(r)), x clamped to where exp is neither 0 nor inf
-    xc = min(max(x, np.float32(-104.0)), np.float32(89.0))
+    # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2 (ln 2 in two parts: r is exact);
+    # exp(r) = 1 + r + r**2 P(r), P of degree 4 (module docstring): (n, exp(r)). x is clamped to
+    # [-110, 89], where 2**n * exp(r) rounds to 0 and to inf as exp(x) would; min and max pass NaN
+    # on, so NaN gives NaN with no test of its own (n is then the conversion's 0x80000000, which
+    # the NaN mantissa ignores).
+    xc = min(max(x, np.float32(-110.0)), np.float32(89.0))
     n = np.floor(xc * np.float32(1.44269504088896341) + np.float32(0.5))
     r = xc - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)
-    p = np.float32(1.9875691500e-4)
-    p = p * r + np.float32(1.3981999507e-3)
-    p = p * r + np.float32(8.3334519073e-3)
-    p = p * r + np.float32(4.1665795894e-2)
-    p = p * r + np.float32(1.6666665459e-1)
-    p = p * r + np.float32(5.0000001201e-1)
-    return np.int32(n), p * (r * r) + r + np.float32(1.0)
+    p = np.float32(1.381453825e-3)
+    p = p * r + np.float32(8.368745446e-3)
+    p = p * r + np.float32(4.166838899e-2)
+    p = p * r + np.float32(1.666652113e-1)
+    p = p * r + np.float32(4.999999404e-1)
+    return np.int32(n), (p * r + np.float32(1.0)) * r + np.float32(1.0)
 
 
 @nb.njit(inline="always", **OPTS)
 def exp_f32(x):
-    # 2**n * exp(r), applied by AVX-512's scale instruction (results down to the denormals)
+    # 2**n * exp(r), applied by AVX-512's scale instruction: one rounding, into the denormals
     k, p = exp_reduce_f32(x)
-    y = ldexp_f32(p, k)
-    return x if x != x else (np.float32(0.0) if x < np.float32(-104.0) else y)
+    return ldexp_f32(p, k)
 
 
 @nb.njit(inline="always", **OPTS)
 def sigmoid_f32(x):
-    # e = exp(-|x|) <= 1: 1 / (1 + e) for x >= 0, e / (1 + e) below, exact down to the denormals
+    # e = exp(-|x|) <= 1: 1 / (1 + e) for x >= 0, e / (1 + e) below (and for NaN, which e carries),
+    # exact down to the denormals
     e = exp_f32(-abs(x))
     s = np.float32(1.0) / (np.float32(1.0) + e)
-    return s if x >= np.float32(0.0) else (e * s if x < np.float32(0.0) else x)
+    return s if x >= np.float32(0.0) else e * s
 
 
 @nb.njit(inline="always", **OPTS)
 def tanh_f32(x):
-    # |x| < 0.625: odd polynomial; else 1 - 2 / (exp(2|x|) + 1) with x's sign
-    z = x * x
+    # tanh(|x|) with x's sign (llvm.copysign: -0 stays -0, NaN stays NaN): below 0.625 an odd
+    # polynomial, else 1 - 2 / (exp(2|x|) + 1)
+    ax = abs(x)
+    z = ax * ax
     p = np.float32(-5.70498872745e-3)
     p = p * z + np.float32(2.06390887954e-2)
     p = p * z - np.float32(5.37397155531e-2)
     p = p * z + np.float32(1.33314422036e-1)
     p = p * z - np.float32(3.33332819422e-1)
-    small = p * z * x + x
-    ax = abs(x)
+    small = p * z * ax + ax
     big = np.float32(1.0) - np.float32(2.0) / (exp_f32(ax + ax) + np.float32(1.0))
-    if ax < np.float32(0.625):
-        return small if x != np.float32(0.0) else x  # keeps the sign of zero
-    return big if x > np.float32(0.0) else (-big if x < np.float32(0.0) else x)
+    return math.copysign(small if ax < np.float32(0.625) else big, x)
 
 
 @kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **OPTS)
