@@ -208,7 +208,8 @@ def arena_view(typingctx, arena, offset, shape):
     return out(arena, offset, shape), codegen
 
 
-CHUNKS_MAX = 64  # the most pieces one parallel call is cut into (one per thread)
+CHUNKS_MAX = 64        # the most threads one parallel call runs on
+CHUNKS_PER_THREAD = 4  # a parallel call's range is cut into this many chunks per thread, taken in turn
 
 
 def launch_threads() -> None:
@@ -221,13 +222,17 @@ def launch_threads() -> None:
 @intrinsic
 def pcall(typingctx, kernel, address, extent, *args):
     """kernel(*args, lo, hi) on every thread at once, the ranges [lo, hi) cutting [0, extent)
-    into one piece per thread: a loop kernel's outer loop runs `for i in range(lo, hi)`.
+    into chunks: a loop kernel's outer loop runs `for i in range(lo, hi)`.
 
     numba's prange does the same through parfors, which compile each parallel loop a second time
     as a gufunc and link it: a parallel kernel took 0.4-0.6 s to compile on a cold cache, a serial
     one 0.1. Here the kernel compiles serially; the call goes through numba's own thread pool
     (numba_parallel_for, the function parfors call, so the threading layer and its thread count,
     numba.set_num_threads included, are the same) with a small wrapper written in LLVM IR here.
+    The range is cut into CHUNKS_PER_THREAD chunks per thread (at most `extent`), and each thread
+    takes the next chunk from a shared counter (an atomic add) until none is left, so a thread
+    that starts late or is preempted on a shared machine leaves its share to the others instead
+    of holding up the call: numba's pool hands out one fixed piece per thread.
     The kernel must not raise: a worker thread has nowhere to send an exception."""
     from numba.core.errors import TypingError
     if not isinstance(kernel, types.Dispatcher) or not isinstance(address, types.Integer) \
@@ -247,22 +252,31 @@ def pcall(typingctx, kernel, address, extent, *args):
         kty = context.call_conv.get_function_type(types.none, want).as_pointer()
         vals = [context.cast(builder, v, have, w)
                 for v, have, w in zip(cgutils.unpack_tuple(builder, llargs[3]), sig.args[3].types, want)]
-        # the wrapper numba_parallel_for calls on each thread: for each of its pieces of the
-        # schedule, the kernel on that range, its arguments read from the block `data`
-        block_ty = ir.LiteralStructType([kty] + [v.type for v in vals])
+        # the block every thread reads: the chunk counter, the chunk count, the extent, the kernel
+        # and its arguments
+        block_ty = ir.LiteralStructType([i64, i64, i64, kty] + [v.type for v in vals])
         mod = builder.module
+        # the wrapper numba_parallel_for calls once per thread: chunks from the counter until none
+        # is left (the pieces numba hands it are ignored)
         wty = ir.FunctionType(ir.VoidType(), [void_p.as_pointer(), i64.as_pointer(), i64.as_pointer(), void_p])
         wrapper = ir.Function(mod, wty, name=mod.get_unique_name("graphc_pcall"))
         wrapper.linkage = "internal"
         wb = ir.IRBuilder(wrapper.append_basic_block())
-        wargs, wdims, wsteps, wdata = wrapper.args
-        block = wb.bitcast(wdata, block_ty.as_pointer())
-        fields = [wb.load(wb.gep(block, [i32(0), i32(j)])) for j in range(len(vals) + 1)]
-        sched = wb.bitcast(wb.load(wargs), i64.as_pointer())
-        with cgutils.for_range(wb, wb.load(wdims)) as loop:
-            piece = wb.gep(sched, [wb.mul(loop.index, i64(2))])
-            lo, hi = wb.load(piece), wb.load(wb.gep(piece, [i64(1)]))
-            context.call_conv.call_function(wb, fields[0], types.none, want, fields[1:] + [lo, hi])
+        block = wb.bitcast(wrapper.args[3], block_ty.as_pointer())
+        counter = wb.gep(block, [i32(0), i32(0)])
+        chunks, n = wb.load(wb.gep(block, [i32(0), i32(1)])), wb.load(wb.gep(block, [i32(0), i32(2)]))
+        fields = [wb.load(wb.gep(block, [i32(0), i32(j + 3)])) for j in range(len(vals) + 1)]
+        take, run, done = (wrapper.append_basic_block(name) for name in ("take", "run", "done"))
+        wb.branch(take)
+        wb.position_at_end(take)
+        c = wb.atomic_rmw("add", counter, i64(1), "monotonic")
+        wb.cbranch(wb.icmp_signed("<", c, chunks), run, done)
+        wb.position_at_end(run)
+        lo = wb.sdiv(wb.mul(n, c), chunks)
+        hi = wb.sdiv(wb.mul(n, wb.add(c, i64(1))), chunks)
+        context.call_conv.call_function(wb, fields[0], types.none, want, fields[1:] + [lo, hi])
+        wb.branch(take)
+        wb.position_at_end(done)
         wb.ret_void()
         # the call: one piece per thread (at most CHUNKS_MAX, at most extent), none when extent is 0
         n = context.cast(builder, llargs[2], sig.args[2], types.int64)
@@ -271,17 +285,16 @@ def pcall(typingctx, kernel, address, extent, *args):
         pieces = builder.select(builder.icmp_signed("<", pieces, i64(CHUNKS_MAX)), pieces, i64(CHUNKS_MAX))
         pieces = builder.select(builder.icmp_signed("<", n, pieces), n, pieces)
         with builder.if_then(builder.icmp_signed(">", n, i64(0)), likely=True):
+            chunks = builder.mul(pieces, i64(CHUNKS_PER_THREAD))
+            chunks = builder.select(builder.icmp_signed("<", n, chunks), n, chunks)
             data = cgutils.alloca_once(builder, block_ty)
-            builder.store(builder.inttoptr(llargs[1], kty), builder.gep(data, [i32(0), i32(0)]))
-            for j, v in enumerate(vals):
-                builder.store(v, builder.gep(data, [i32(0), i32(j + 1)]))
-            sched = cgutils.alloca_once(builder, i64, size=2 * CHUNKS_MAX)
+            for j, v in enumerate([i64(0), chunks, n, builder.inttoptr(llargs[1], kty)] + vals):
+                builder.store(v, builder.gep(data, [i32(0), i32(j)]))
+            sched = cgutils.alloca_once(builder, i64, size=2 * CHUNKS_MAX)  # numba's pieces: [i, i + 1)
             with cgutils.for_range(builder, pieces) as loop:
-                i = loop.index
-                piece = builder.gep(sched, [builder.mul(i, i64(2))])
-                builder.store(builder.sdiv(builder.mul(n, i), pieces), piece)
-                builder.store(builder.sdiv(builder.mul(n, builder.add(i, i64(1))), pieces),
-                              builder.gep(piece, [i64(1)]))
+                piece = builder.gep(sched, [builder.mul(loop.index, i64(2))])
+                builder.store(loop.index, piece)
+                builder.store(builder.add(loop.index, i64(1)), builder.gep(piece, [i64(1)]))
             pargs = cgutils.alloca_once(builder, void_p)
             builder.store(builder.bitcast(sched, void_p), pargs)
             pdims = cgutils.alloca_once(builder, i64)

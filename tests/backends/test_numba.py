@@ -445,6 +445,40 @@ def test_kernels_alike_but_for_their_sizes_share_one_function():
     assert [k.name for k in prof] == [k.name for k in f.kernels if k.kind != "view"]
 
 
+def test_pcall_hands_out_chunks_covering_the_range_once():
+    # pcall cuts [0, extent) into CHUNKS_PER_THREAD chunks per thread (at most extent), which the
+    # threads take from a shared counter: every index is run exactly once, in that many chunks
+    import numba as nb
+    from numba import types as T
+    from graphc.backends.numba import intrinsics as I
+
+    @I.kernel(nb.void(T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C"), T.int64, T.int64), nogil=True)
+    def mark(hits, starts, lo, hi):
+        starts[lo] = hi - lo
+        for i in range(lo, hi):
+            hits[i] += 1
+
+    @nb.njit(nogil=True)
+    def run(hits, starts, address):
+        I.pcall(mark, address, hits.shape[0], hits, starts)
+
+    mark.compile(mark.graphc_signature)
+    cres = next(iter(mark.overloads.values()))
+    address = cres.library.get_pointer_to_function(cres.fndesc.mangled_name)
+    threads = nb.get_num_threads()
+    try:
+        for t in sorted({1, threads}):
+            nb.set_num_threads(t)
+            for n in (1000, 5, 1, 0):
+                hits, starts = np.zeros(n, np.int64), np.zeros(n, np.int64)
+                run(hits, starts, address)
+                np.testing.assert_array_equal(hits, np.ones(n, np.int64))
+                chunks = starts[starts > 0]
+                assert chunks.sum() == n and len(chunks) == min(n, t * I.CHUNKS_PER_THREAD)
+    finally:
+        nb.set_num_threads(threads)
+
+
 def test_parallel_kernels_run_split_over_threads_and_match_numpy():
     # large elementwise, row-reduction and row kernels run their outer loop in pieces [lo, hi) on
     # every thread (intrinsics.pcall), not as parfors; any row count (uneven pieces, fewer rows
