@@ -6,7 +6,8 @@ kernels alike but for their sizes are one function. The driver takes the arrays 
 (feeds, parameters, constants, returned outputs), one flat workspace arena per dtype, `sizes` (the
 run-time sizes and arena offsets the plan computes) and `addresses` (the kernels' native entry
 points), and calls the kernels in order: `kcall`, or `pcall` for a large loop kernel, which runs it
-on every thread over pieces [lo, hi) of its outer loop.
+on every thread over pieces [lo, hi) of its outer loop. For a loop kernel over a run-time dim, pcall
+is told per call from the actual size whether to use the threads or run it over [0, extent) itself.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ PARALLEL_MIN = int(os.environ.get("GRAPHC_PARALLEL_MIN", 1 << 15))
 # a row sum may be reassociated, so LLVM vectorizes it (only row reductions ask for it)
 REASSOC = ("contract", "reassoc")
 STATIC_MAX = 16           # loop extents from this size on are kernel arguments, not literals
-RUNTIME_GUESS = 256       # assumed size of a None dim when deciding on parallel loops
+RUNTIME_GUESS = 256       # assumed size of a None dim for prange kernels (split ones decide per call)
 SMALL_MATMUL = 4096       # multiply-adds below which a matmul is a loop nest, not a BLAS call
 
 NB_TYPE = {"float32": "T.float32", "float64": "T.float64", "int32": "T.int32", "int64": "T.int64",
@@ -94,6 +95,7 @@ class KernelSource:
         self.lines = []
         self.parallel = False
         self.split = None     # when parallel: the outer loop's extent, cut into pieces [lo, hi)
+        self.size = None      # when split over a run-time dim: the extents whose product decides
         self.arg_names = []
         self.helpers = set()  # vmath functions the kernel calls (their source goes into the module)
         self.fastmath = None  # fastmath flags other than the module's OPTS
@@ -145,7 +147,15 @@ def _split_loops(k, vars_, extents, body):
     k.lines.extend(pad + "    " * len(vars_) + b for b in body)
 
 
-def _parallel_ok(shape) -> bool:
+def _parallel_ok(shape, k=None, extents=None) -> bool:
+    """Whether a kernel over shape runs its outer loop on every thread. Given the kernel (k) and
+    its loops' extents, a shape with a run-time dim is decided per call: the kernel is split, and
+    the driver runs it on every thread only when the product of the extents (k.size) reaches
+    PARALLEL_MIN, else on its own thread over the whole range. Without them (prange kernels) a
+    run-time dim counts as RUNTIME_GUESS."""
+    if len(shape) and k is not None and None in shape:
+        k.size = list(extents)
+        return True
     size = 1
     for d in shape:
         size *= RUNTIME_GUESS if d is None else d
@@ -278,7 +288,7 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
     ivars, extents, body, writes, red, checks = p.ivars, p.extents, p.body, p.writes, p.red, p.checks
     lines = k.lines
     if red is None:
-        k.parallel = _parallel_ok(shape) and not checks
+        k.parallel = _parallel_ok(shape, k, extents) and not checks
         if r == 0:
             lines.extend("    " + b for b in body + writes)
         else:
@@ -292,7 +302,7 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
     if trailing:
         outer = [j for j in range(r) if j not in axes]
         inner = list(axes)
-        k.parallel = bool(outer) and _parallel_ok(shape) and not checks
+        k.parallel = bool(outer) and _parallel_ok(shape, k, extents) and not checks
         acc_lines = []
         _loops(acc_lines, [ivars[j] for j in inner], [extents[j] for j in inner],
                body + writes + [f"acc = {_combine(op, 'acc', v)}"], depth=1)
@@ -327,7 +337,7 @@ def _out_loops(k, dims, node, body, parallel=True, split=False):
     threads (pcall) when they are the kernel's only loops (split), else a prange."""
     ivars = [f"i{q}" for q in range(node.ndim)]
     ext = _shape_exprs(k, dims, node, "n")
-    k.parallel = k.parallel or (parallel and _parallel_ok(node.shape))
+    k.parallel = k.parallel or (parallel and _parallel_ok(node.shape, *((k, ext) if split else ())))
     if node.ndim == 0:
         k.lines.extend("    " + b for b in body)
     elif split:
@@ -619,7 +629,7 @@ def render_logsumexp(kern, dims):
     dst = index(["0" if q in axes else iv[q] for q in range(xn.ndim)] if keep else [iv[q] for q in outer],
                 node.ndim)
     block = _lse_lines(k, node, v, [iv[q] for q in axes], [ext[q] for q in axes]) + [f"{o}[{dst}] = lse"]
-    k.parallel = bool(outer) and _parallel_ok(xn.shape)
+    k.parallel = bool(outer) and _parallel_ok(xn.shape, k, [ext[q] for q in range(xn.ndim)])
     _per_row(k, [iv[q] for q in outer], [ext[q] for q in outer], block)
     return k
 
@@ -674,7 +684,7 @@ def render_rows(kern, dims):
         block = lines + ["    " + ln for ln in epilogue] + write  # the else branch: a +-inf max
     else:
         block = _lse_lines(k, red, v, inner_v, inner_e) + write + epilogue
-    k.parallel = bool(outer) and _parallel_ok(shape) and not p.checks
+    k.parallel = bool(outer) and _parallel_ok(shape, k, extents) and not p.checks
     _per_row(k, [iv[q] for q in outer], [extents[q] for q in outer], block)
     return k
 
@@ -1001,8 +1011,13 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
             fn = defined[deco + text] = kern.name
             defs.append(f"{deco}def {fn}{text}")
         if split:
-            extent = dict(ks.ints).get(ks.split, ks.split)
-            body.append(f"    pcall({fn}, fns[{len(called)}], {extent}, {', '.join(call_args)})")
+            ints = dict(ks.ints)
+            extent = ints.get(ks.split, ks.split)
+            # sized at run time: on every thread only when large enough (decided in pcall: a
+            # branch here per kernel makes the driver's compile time explode)
+            threads = "True" if ks.size is None else \
+                " * ".join(ints.get(e, e) for e in ks.size) + f" >= {PARALLEL_MIN}"
+            body.append(f"    pcall({fn}, fns[{len(called)}], {extent}, {threads}, {', '.join(call_args)})")
         else:
             body.append(f"    kcall({fn}, fns[{len(called)}], {', '.join(call_args)})")
         called.append(fn)

@@ -15,7 +15,7 @@ from graphc.errors import GraphIndexError, GraphRuntimeError, format_loc
 from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
 
 from .cache import load
-from .codegen import render_module
+from .codegen import PARALLEL_MIN, render_module
 from .intrinsics import launch_threads
 
 RECYCLE_MIN = 1 << 20
@@ -52,7 +52,7 @@ _LAUNCH = None
 
 
 def _launcher():
-    """launch(kernel, address, extent, *args): a split kernel run as the driver runs it (pcall),
+    """launch(kernel, address, extent, threads, *args): a split kernel run as the driver runs it (pcall),
     for profile(); compiled on first use, for each kernel signature."""
     global _LAUNCH
     if _LAUNCH is None:
@@ -61,8 +61,8 @@ def _launcher():
         from .intrinsics import pcall
 
         @numba.njit(nogil=True)
-        def launch(kernel, address, extent, *args):
-            pcall(kernel, address, extent, *args)
+        def launch(kernel, address, extent, threads, *args):
+            pcall(kernel, address, extent, threads, *args)
         _LAUNCH = launch
     return _LAUNCH
 
@@ -294,13 +294,15 @@ class NumbaExecutable:
             def value(e):  # a driver int expression: dims[k] or a literal
                 return int(plan.dims[int(e[5:-1])]) if e.startswith("dims[") else int(e)
             args = [local[n] for n in ks.arrays] + [value(e) for _, e in ks.ints]
-            if ks.split is not None:  # on every thread, as the driver runs it
+            if ks.split is not None:  # as the driver runs it: on every thread unless sized small at run time
                 extent = value(dict(ks.ints).get(ks.split, ks.split))
+                threads = ks.size is None or \
+                    math.prod(value(dict(ks.ints).get(e, e)) for e in ks.size) >= PARALLEL_MIN
                 launch, address = _launcher(), int(self._fns[at])
                 with warnings.catch_warnings():  # numba calls a dispatcher as an argument "experimental"
                     warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)
-                    launch(fn, address, extent, *args)  # compiles it for this signature
-                sec = time_call(lambda: launch(fn, address, extent, *args), repeat)
+                    launch(fn, address, extent, threads, *args)  # compiles it for this signature
+                sec = time_call(lambda: launch(fn, address, extent, threads, *args), repeat)
             else:
                 # its compiled overload, called as the driver calls it: a transposed view that is also
                 # C-contiguous (a (1, n) or (n, 1) array) would not match an "F" signature by type

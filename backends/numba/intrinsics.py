@@ -220,9 +220,13 @@ def launch_threads() -> None:
 
 
 @intrinsic
-def pcall(typingctx, kernel, address, extent, *args):
+def pcall(typingctx, kernel, address, extent, threads, *args):
     """kernel(*args, lo, hi) on every thread at once, the ranges [lo, hi) cutting [0, extent)
-    into chunks: a loop kernel's outer loop runs `for i in range(lo, hi)`.
+    into chunks: a loop kernel's outer loop runs `for i in range(lo, hi)`. When `threads` (a bool)
+    is false, kernel(*args, 0, extent) on the calling thread instead: the driver decides so per
+    call for a kernel over a run-time size, and the choice is a branch here rather than in the
+    driver, whose compile time grows much faster than linearly with its branches (a driver of 220
+    kernels took 300 s with an if/else around each call, 9 s without).
 
     numba's prange does the same through parfors, which compile each parallel loop a second time
     as a gufunc and link it: a parallel kernel took 0.4-0.6 s to compile on a cold cache, a serial
@@ -236,7 +240,7 @@ def pcall(typingctx, kernel, address, extent, *args):
     The kernel must not raise: a worker thread has nowhere to send an exception."""
     from numba.core.errors import TypingError
     if not isinstance(kernel, types.Dispatcher) or not isinstance(address, types.Integer) \
-            or not isinstance(extent, types.Integer):
+            or not isinstance(extent, types.Integer) or not isinstance(threads, types.Boolean):
         return None
     want = _params(kernel.dispatcher, "pcall")
     if len(want) != len(args) + 2 or not all(typingctx.can_convert(a, w) for a, w in zip(args, want)) \
@@ -251,7 +255,7 @@ def pcall(typingctx, kernel, address, extent, *args):
         void_p = ir.IntType(8).as_pointer()
         kty = context.call_conv.get_function_type(types.none, want).as_pointer()
         vals = [context.cast(builder, v, have, w)
-                for v, have, w in zip(cgutils.unpack_tuple(builder, llargs[3]), sig.args[3].types, want)]
+                for v, have, w in zip(cgutils.unpack_tuple(builder, llargs[4]), sig.args[4].types, want)]
         # the block every thread reads: the chunk counter, the chunk count, the extent, the kernel
         # and its arguments
         block_ty = ir.LiteralStructType([i64, i64, i64, kty] + [v.type for v in vals])
@@ -278,36 +282,54 @@ def pcall(typingctx, kernel, address, extent, *args):
         wb.branch(take)
         wb.position_at_end(done)
         wb.ret_void()
-        # the call: one piece per thread (at most CHUNKS_MAX, at most extent), none when extent is 0
         n = context.cast(builder, llargs[2], sig.args[2], types.int64)
-        get_threads = cgutils.get_or_insert_function(mod, ir.FunctionType(i64, []), "get_num_threads")
-        pieces = builder.call(get_threads, [])
-        pieces = builder.select(builder.icmp_signed("<", pieces, i64(CHUNKS_MAX)), pieces, i64(CHUNKS_MAX))
-        pieces = builder.select(builder.icmp_signed("<", n, pieces), n, pieces)
-        with builder.if_then(builder.icmp_signed(">", n, i64(0)), likely=True):
-            chunks = builder.mul(pieces, i64(CHUNKS_PER_THREAD))
-            chunks = builder.select(builder.icmp_signed("<", n, chunks), n, chunks)
-            data = cgutils.alloca_once(builder, block_ty)
-            for j, v in enumerate([i64(0), chunks, n, builder.inttoptr(llargs[1], kty)] + vals):
-                builder.store(v, builder.gep(data, [i32(0), i32(j)]))
-            sched = cgutils.alloca_once(builder, i64, size=2 * CHUNKS_MAX)  # numba's pieces: [i, i + 1)
-            with cgutils.for_range(builder, pieces) as loop:
-                piece = builder.gep(sched, [builder.mul(loop.index, i64(2))])
-                builder.store(loop.index, piece)
-                builder.store(builder.add(loop.index, i64(1)), builder.gep(piece, [i64(1)]))
-            pargs = cgutils.alloca_once(builder, void_p)
-            builder.store(builder.bitcast(sched, void_p), pargs)
-            pdims = cgutils.alloca_once(builder, i64)
-            builder.store(pieces, pdims)
-            psteps = cgutils.alloca_once(builder, i64)
-            builder.store(i64(16), psteps)  # one piece: two int64
-            pfor = cgutils.get_or_insert_function(
-                mod, ir.FunctionType(ir.VoidType(), [void_p] * 5 + [i64] * 3), "numba_parallel_for")
-            builder.call(pfor, [builder.bitcast(wrapper, void_p), builder.bitcast(pargs, void_p),
-                                builder.bitcast(pdims, void_p), builder.bitcast(psteps, void_p),
-                                builder.bitcast(data, void_p), i64(0), i64(1), pieces])
+        on_threads = context.cast(builder, llargs[3], sig.args[3], types.boolean)
+        with builder.if_else(on_threads, likely=True) as (parallel, serial):
+            with serial:
+                status, _ = context.call_conv.call_function(
+                    builder, builder.inttoptr(llargs[1], kty), types.none, want, vals + [i64(0), n])
+                with cgutils.if_unlikely(builder, status.is_error):
+                    context.call_conv.return_status_propagate(builder, status)
+            with parallel:
+                _parallel_call(context, builder, wrapper, block_ty, kty, llargs[1], n, vals)
         return context.get_dummy_value()
-    return types.none(kernel, address, extent, types.StarArgTuple.from_types(args)), codegen
+    return types.none(kernel, address, extent, threads, types.StarArgTuple.from_types(args)), codegen
+
+
+def _parallel_call(context, builder, wrapper, block_ty, kty, address, n, vals):
+    """pcall's call of numba_parallel_for: one piece per thread (at most CHUNKS_MAX, at most the
+    extent n), none when n is 0; the threads run `wrapper` over chunks of [0, n)."""
+    from llvmlite import ir
+    from numba.core import cgutils
+    i64, i32 = ir.IntType(64), ir.IntType(32)
+    void_p = ir.IntType(8).as_pointer()
+    mod = builder.module
+    get_threads = cgutils.get_or_insert_function(mod, ir.FunctionType(i64, []), "get_num_threads")
+    pieces = builder.call(get_threads, [])
+    pieces = builder.select(builder.icmp_signed("<", pieces, i64(CHUNKS_MAX)), pieces, i64(CHUNKS_MAX))
+    pieces = builder.select(builder.icmp_signed("<", n, pieces), n, pieces)
+    with builder.if_then(builder.icmp_signed(">", n, i64(0)), likely=True):
+        chunks = builder.mul(pieces, i64(CHUNKS_PER_THREAD))
+        chunks = builder.select(builder.icmp_signed("<", n, chunks), n, chunks)
+        data = cgutils.alloca_once(builder, block_ty)
+        for j, v in enumerate([i64(0), chunks, n, builder.inttoptr(address, kty)] + vals):
+            builder.store(v, builder.gep(data, [i32(0), i32(j)]))
+        sched = cgutils.alloca_once(builder, i64, size=2 * CHUNKS_MAX)  # numba's pieces: [i, i + 1)
+        with cgutils.for_range(builder, pieces) as loop:
+            piece = builder.gep(sched, [builder.mul(loop.index, i64(2))])
+            builder.store(loop.index, piece)
+            builder.store(builder.add(loop.index, i64(1)), builder.gep(piece, [i64(1)]))
+        pargs = cgutils.alloca_once(builder, void_p)
+        builder.store(builder.bitcast(sched, void_p), pargs)
+        pdims = cgutils.alloca_once(builder, i64)
+        builder.store(pieces, pdims)
+        psteps = cgutils.alloca_once(builder, i64)
+        builder.store(i64(16), psteps)  # one piece: two int64
+        pfor = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(ir.VoidType(), [void_p] * 5 + [i64] * 3), "numba_parallel_for")
+        builder.call(pfor, [builder.bitcast(wrapper, void_p), builder.bitcast(pargs, void_p),
+                            builder.bitcast(pdims, void_p), builder.bitcast(psteps, void_p),
+                            builder.bitcast(data, void_p), i64(0), i64(1), pieces])
 
 
 def _borrowed(context, builder, aryty, data, shape, strides, itemsize):

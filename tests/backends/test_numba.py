@@ -429,7 +429,7 @@ def test_kernels_alike_but_for_their_sizes_share_one_function():
     f, ps = step("numba")
     src = f.source()
     defs = re.findall(r"^def (k\d+\w*)\(", src, re.M)
-    calls = re.findall(r"kcall\((\w+), fns", src)
+    calls = re.findall(r"[kp]call\((\w+), fns", src)
     assert len(calls) == len(f.kernels) - sum(k.kind == "view" for k in f.kernels)
     assert len(defs) < len(calls) and set(calls) == set(defs), (defs, calls)
     adam = [c for c in calls if c.endswith("_sqrt_neg")]
@@ -447,7 +447,8 @@ def test_kernels_alike_but_for_their_sizes_share_one_function():
 
 def test_pcall_hands_out_chunks_covering_the_range_once():
     # pcall cuts [0, extent) into CHUNKS_PER_THREAD chunks per thread (at most extent), which the
-    # threads take from a shared counter: every index is run exactly once, in that many chunks
+    # threads take from a shared counter: every index is run exactly once, in that many chunks;
+    # told not to use the threads, it runs the kernel once over [0, extent)
     import numba as nb
     from numba import types as T
     from graphc.backends.numba import intrinsics as I
@@ -459,8 +460,8 @@ def test_pcall_hands_out_chunks_covering_the_range_once():
             hits[i] += 1
 
     @nb.njit(nogil=True)
-    def run(hits, starts, address):
-        I.pcall(mark, address, hits.shape[0], hits, starts)
+    def run(hits, starts, address, threads):
+        I.pcall(mark, address, hits.shape[0], threads, hits, starts)
 
     mark.compile(mark.graphc_signature)
     cres = next(iter(mark.overloads.values()))
@@ -470,11 +471,13 @@ def test_pcall_hands_out_chunks_covering_the_range_once():
         for t in sorted({1, threads}):
             nb.set_num_threads(t)
             for n in (1000, 5, 1, 0):
-                hits, starts = np.zeros(n, np.int64), np.zeros(n, np.int64)
-                run(hits, starts, address)
-                np.testing.assert_array_equal(hits, np.ones(n, np.int64))
-                chunks = starts[starts > 0]
-                assert chunks.sum() == n and len(chunks) == min(n, t * I.CHUNKS_PER_THREAD)
+                for on_threads in (True, False):  # False: the whole range at once, on this thread
+                    hits, starts = np.zeros(n, np.int64), np.zeros(n, np.int64)
+                    run(hits, starts, address, on_threads)
+                    np.testing.assert_array_equal(hits, np.ones(n, np.int64))
+                    chunks = starts[starts > 0]
+                    assert chunks.sum() == n
+                    assert len(chunks) == (min(n, t * I.CHUNKS_PER_THREAD) if on_threads else min(n, 1))
     finally:
         nb.set_num_threads(threads)
 
@@ -482,29 +485,39 @@ def test_pcall_hands_out_chunks_covering_the_range_once():
 def test_parallel_kernels_run_split_over_threads_and_match_numpy():
     # large elementwise, row-reduction and row kernels run their outer loop in pieces [lo, hi) on
     # every thread (intrinsics.pcall), not as parfors; any row count (uneven pieces, fewer rows
-    # than threads, none) and any thread count give NumPy's results
+    # than threads, none) and any thread count give NumPy's results. Over a run-time dim the driver
+    # decides per call (pcall's threads flag): on every thread from PARALLEL_MIN elements on, else
+    # the same kernel on one thread over [0, extent) -- a 1-D (None,) loop included, which a fixed
+    # guess kept on one thread
     import numba
+    from graphc.backends.numba.codegen import PARALLEL_MIN
     x = gc.placeholder((None, 300), name="x")
     y = gc.placeholder((None, 300), name="y")
+    z = gc.placeholder((None,), name="z")
     outs = [gc.tanh(x) * y + 1.0, gc.sum(x * y, axis=1), gc.softmax(x), gc.logsumexp(y, axis=1),
-            gc.transpose(x), gc.transpose(gc.reshape(y, (-1, 3, 100)), (2, 0, 1))]
-    f, ref = gc.compile([x, y], outs, backend="numba"), gc.compile([x, y], outs, backend="numpy")
+            gc.transpose(x), gc.transpose(gc.reshape(y, (-1, 3, 100)), (2, 0, 1)), gc.sigmoid(z) * 2.0]
+    f, ref = gc.compile([x, y, z], outs, backend="numba"), gc.compile([x, y, z], outs, backend="numpy")
     src = f.source()
-    assert src.count("pcall(") == 6 and "prange" not in src and "range(lo, hi):" in src and "= nonneg(i0_)" in src
+    assert src.count("pcall(") == 7 and "prange" not in src and "range(lo, hi):" in src and "= nonneg(i0_)" in src
+    assert src.count(f" >= {PARALLEL_MIN}, ") == 7 and "if " not in src.split("def driver")[1]
     rng = np.random.default_rng(11)
     threads = numba.get_num_threads()
+    assert 301 * 300 >= PARALLEL_MIN > 300
     try:
         for t in sorted({1, threads}):
             numba.set_num_threads(t)
             for rows in (301, 1, 0):
                 a, b = (rng.normal(size=(rows, 300)).astype(np.float32) for _ in range(2))
-                for got, want in zip(f(a, b), ref(a, b)):
+                c = rng.normal(size=rows * 300).astype(np.float32)
+                for got, want in zip(f(a, b, c), ref(a, b, c)):
                     assert got.shape == want.shape
                     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
     finally:
         numba.set_num_threads(threads)
-    prof = f.profile(np.ones((301, 300), np.float32), np.ones((301, 300), np.float32), repeat=1)
-    assert [k.name for k in prof] == [k.name for k in f.kernels if k.kind != "view"]
+    for rows in (301, 1):  # profile runs each kernel as the driver does, on both sides of the line
+        prof = f.profile(np.ones((rows, 300), np.float32), np.ones((rows, 300), np.float32),
+                         np.ones(rows * 300, np.float32), repeat=1)
+        assert [k.name for k in prof] == [k.name for k in f.kernels if k.kind != "view"]
 
 
 def test_profile_calls_kernels_reading_transposes_of_column_vectors():

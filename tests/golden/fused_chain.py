@@ -84,10 +84,11 @@ def tanh_f32(x):
     return math.copysign(small if ax < np.float32(0.625) else big, x)
 
 
-@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **OPTS)
-def k0_mul_add_tanh_sigmoid_relu_neg_exp(a0, a2, o0, n0):
+@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64, T.int64, T.int64), parallel=False, **OPTS)
+def k0_mul_add_tanh_sigmoid_relu_neg_exp(a0, a2, o0, n0, lo, hi):
     # mul add tanh sigmoid mul add relu neg mul exp mul add
-    for i0 in range(n0):
+    for i0_ in range(lo, hi):
+        i0 = nonneg(i0_)
         for i1 in range(4):
             x0 = a0[i0, i1]
             x2 = a2[i0, i1]
@@ -109,4 +110,4 @@ def k0_mul_add_tanh_sigmoid_relu_neg_exp(a0, a2, o0, n0):
 def driver(v0, v1, v2, sizes, addresses):
     dims = ints(sizes, 1)
     fns = ints(addresses, 1)
-    kcall(k0_mul_add_tanh_sigmoid_relu_neg_exp, fns[0], v0, v1, v2, dims[0])
+    pcall(k0_mul_add_tanh_sigmoid_relu_neg_exp, fns[0], dims[0], dims[0] * 4 >= 32768, v0, v1, v2, dims[0])

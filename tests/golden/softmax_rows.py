@@ -59,10 +59,11 @@ def exp_f32(x):
     return ldexp_f32(p, k)
 
 
-@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64), parallel=False, **{**OPTS, 'fastmath': {'contract', 'reassoc'}})
-def k0_logsumexp_neg_add_exp(a0, ea1, eo0, n0):
+@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64, T.int64, T.int64), parallel=False, **{**OPTS, 'fastmath': {'contract', 'reassoc'}})
+def k0_logsumexp_neg_add_exp(a0, ea1, eo0, n0, lo, hi):
     # logsumexp neg add exp
-    for i0 in range(n0):
+    for i0_ in range(lo, hi):
+        i0 = nonneg(i0_)
         m = np.float32(-np.inf)
         for i1 in range(10):
             m = fmax(m, a0[i0, i1])
@@ -102,5 +103,5 @@ def k1_sum(a0, o0, n0):
 def driver(v0, v1, v2, sizes, addresses):
     dims = ints(sizes, 2)
     fns = ints(addresses, 2)
-    kcall(k0_logsumexp_neg_add_exp, fns[0], v0, v0, v1, dims[0])
+    pcall(k0_logsumexp_neg_add_exp, fns[0], dims[0], dims[0] * 10 >= 32768, v0, v0, v1, dims[0])
     kcall(k1_sum, fns[1], v0, v2, dims[1])
