@@ -7,15 +7,17 @@ import re
 
 import numpy as np
 import pytest
+from scipy import special
 
 import graphc as gc
 
 # max error in units of the last place of the float32 result (float64 reference)
-ULPS = {"exp": 1.0, "log": 1.0, "log1p": 3.0, "tanh": 2.0, "sigmoid": 3.0, "softplus": 3.0}
+ULPS = {"exp": 1.0, "log": 1.0, "log1p": 3.0, "tanh": 2.0, "sigmoid": 3.0, "softplus": 3.0, "erf": 1.5,
+        "sin": 0.501, "cos": 0.501}
 REF = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
        "sigmoid": lambda x: np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x)))),
-       "softplus": lambda x: np.logaddexp(0.0, x)}
-SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754942e-38, 1.1754944e-38, 3.4028235e38,
+       "softplus": lambda x: np.logaddexp(0.0, x), "erf": special.erf, "sin": np.sin, "cos": np.cos}
+SPECIAL = [524288.0, -524288.0, 524287.97, 3.9, 4.0, 4.1, 0.99999994, 1.0000001, 0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754942e-38, 1.1754944e-38, 3.4028235e38,
            -3.4028235e38, 88.72283, 88.72284, 88.8, -87.33655, -103.27893, -103.97208, -104.0, -110.0,
            1.0, -1.0, 0.625, -0.625, 0.62499994, 9.0, -9.0, 44.0, 0.70710677, 0.7071068, 1.4142135,
            2.0, 0.5, 1e-7, -1e-7, 1e-20, -0.9999999, -1.0 + 2 ** -24, 16.635532, -16.635532]
@@ -28,6 +30,9 @@ def inputs():
                            rng.uniform(-30, 30, 200_000).astype(np.float32),
                            rng.uniform(-104, 89, 1_000_000).astype(np.float32),  # exp's whole finite range
                            rng.uniform(-1, 1, 100_000).astype(np.float32),
+                           rng.uniform(-6, 6, 100_000).astype(np.float32),  # erf's pieces meet at 1
+                           rng.uniform(-2.0 ** 20, 2.0 ** 20, 100_000).astype(np.float32),  # sin/cos's two reductions
+                           np.float32(np.pi / 2) * np.arange(-3000, 3000, dtype=np.float32),  # near n * pi/2
                            np.float32(2.0) ** rng.integers(-149, 128, 20_000).astype(np.float32)])
 
 
@@ -82,6 +87,43 @@ def test_exp_polynomial_is_a_fit_to_a_tenth_of_an_ulp():
     assert rel.max() < 4e-9, rel.max()
 
 
+def _coefficients(fn, var):
+    import inspect
+    src = inspect.getsource(fn)
+    return [float(c) for c in re.findall(rf"{var} = (?:{var} \* \w \+ )?np\.float32\(([-0-9.e]+)\)", src)]
+
+
+def test_erf_polynomials_are_fits_well_inside_an_ulp():
+    # erf = x + x * P(x**2) below 1 (P less its 1 as written) and 1 - exp(-x**2) * R(1/x - 0.625) from
+    # 1, with vmath's float32 coefficients evaluated in float64 against SciPy
+    from graphc.backends.numba import vmath
+    p, r = _coefficients(vmath.erf_f32, "p"), _coefficients(vmath.erf_f32, "r")
+    assert len(p) == 7 and len(r) == 11
+    x = np.linspace(1e-4, 1, 100_001)
+    acc = np.zeros_like(x)
+    for c in p:
+        acc = acc * x * x + np.float64(np.float32(c))
+    assert np.abs((x + x * acc) / special.erf(x) - 1).max() < 3e-9
+    x = np.linspace(1, 4, 100_001)
+    t = 1 / x - 0.625
+    acc = np.zeros_like(x)
+    for c in r:
+        acc = acc * t + np.float64(np.float32(c))
+    assert np.abs(acc / special.erfcx(x) - 1).max() < 3e-8
+
+
+def test_two_over_pi_table_holds_its_bits():
+    # sin/cos's large-argument reduction reads 2/pi's bits: word k is bits [8k, 8k + 32) of
+    # floor(2**256 * 2/pi); the top 160 bits are the published ones (fdlibm's two_over_pi table)
+    from graphc.backends.numba import vmath
+    w = [int(v) for v in vmath.TWO_OVER_PI_WORDS]
+    top = 0
+    for k in (28, 24, 20, 16, 12):
+        top = (top << 32) | w[k]
+    assert f"{top:040X}" == "A2F9836E4E441529FC2757D1F534DDC0DB629599"
+    assert all(w[k] >> 8 == w[k + 1] & 0xFFFFFF for k in range(len(w) - 1))  # overlapping by 24 bits
+
+
 def test_special_values_exactly():
     x = gc.placeholder((None,), "float32")
     f = gc.compile([x], [gc.exp(x), gc.log(x), gc.tanh(x), gc.sigmoid(x)], backend="numba")
@@ -99,14 +141,18 @@ def test_fused_loops_call_no_libm_and_vectorize(tmp_path, monkeypatch):
     # a fresh module folder: numba cannot show the machine code of a kernel it loaded from its cache
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
     x = gc.placeholder((None,), "float32", name="x")
-    fn = gc.compile([x], [gc.exp(x) * gc.tanh(x) + gc.log(gc.abs(x)) + gc.softplus(x)], backend="numba")
+    fn = gc.compile([x], [gc.exp(x) * gc.tanh(x) + gc.log(gc.abs(x)) + gc.softplus(x),
+                          gc.sin(x) * gc.cos(x) + gc.erf(x)], backend="numba")
     src = fn.source()
-    assert "math.exp" not in src and "math.tanh" not in src and "def exp_f32" in src
-    kern = [k for k in fn.kernels if k.kind == "loop"][0]
-    jit = getattr(fn._exe.mod, kern.name)
-    ir = "".join(jit.inspect_llvm().values())
-    assert re.search(r"<\d+ x float>", ir), "the float32 loop was not vectorized"
-    assert not re.search(r"call .*@(expf|logf|tanhf|log1pf)\b", ir)
+    assert not re.search(r"math\.(exp|log|log1p|tanh|erf|sin|cos)\(", src)
+    assert "def exp_f32" in src and "def sin_f32" in src and "def erf_f32" in src
+    kerns = [k for k in fn.kernels if k.kind == "loop"]
+    assert len(kerns) == 2
+    for kern in kerns:
+        jit = getattr(fn._exe.mod, kern.name)
+        ir = "".join(jit.inspect_llvm().values())
+        assert re.search(r"<\d+ x float>", ir), f"{kern.name}: the float32 loop was not vectorized"
+        assert not re.search(r"call .*@(expf|logf|tanhf|log1pf|erff|sinf|cosf|sin|cos)\b", ir)
 
 
 def test_exp_variants_agree_bit_for_bit():
