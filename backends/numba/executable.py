@@ -295,9 +295,9 @@ class NumbaExecutable:
                 return int(plan.dims[int(e[5:-1])]) if e.startswith("dims[") else int(e)
             args = [local[n] for n in ks.arrays] + [value(e) for _, e in ks.ints]
             if ks.split is not None:  # as the driver runs it: on every thread unless sized small at run time
-                extent = value(dict(ks.ints).get(ks.split, ks.split))
-                threads = ks.size is None or \
-                    math.prod(value(dict(ks.ints).get(e, e)) for e in ks.size) >= PARALLEL_MIN
+                ints = dict(ks.ints)
+                extent = value(ints.get(ks.split, ks.split))
+                threads = ks.size is None or math.prod(value(ints.get(e, e)) for e in ks.size) >= PARALLEL_MIN
                 launch, address = _launcher(), int(self._fns[at])
                 with warnings.catch_warnings():  # numba calls a dispatcher as an argument "experimental"
                     warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)

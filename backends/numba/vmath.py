@@ -3,17 +3,17 @@ the loops that call them: range reduction, a short polynomial and 2**n applied b
 vscalefps where the host has it, else built from its bits (intrinsics.py).
 
 numba's math.exp/math.tanh become calls to libm's scalar expf/tanhf, which stop LLVM from
-vectorizing a fused loop (numba's SVML path needs an SVML-patched llvmlite, which PyPI's is not),
-so a loop with a transcendental ran at a tenth of memory speed. These functions use only
-arithmetic, comparisons, bit casts and (sin, cos) reads of a table of 2/pi's bits, which become
-vector gathers. The polynomials are Cephes' single-precision ones (S. L. Moshier) except exp's,
-erf's (ours, fitted the same way) and sin/cos's (Taylor, in float64 after a float64 or integer
-range reduction, so they round once: 0.5 ulp). exp's: P in exp(r) = 1 + r + r**2 P(r), |r| <= ln(2)/2, is our degree-4 fit, minimax
-in relative error (Lawson's reweighted least squares in float64, coefficients rounded to float32;
-its own error 3.1e-9, a tenth of Cephes' degree-5 one's ulp budget, one FMA fewer; the test file
-refits and checks it). Max errors against float64 over the float32 range are pinned in tests/backends/
-test_vmath.py. Special values follow C99/NumPy: exp(-inf) = 0, exp(inf) = inf, log(0) = -inf,
-log(x < 0) = nan, nan in -> nan out.
+vectorizing a fused loop (numba's SVML path needs an SVML-patched llvmlite, which PyPI's is not), so
+a loop with a transcendental ran at a tenth of memory speed. These functions use only arithmetic,
+comparisons, bit casts and (sin, cos) reads of a table of 2/pi's bits, which become vector gathers.
+The polynomials are Cephes' single-precision ones (S. L. Moshier) except exp's, erf's (ours, fitted
+the same way) and sin/cos's (Taylor, in float64 after a float64 or integer range reduction, so they
+round once: 0.5 ulp). exp's: P in exp(r) = 1 + r + r**2 P(r), |r| <= ln(2)/2, is our degree-4 fit,
+minimax in relative error (Lawson's reweighted least squares in float64, coefficients rounded to
+float32; its own error 3.1e-9, a tenth of Cephes' degree-5 one's ulp budget, one FMA fewer; the test
+file checks it). Max errors against float64 over the float32 range are pinned in
+tests/backends/test_vmath.py. Special values follow C99/NumPy: exp(-inf) = 0, exp(inf) = inf, log(0)
+= -inf, log(x < 0) = nan, nan in -> nan out.
 
 The code generator copies the source of the functions a module uses into that module (see
 FUNCTIONS, NEEDS), so fn.source() shows exactly what runs and the module cache key covers it.

@@ -17,7 +17,8 @@ ULPS = {"exp": 1.0, "log": 1.0, "log1p": 3.0, "tanh": 2.0, "sigmoid": 3.0, "soft
 REF = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
        "sigmoid": lambda x: np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x)))),
        "softplus": lambda x: np.logaddexp(0.0, x), "erf": special.erf, "sin": np.sin, "cos": np.cos}
-SPECIAL = [524288.0, -524288.0, 524287.97, 3.9, 4.0, 4.1, 0.99999994, 1.0000001, 0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754942e-38, 1.1754944e-38, 3.4028235e38,
+SPECIAL = [524288.0, -524288.0, 524287.97, 3.9, 4.0, 4.1, 0.99999994, 1.0000001,  # sin/cos's and erf's seams
+           0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754942e-38, 1.1754944e-38, 3.4028235e38,
            -3.4028235e38, 88.72283, 88.72284, 88.8, -87.33655, -103.27893, -103.97208, -104.0, -110.0,
            1.0, -1.0, 0.625, -0.625, 0.62499994, 9.0, -9.0, 44.0, 0.70710677, 0.7071068, 1.4142135,
            2.0, 0.5, 1e-7, -1e-7, 1e-20, -0.9999999, -1.0 + 2 ** -24, 16.635532, -16.635532]
@@ -71,26 +72,31 @@ def test_accuracy_over_the_float32_range(compiled, name):
     np.testing.assert_array_equal(np.signbit(got[zero & ~np.isnan(got)]), np.signbit(ref32[zero]))
 
 
-def test_exp_polynomial_is_a_fit_to_a_tenth_of_an_ulp():
-    # exp(r) = 1 + r + r**2 P(r) over |r| <= ln(2)/2 with vmath's float32 coefficients, in float64:
-    # the approximation itself must leave the float32 rounding (6e-8 relative) nearly all the budget
-    import inspect
-    from graphc.backends.numba import vmath
-    src = inspect.getsource(vmath.exp_reduce_f32)
-    coef = [float(c) for c in re.findall(r"p = (?:p \* r \+ )?np\.float32\(([-0-9.e]+)\)", src)]
-    assert len(coef) == 5
-    r = np.linspace(-np.log(2) / 2, np.log(2) / 2, 200_001)
-    p = np.zeros_like(r)
-    for c in coef:
-        p = p * r + np.float64(np.float32(c))
-    rel = np.abs((1 + r + r * r * p) / np.exp(r) - 1)
-    assert rel.max() < 4e-9, rel.max()
-
-
 def _coefficients(fn, var):
+    """The float32 coefficients of the Horner chain for `var` in a vmath function's source, highest
+    power first."""
     import inspect
     src = inspect.getsource(fn)
     return [float(c) for c in re.findall(rf"{var} = (?:{var} \* \w \+ )?np\.float32\(([-0-9.e]+)\)", src)]
+
+
+def _horner(coef, t):
+    """The polynomial with these float32 coefficients (highest power first) at t, in float64."""
+    acc = np.zeros_like(t)
+    for c in coef:
+        acc = acc * t + np.float64(np.float32(c))
+    return acc
+
+
+def test_exp_polynomial_is_a_fit_to_a_tenth_of_an_ulp():
+    # exp(r) = 1 + r + r**2 P(r) over |r| <= ln(2)/2 with vmath's float32 coefficients, in float64:
+    # the approximation itself must leave the float32 rounding (6e-8 relative) nearly all the budget
+    from graphc.backends.numba import vmath
+    coef = _coefficients(vmath.exp_reduce_f32, "p")
+    assert len(coef) == 5
+    r = np.linspace(-np.log(2) / 2, np.log(2) / 2, 200_001)
+    rel = np.abs((1 + r + r * r * _horner(coef, r)) / np.exp(r) - 1)
+    assert rel.max() < 4e-9, rel.max()
 
 
 def test_erf_polynomials_are_fits_well_inside_an_ulp():
@@ -100,16 +106,9 @@ def test_erf_polynomials_are_fits_well_inside_an_ulp():
     p, r = _coefficients(vmath.erf_f32, "p"), _coefficients(vmath.erf_f32, "r")
     assert len(p) == 7 and len(r) == 11
     x = np.linspace(1e-4, 1, 100_001)
-    acc = np.zeros_like(x)
-    for c in p:
-        acc = acc * x * x + np.float64(np.float32(c))
-    assert np.abs((x + x * acc) / special.erf(x) - 1).max() < 3e-9
+    assert np.abs((x + x * _horner(p, x * x)) / special.erf(x) - 1).max() < 3e-9
     x = np.linspace(1, 4, 100_001)
-    t = 1 / x - 0.625
-    acc = np.zeros_like(x)
-    for c in r:
-        acc = acc * t + np.float64(np.float32(c))
-    assert np.abs(acc / special.erfcx(x) - 1).max() < 3e-8
+    assert np.abs(_horner(r, 1 / x - 0.625) / special.erfcx(x) - 1).max() < 3e-8
 
 
 def test_two_over_pi_table_holds_its_bits():
