@@ -5,7 +5,7 @@ from .api import (  # noqa: F401
     broadcast_to, cast, check_index, clip, concat, constant, conv2d, cos, cross_entropy, div, elu, embedding, equal,
     erf,
     exp, expand_dims, flatten, fold, gelu, getitem, greater, greater_equal, hinge, l1_loss, leaky_relu, less,
-    less_equal, log, log1p, log_softmax, logical_and, logical_not, logical_or, logsumexp, matmul, max,
+    less_equal, log, log1p, log_softmax, logical_and, logical_not, logical_or, logical_xor, logsumexp, matmul, max,
     max_pool2d, maximum, mean, min, minimum, mse, mul, neg, not_equal, one_hot, pad, parameter, permute,
     placeholder, pow, prelu, prod, random_uniform, reciprocal, relu, reshape, sigmoid, sign, sin, size_of, softmax,
     softplus, sqrt, square, squeeze, stack, std, step, sub, sum, take, tanh, train_switch, transpose, unfold, var,

@@ -5,6 +5,7 @@ Composites (sub, mean, softmax, losses, ...) are built here from the primitives 
 from __future__ import annotations
 
 import builtins
+import math
 import numbers
 
 import numpy as np
@@ -122,7 +123,22 @@ def _binary(name):
 add = _binary("add")
 mul = _binary("mul")
 div = _binary("div")
-pow = _binary("pow")  # noqa: A001 - the NumPy name
+_pow = _binary("pow")
+
+
+def pow(a, b) -> Node:  # noqa: A001 - the NumPy name
+    """a ** b with NumPy's rules; an integer power's exponent must be >= 0 (checked when it is a
+    constant, else at run time), as NumPy raises rather than giving 0."""
+    a, b = _pair(a, b)
+    if dt.result_type(a.dtype, b.dtype).kind in "iu" and b.dtype.kind in "iu":
+        if b.op.name == "constant":
+            if (b.data < 0).any():
+                raise DTypeError(f"pow: integers to negative integer powers are not allowed (exponent "
+                                 f"{b.data.min()}); cast to float first", user_location())
+        else:
+            b = make_node(_op("check_index"), (b,), {"bound": int(np.iinfo(b.dtype).max), "wrap": False,
+                                                     "what": "integer exponent"})
+    return _pow(a, b)
 maximum = _binary("maximum")
 minimum = _binary("minimum")
 less = _binary("less")
@@ -131,6 +147,11 @@ equal = _binary("equal")
 not_equal = _binary("not_equal")
 logical_and = _binary("logical_and")
 logical_or = _binary("logical_or")
+
+
+def logical_xor(a, b) -> Node:
+    """a != b for bool tensors (np.logical_xor)."""
+    return not_equal(_require_bool(a, "logical_xor"), _require_bool(b, "logical_xor"))
 
 
 def greater(a, b) -> Node:
@@ -149,7 +170,7 @@ def sub(a, b) -> Node:
     """a - b, built as a + (-b)."""
     a, b = _pair(a, b)
     if a.dtype == dt.bool_ and b.dtype == dt.bool_:
-        raise DTypeError("sub: subtracting bool tensors is not defined (use logical_xor or cast)",
+        raise DTypeError("sub: subtracting bool tensors is not defined (use gc.logical_xor, or gc.cast to a number first)",
                          user_location())
     return add(a, neg(b))
 
@@ -274,7 +295,7 @@ def size_of(x, axis=None, dtype="float32") -> Node:
     dims = [x.shape[a] for a in axes]
     dtype = dt.as_dtype(dtype)
     if None not in dims:
-        return constant(np.asarray(int(np.prod(dims, dtype=np.int64)), dtype=dtype))
+        return constant(np.asarray(math.prod(dims), dtype=dtype))
     return make_node(_op("dimsize"), (x,), {"axes": axes, "dtype": dtype})
 
 
@@ -332,8 +353,14 @@ def _reshape_keep(x: Node, new_shape: tuple, src: tuple) -> Node:
 def transpose(x, axes=None) -> Node:
     """Permute axes (reverse them when axes is None), as np.transpose."""
     x = as_node(x)
-    perm = tuple(range(x.ndim))[::-1] if axes is None else tuple(int(a) % builtins.max(x.ndim, 1)
-                                                                  for a in axes)
+    if axes is None:
+        perm = tuple(range(x.ndim))[::-1]
+    else:
+        perm = tuple(int(a) for a in axes)
+        if sorted(a % builtins.max(x.ndim, 1) if -x.ndim <= a < x.ndim else a for a in perm) != list(range(x.ndim)):
+            raise ShapeError(f"transpose: permutation {tuple(axes)} does not fit {fmt_shape(x.shape)} (it must "
+                             f"order the axes 0..{x.ndim - 1}, each once)", user_location())
+        perm = tuple(a % x.ndim for a in perm)
     if perm == tuple(range(x.ndim)):
         return x
     return make_node(_op("transpose"), (x,), {"perm": perm})
@@ -417,7 +444,7 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Node:
         return reshape(x, (1,))
     s, e = _axes(x, (start_dim,))[0], _axes(x, (end_dim,))[0]
     merged = x.shape[s:e + 1]
-    m = None if None in merged else int(np.prod(merged, dtype=np.int64))
+    m = None if None in merged else math.prod(merged)
     shape = x.shape[:s] + (m,) + x.shape[e + 1:]
     src = tuple(range(s)) + (-1,) + tuple(range(e + 1, x.ndim))
     return _reshape_keep(x, shape, src)
@@ -550,8 +577,15 @@ def stack(xs, axis: int = 0) -> Node:
 def pad(x, pad_width, value=0) -> Node:
     """Constant padding, np.pad's pad_width forms: n, (before, after), or one pair per axis."""
     x = as_node(x)
-    pw = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2)) if np.ndim(pad_width) < 2 \
-        else np.asarray(pad_width, dtype=np.int64)
+    try:
+        pw = np.asarray(pad_width)
+        if pw.dtype.kind not in "iu" and pw.size:
+            raise ValueError(f"pad widths must be integers, got {pw.dtype}")
+        pw = np.broadcast_to(pw.astype(np.int64), (x.ndim, 2))
+    except ValueError as e:
+        raise ShapeError(f"pad: pad_width {pad_width!r} does not fit a {x.ndim}-d tensor {fmt_shape(x.shape)}: "
+                         "give n, (before, after) or one (before, after) pair per axis"
+                         + (f" ({e})" if "integers" in str(e) else ""), user_location()) from None
     pw = tuple((int(a), int(b)) for a, b in pw)
     if all(a == 0 and b == 0 for a, b in pw):
         return x
@@ -777,11 +811,13 @@ def _advanced(x: Node, axes: list, idxs: list) -> tuple[Node, tuple]:
     flat = None
     for k, i in enumerate(idxs):
         size = size_of(x, k, "int64")
-        i = cast(i, "int64")
+        d = x.shape[k]
+        # in range, as NumPy checks: once merged, a wrong index would land in another row
+        i = check_index(cast(i, "int64"), size if d is None else d, wrap=True)
         i = where(less(i, 0), add(i, size), i)  # NumPy's negative indices
         flat = i if flat is None else add(mul(flat, size), i)
     merged = [x.shape[k] for k in range(len(axes))]
-    m = None if None in merged else int(np.prod(merged, dtype=np.int64))
+    m = None if None in merged else math.prod(merged)
     x = _reshape_keep(x, (m,) + x.shape[len(axes):], (-1,) + tuple(range(len(axes), x.ndim)))
     return make_node(_op("take"), (x, flat), {"axis": 0}), bshape
 
@@ -790,9 +826,10 @@ def _advanced(x: Node, axes: list, idxs: list) -> tuple[Node, tuple]:
 
 
 def log_softmax(x, axis: int = -1) -> Node:
-    """x - logsumexp(x): stable for large logits."""
+    """(x - max) - log(sum(exp(x - max))) along axis: exact for large logits (a primitive)."""
     x = as_node(x)
-    return sub(x, logsumexp(x, axis, keepdims=True))
+    x = x if x.dtype.kind == "f" else cast(x, dt.float_result(x.dtype))
+    return make_node(_op("log_softmax"), (x,), {"axes": _axes(x, axis)})
 
 
 def softmax(x, axis: int = -1) -> Node:
@@ -810,9 +847,12 @@ def _reduce_loss(loss: Node, reduction: str, fn: str) -> Node:
     raise ValueError(f"{fn}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def check_index(indices, bound: int) -> Node:
-    """indices unchanged, with a run-time check that each is in [0, bound)."""
-    return make_node(_op("check_index"), (as_node(indices),), {"bound": int(bound)})
+def check_index(indices, bound, wrap: bool = False) -> Node:
+    """indices unchanged, with a run-time check that each is in [0, bound) ([-bound, bound) with
+    wrap); bound an int, or a 0-d integer node (a size known only at run time)."""
+    if isinstance(bound, Node):
+        return make_node(_op("check_index"), (as_node(indices), bound), {"bound": -1, "wrap": bool(wrap)})
+    return make_node(_op("check_index"), (as_node(indices),), {"bound": int(bound), "wrap": bool(wrap)})
 
 
 def cross_entropy(logits, labels, reduction: str = "mean", axis: int = -1) -> Node:
@@ -844,12 +884,18 @@ def _move_last_to(axis, ndim):
     return perm
 
 
+def _clamped_log(q: Node) -> Node:
+    """max(log(q), -100) whose gradient is finite where q is 0: log reads 1 there (the double where),
+    so no 0 * inf. A graph the stabilize pass leaves alone, so its value does not depend on
+    optimize (log(1 - sigmoid(z)) would become -softplus(z) and skip the clamp)."""
+    ok = greater(q, float(np.exp(np.float64(-100)).astype(q.dtype)) if q.dtype.kind == "f" else 0)
+    return where(ok, log(where(ok, q, 1)), -100.0)
+
+
 def binary_cross_entropy(probs, targets, reduction: str = "mean") -> Node:
     """-(t log p + (1-t) log(1-p)) with each log clamped at -100, as in PyTorch."""
     p, t = _pair(probs, targets)
-    lp = maximum(log(p), -100.0)
-    lq = maximum(log(sub(1, p)), -100.0)
-    loss = neg(add(mul(t, lp), mul(sub(1, t), lq)))
+    loss = neg(add(mul(t, _clamped_log(p)), mul(sub(1, t), _clamped_log(sub(1, p)))))
     return _reduce_loss(loss, reduction, "binary_cross_entropy")
 
 
@@ -901,6 +947,7 @@ def _install_operators() -> None:
     N.__eq__, N.__ne__ = equal, not_equal
     N.__and__, N.__rand__ = _logical(logical_and), rev(_logical(logical_and))
     N.__or__, N.__ror__ = _logical(logical_or), rev(_logical(logical_or))
+    N.__xor__, N.__rxor__ = logical_xor, rev(logical_xor)
     N.__invert__ = lambda self: logical_not(_require_bool(self, "~"))
     N.__getitem__ = getitem
     N.T = property(lambda self: transpose(self))

@@ -3,18 +3,24 @@
 gc.save writes to a temporary file in the same folder, flushes it to disk and renames it over the
 target, so a crash at any moment leaves either the old checkpoint or the new one, never half a
 file. gc.load checks every name, shape and dtype before it changes any parameter.
+
+The file: arrays stored as a0, a1, ... with their names in a string array `names` (names are data,
+never np.savez keywords, so any name works), and `format`. Loading never unpickles: a file that is
+not such a checkpoint (empty, truncated, damaged, an object array) is a CheckpointError naming it.
 """
 from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
 from .errors import GraphError
 from .ir import Node, user_location
 
-FORMAT = "graphc-checkpoint-1"
+FORMAT = "graphc-checkpoint-2"
+OLD_FORMAT = "graphc-checkpoint-1"  # arrays stored under their names, beside __format__
 
 
 class CheckpointError(GraphError, ValueError):
@@ -39,7 +45,7 @@ def named_state(obj) -> dict[str, Node]:
     elif isinstance(obj, Optimizer):
         out = obj.state()
     elif isinstance(obj, Function):
-        out = by_label([p for p in obj.program.parameters if p.data.role != "rng"])
+        out = function_state(obj)
     elif isinstance(obj, dict):
         out = dict(obj)
     elif isinstance(obj, Node):
@@ -67,14 +73,28 @@ def by_label(params) -> dict[str, Node]:
     return out
 
 
+def function_state(fn) -> dict[str, Node]:
+    """A compiled function's parameters by name (random keys left out); an unnamed one by its
+    position among the function's parameters, '#<k>', which the same graph compiled in another
+    process gives again (a serial label such as parameter#2 would not)."""
+    params = [p for p in fn.program.parameters if p.data.role != "rng"]
+    out = by_label([p for p in params if p.name])
+    for k, p in enumerate(params):
+        if not p.name:
+            out[f"#{k}"] = p
+    return out
+
+
 def save(path, obj) -> str:
     """Write obj's parameters (see named_state) to path (.npz), atomically. Returns the path."""
     state = named_state(obj)
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
-    arrays = {name: np.array(p.value, order="C") for name, p in state.items()}  # 0-d stays 0-d
-    arrays["__format__"] = np.array(FORMAT)
+    names = list(state)
+    arrays = {f"a{k}": np.array(state[n].value, order="C") for k, n in enumerate(names)}  # 0-d stays 0-d
+    arrays["names"] = np.array(names, dtype=str) if names else np.zeros(0, "<U1")
+    arrays["format"] = np.array(FORMAT)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
@@ -100,12 +120,7 @@ def load(path, obj=None, strict: bool = True):
     path = os.fspath(path)
     if not os.path.exists(path) and os.path.exists(path + ".npz"):
         path += ".npz"
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != "__format__"}
-        fmt = str(z["__format__"]) if "__format__" in z.files else None
-    if fmt is not None and fmt != FORMAT:
-        raise CheckpointError(f"{path}: unknown checkpoint format {fmt!r} (this graphc reads {FORMAT})",
-                              user_location())
+    arrays = read(path)
     if obj is None:
         return arrays
     state = named_state(obj)
@@ -130,3 +145,44 @@ def load(path, obj=None, strict: bool = True):
         if k in arrays:
             np.copyto(p.data.array, arrays[k])
     return obj
+
+
+def read(path: str) -> dict[str, np.ndarray]:
+    """The arrays of the checkpoint at path by name, or a CheckpointError saying why not."""
+    def bad(why):
+        return CheckpointError(f"{path} is not a readable graphc checkpoint: {why}", user_location())
+    if not os.path.isfile(path):
+        raise bad("no such file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = list(z.files)
+            if "format" in files and "names" in files:
+                fmt = str(z["format"])
+                if fmt != FORMAT:
+                    raise CheckpointError(f"{path}: unknown checkpoint format {fmt!r} (this graphc reads "
+                                          f"{FORMAT} and {OLD_FORMAT})", user_location())
+                names = z["names"]
+                if names.dtype.kind != "U" or names.ndim != 1 or sorted(files) != sorted(
+                        ["format", "names"] + [f"a{k}" for k in range(len(names))]):
+                    raise bad("its table of names does not match its arrays")
+                arrays = {str(n): z[f"a{k}"] for k, n in enumerate(names)}
+            elif "__format__" in files and str(z["__format__"]) == OLD_FORMAT:
+                arrays = {k: z[k] for k in files if k != "__format__"}
+            else:
+                raise bad("it has no graphc format marker")
+    except CheckpointError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e):  # an object array: graphc never unpickles
+            raise bad("it holds a pickled object array, which graphc never loads") from None
+        raise bad(str(e)) from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, UnicodeError) as e:
+        raise bad(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
+    except Exception as e:  # any other sign of a damaged file (struct, zlib, header parsing)
+        raise bad(f"{type(e).__name__}: {e}") from None
+    if len(arrays) != len(set(arrays)):
+        raise bad("a name appears twice")
+    for k, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise bad(f"array {k!r} has dtype {a.dtype}, not a parameter's")
+    return arrays

@@ -126,6 +126,10 @@ def compile(inputs, outputs, updates=None, backend: str = "numpy", *,  # noqa: A
             raise CompileError(f"inputs must be placeholders, got {x!r}", loc)
         if x in seen:
             raise CompileError(f"placeholder {x.label} is listed twice in inputs", loc)
+        twin = next((y for y in seen if x.name and y.name == x.name), None)
+        if twin is not None:  # feeding by keyword could not tell them apart
+            raise CompileError(f"two input placeholders are named {x.name!r} (made at {format_loc(twin.loc)} "
+                               f"and at {format_loc(x.loc)}); give them distinct names", loc)
         seen.add(x)
     ups = _check_updates(updates, loc)
     if training is None:

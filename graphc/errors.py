@@ -45,3 +45,7 @@ class CompileError(GraphError):
 
 class GraphRuntimeError(GraphError, RuntimeError):
     """An op that failed while a compiled function ran."""
+
+
+class OutOfMemoryError(GraphRuntimeError, MemoryError):
+    """The arrays a call needs for its feed shapes do not fit in memory."""

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import os
 import sys
 import weakref
 
 import numpy as np
 
-from .errors import GraphError
+from .errors import GraphError, ShapeError
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # Frames from graphc itself (and its backends, which install beside it or sit at the repo root)
@@ -44,6 +45,17 @@ class FrozenAttrs(dict):
         raise TypeError("op attributes are immutable")
 
     __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _immutable
+
+
+def _bits(v):
+    """v as a cache key that tells apart what == does not: -0.0 from 0.0, True from 1, 1.0 from 1."""
+    if isinstance(v, tuple):
+        return tuple(_bits(x) for x in v)
+    if isinstance(v, float):
+        return ("f", v.hex())
+    if isinstance(v, (bool, int)):
+        return (type(v).__name__, v)
+    return v
 
 
 def _freeze(v):
@@ -202,7 +214,7 @@ def make_node(op, inputs=(), attrs=None, *, uid=None, name=None, data=None, loc=
     """Build (or find in the cache) the node op(inputs; attrs); shape/dtype errors name the user's line."""
     inputs = tuple(inputs)
     attrs = FrozenAttrs({k: _freeze(v) for k, v in attrs.items()}) if attrs else _EMPTY
-    key = (op, inputs, attrs, uid)
+    key = (op, inputs, tuple((k, _bits(v)) for k, v in sorted(attrs.items())) if attrs else (), uid)
     node = _CACHE.get(key)
     if node is not None:
         return node
@@ -215,6 +227,10 @@ def make_node(op, inputs=(), attrs=None, *, uid=None, name=None, data=None, loc=
             e = type(e)(f"{op.name}: {e.message}", loc)
             raise e from None
         raise
+    if None not in shape and math.prod(shape) >= 2 ** 63:
+        from .ops.base import fmt_shape
+        raise ShapeError(f"{op.name}: shape {fmt_shape(shape)} has {math.prod(shape)} elements, more than "
+                         "an int64 counts", loc)
     node = Node(op, inputs, attrs, tuple(shape), np.dtype(dtype), uid, name, loc, data)
     _CACHE[key] = node
     return node

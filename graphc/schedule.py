@@ -5,6 +5,8 @@ feed shapes, the concrete shape of every value and which array holds it.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,6 +131,10 @@ def resolve_shapes(program, feed_shapes) -> dict[Node, tuple]:
                 s = tuple(ref[i] if d is None else d for i, d in enumerate(s))
             if None in s:  # reshape: sizes copied from the input (src) or inferred from the count
                 s = _infer_dims(n, s, stand)
+            n.op.check_run_time(n, [stand[i].shape for i in n.inputs], s)
+            if math.prod(s) >= 2 ** 63:
+                raise ShapeError(f"{n.op.name} ({n.label}) at run time: shape {fmt_shape(s)} has more "
+                                 "elements than an int64 counts", n.loc)
         shapes[n] = s
         stand[n] = _Shaped(s, n.dtype)
     return shapes
@@ -141,11 +147,11 @@ def _infer_dims(n, s, stand):
     for i, d in enumerate(target):
         if d is None:
             target[i] = stand[n.inputs[1]].shape[i] if len(n.inputs) > 1 else x.shape[src[i]]
-    size = int(np.prod(x.shape))
-    known = int(np.prod([d for d in target if d != -1]))
+    size = math.prod(x.shape)
+    known = math.prod(d for d in target if d != -1)
     out = tuple(size // known if d == -1 else d for d in target) if known else tuple(0 if d == -1 else d
                                                                                       for d in target)
-    if int(np.prod(out)) != size:
+    if math.prod(out) != size:
         raise ShapeError(f"reshape ({n.label}) at run time: cannot reshape {fmt_shape(x.shape)} to "
                          f"{fmt_shape(out)}", n.loc)
     return out
@@ -184,6 +190,8 @@ def plan_buffers(program, kernels, shapes, inplace=None) -> BufferPlan:
             plan.slots[n] = ("param", n)
         elif n.op.name == "constant":
             plan.slots[n] = ("const", n)
+    for p, _ in program.updates:  # a target the graph never reads is written all the same
+        plan.slots[p] = ("param", p)
     plan.outputs = fresh_outputs(program)
     out_nodes = {o: i for i, o in enumerate(plan.outputs)}
     keep = {u for _, u in program.updates} | set(program.outputs)

@@ -90,6 +90,29 @@ class History:
         return f"<History {self.epochs} epochs: {last}>"
 
 
+def _count(value, what: str, least: int = 1) -> int:
+    """value as an int >= least, or a GraphError naming the argument (a bool is not a count)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < least:
+        raise GraphError(f"{what} must be a whole number >= {least}, got {value!r}", user_location())
+    return int(value)
+
+
+def _early_stopping(value):
+    """fit's early_stopping argument as an EarlyStopping or None: None/False off, True the defaults,
+    a whole number the patience."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return EarlyStopping()
+    if isinstance(value, EarlyStopping):
+        _count(value.patience, "EarlyStopping.patience", 0)
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+        return EarlyStopping(patience=_count(value, "early_stopping (the patience)", 0))
+    raise GraphError(f"early_stopping must be None, a bool, a patience (int) or a gc.EarlyStopping, got "
+                     f"{value!r}", user_location())
+
+
 def _as_data(data, names, what):
     arrays = [np.asarray(a) for a in data]
     if len(arrays) != len(names):
@@ -169,16 +192,22 @@ class Trainer:
 
     def evaluate(self, *data, batch_size: int = 512) -> dict[str, float]:
         """Loss and metrics over data (inference mode), averaged over samples."""
+        batch_size = _count(batch_size, "evaluate: batch_size")
         arrays, n = _as_data(data, [p.label for p in self.inputs], "evaluate")
+        if n == 0:
+            raise FeedError("evaluate: no samples (a mean over none is not defined)", user_location())
         sums = np.zeros(len(self._outs))
         for batch in self._batches(arrays, n, batch_size):
             sums += np.array([float(v) for v in self.eval_step(*batch)]) * len(batch[0])
-        return {k: float(s / max(n, 1)) for k, s in zip(self._names, sums)}
+        return {k: float(s / n) for k, s in zip(self._names, sums)}
 
     def predict(self, *data, batch_size: int = 512) -> np.ndarray:
         """The predict node for data (inference mode): one array per input the node needs."""
+        batch_size = _count(batch_size, "predict: batch_size")
         fn = self.predict_fn
         arrays, n = _as_data(data, [p.label for p in fn.inputs], "predict")
+        if n == 0:
+            raise FeedError("predict: no samples", user_location())
         outs = [fn(*batch) for batch in self._batches(arrays, n, batch_size)]
         return np.concatenate(outs) if outs else np.empty((0,))
 
@@ -191,12 +220,14 @@ class Trainer:
         verbose: a tqdm progress bar (default: only when stderr is a terminal)."""
         from tqdm.auto import tqdm
 
+        epochs = _count(epochs, "fit: epochs")
+        batch_size = _count(batch_size, "fit: batch_size")
         arrays, n = _as_data(data, [p.label for p in self.inputs], "fit")
         if n == 0:
             raise FeedError("fit: no training samples", user_location())
         if validation_data is not None:
             validation_data, _ = _as_data(validation_data, [p.label for p in self.inputs], "validation_data")
-        stop = EarlyStopping(patience=early_stopping) if isinstance(early_stopping, int) else early_stopping
+        stop = _early_stopping(early_stopping)
         monitor = None
         if stop is not None:
             monitor = stop.monitor or ("val_loss" if validation_data is not None else "loss")

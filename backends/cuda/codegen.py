@@ -355,6 +355,15 @@ def render_argreduce(kern, dims, cfg):
     return k
 
 
+def _nest(axes, var, ext, inner) -> list[str]:
+    """inner lines inside one for-loop per reduced axis (loop variable var[q], extent ext[q])."""
+    lines, pad = [], ""
+    for q in axes:
+        lines.append(f"{pad}for {var[q]} in range({ext[q]}):")
+        pad += "    "
+    return lines + [pad + s for s in inner]
+
+
 def render_logsumexp(kern, dims, cfg):
     """A thread per output entry: the max (and whether a NaN is there), then the sum of exp(x - max)."""
     node = kern.nodes[0]
@@ -371,11 +380,7 @@ def render_logsumexp(kern, dims, cfg):
     v = convert(f"{x}[{index([var[q] for q in range(xn.ndim)], xn.ndim)}]", xn.dtype, node.dtype)
 
     def nest(inner):
-        lines, pad = [], ""
-        for q in axes:
-            lines.append(f"{pad}for {var[q]} in range({ext[q]}):")
-            pad += "    "
-        return lines + [pad + s for s in inner]
+        return _nest(axes, var, ext, inner)
 
     dst = index(["0" if q in axes else var[q] for q in range(xn.ndim)] if keep else [var[q] for q in outer],
                 node.ndim)
@@ -383,6 +388,32 @@ def render_logsumexp(kern, dims, cfg):
             ["if bad:", f"    {o}[{dst}] = {T}(np.nan)", "elif m == np.inf or m == -np.inf:", f"    {o}[{dst}] = m",
              "else:", f"    s = {T}(0)"] + ["    " + s for s in nest([f"s += math.exp({v} - m)"])] +
             [f"    {o}[{dst}] = m + {T}(math.log(s))"])
+    k.elementwise("", [ext[q] for q in outer], body)
+    return k
+
+
+def render_log_softmax(kern, dims, cfg):
+    """A thread per row: the max (a NaN or a +-inf max makes the row NaN), the sum of exp(x - max),
+    then each element's (x - max) - log(sum)."""
+    node = kern.nodes[0]
+    k = CudaKernel(kern, cfg)
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
+    o = k.array(node, "o0")
+    axes = node.attrs["axes"]
+    T = np_type(node.dtype)
+    outer = [q for q in range(xn.ndim) if q not in axes]
+    ext = {q: _extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
+    var = {q: (f"i{outer.index(q)}" if q in outer else f"r{q}") for q in range(xn.ndim)}
+    at = index([var[q] for q in range(xn.ndim)], xn.ndim)
+
+    def nest(inner):
+        return _nest(axes, var, ext, inner)
+
+    body = ([f"m = {T}(-np.inf)", "bad = False"] + nest([f"v = {x}[{at}]", "bad = bad or v != v", "m = v if v > m else m"])
+            + ["if bad or m == np.inf or m == -np.inf:", f"    m = {T}(np.nan)", f"    ls = {T}(0)", "else:",
+               f"    s = {T}(0)"] + ["    " + ln for ln in nest([f"s += math.exp({x}[{at}] - m)"])]
+            + [f"    ls = {T}(math.log(s))"] + nest([f"{o}[{at}] = ({x}[{at}] - m) - ls"]))
     k.elementwise("", [ext[q] for q in outer], body)
     return k
 
@@ -419,7 +450,8 @@ RENDER = {
     "loop": render_loop, "matmul": render_matmul, "transpose": render_transpose, "slice": render_slice,
     "unslice": render_unslice, "take": render_take, "scatter_add": render_scatter_add, "pad": render_pad,
     "concat": render_concat, "argmax": render_argreduce, "argmin": render_argreduce,
-    "logsumexp": render_logsumexp, "dimsize": render_dimsize, "im2col": render_im2col, "col2im": render_col2im,
+    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "dimsize": render_dimsize,
+    "im2col": render_im2col, "col2im": render_col2im,
 }
 
 

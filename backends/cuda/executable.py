@@ -3,6 +3,7 @@ resident on the device, one sequence of launches per call."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -12,7 +13,7 @@ from graphc import ir
 from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
 
 from ..numba.cache import load
-from ..numba.executable import explain
+from ..numba.executable import explain, out_of_memory
 from .codegen import INDEX, decode, render_module
 
 try:
@@ -57,6 +58,7 @@ class CudaExecutable:
         if os.environ.get("GRAPHC_DEBUG") == "1":
             print(f"graphc: {self.path} ready in {self.compile_seconds:.2f}s")
         self._plans: dict[tuple, _Plan] = {}
+        self._lock = threading.Lock()
         self._consts = {}
         self._err = cuda.to_device(_ZERO)
         self._updated = [p.data for p, _ in program.updates]
@@ -134,7 +136,14 @@ class CudaExecutable:
         return plan
 
     def run(self, feeds, out=None):
-        plan = self.prepare(feeds)
+        with self._lock:  # one call at a time: a plan's device buffers are shared by every call
+            return self._run(feeds, out)
+
+    def _run(self, feeds, out):
+        try:
+            plan = self.prepare(feeds)
+        except MemoryError:
+            raise out_of_memory(self.program, [f.shape for f in feeds]) from None
         err = self._err
         if self.module.fallible:
             err.copy_to_device(_ZERO)

@@ -192,8 +192,9 @@ class LoopParts:
 
 
 def index_error(kern, m, bound) -> str:
-    """The statement a CPU kernel runs on an index outside [0, bound) (the executable explains it)."""
-    return f'raise IndexError("graphc:{kern.index}:{kern.position(m)}: index out of range [0, {bound})")'
+    """The statement a CPU kernel runs on an index out of range; bound: what is wrong, as text (the
+    executable explains it)."""
+    return f'raise IndexError("graphc:{kern.index}:{kern.position(m)}: {bound}")'
 
 
 def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = True, fail=index_error,
@@ -255,9 +256,9 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
         var = f"{prefix}v{len(names)}"
         if m.op.name == "check_index":
             checks = True
-            bound = m.attrs["bound"]
-            body.append(f"if {args[0]} < 0 or {args[0]} >= {bound}:")
-            body.append("    " + fail(kern, m, bound))
+            bound = args[1] if len(args) > 1 else str(m.attrs["bound"])
+            body.append(f"if {m.op.condition(m, args[0], bound)}:")
+            body.append("    " + fail(kern, m, m.op.describe(m)))
         body.append(f"{var} = {convert(expr, m.dtype, m.dtype) if m.dtype == np.bool_ else f'{T}({expr})'}")
         names[m] = var
     outs = [m for m in kern.outputs if m is not red]
@@ -589,12 +590,14 @@ def render_argreduce(kern, dims):
     return k
 
 
-def _lse_lines(k, node, v, inner_vars, inner_ext, softmax=None) -> list[str]:
+def _lse_lines(k, node, v, inner_vars, inner_ext, softmax=None, log_softmax=False) -> list[str]:
     """Lines giving `lse`, node's logsumexp of one row (element v over the inner loops): the max
     by llvm.maxnum (vectorized, NaN ignored), then, when that max is finite, the sum of exp(x - max)
     (vectorized: vmath's exp, a reassociated sum), where a NaN in the row makes the sum NaN; a row
     whose max is +-inf is that unless it holds a NaN. softmax (o, idx): also write exp(x - max) to
-    o[idx] in the sum's pass and scale the row by 1/sum in a third pass, while it is in cache."""
+    o[idx] in the sum's pass and scale the row by 1/sum in a third pass, while it is in cache.
+    log_softmax: give m and `ls` = log(sum) instead, each element being (x - m) - ls; a row whose
+    max is not finite gets m = NaN (all NaN, as the formula gives)."""
     T = np_type(node.dtype)
     ex = "exp_f32" if node.dtype == np.float32 else "math.exp"
     if ex == "exp_f32":
@@ -609,6 +612,10 @@ def _lse_lines(k, node, v, inner_vars, inner_ext, softmax=None) -> list[str]:
     if softmax is not None:
         _loops(scale, inner_vars, inner_ext, [f"{softmax[0]}[{softmax[1]}] *= r"], depth=1)
         scale = [f"    r = {T}(1) / s"] + scale
+    if log_softmax:
+        return ([f"m = {T}(-np.inf)"] + pass1 +
+                [f"if abs(m) < {T}(np.inf):", f"    s = {T}(0)"] + pass2 + [f"    ls = {T}(math.log(s))"] + scale +
+                ["else:", f"    m = {T}(np.nan)", f"    ls = {T}(0)"])
     return ([f"m = {T}(-np.inf)"] + pass1 +
             [f"if abs(m) < {T}(np.inf):", f"    s = {T}(0)"] + pass2 + [f"    lse = m + {T}(math.log(s))"] + scale +
             ["else:", "    lse = m"] + scan)
@@ -634,6 +641,28 @@ def render_logsumexp(kern, dims):
     return k
 
 
+def render_log_softmax(kern, dims):
+    """Per row (the outer axes), the max and the sum of exp(x - max) (_lse_lines), then each
+    element's (x - max) - log(sum)."""
+    node = kern.nodes[0]
+    k = KernelSource(kern)
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
+    o = k.array(node, "o0")
+    axes = node.attrs["axes"]
+    outer = [q for q in range(xn.ndim) if q not in axes]
+    ext = {q: _extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
+    iv = [f"i{q}" for q in range(xn.ndim)]
+    v = f"{x}[{index(iv, xn.ndim)}]"
+    write = []
+    _loops(write, [iv[q] for q in axes], [ext[q] for q in axes], [f"{o}[{index(iv, xn.ndim)}] = ({v} - m) - ls"],
+           depth=0)
+    block = _lse_lines(k, node, v, [iv[q] for q in axes], [ext[q] for q in axes], log_softmax=True) + write
+    k.parallel = bool(outer) and _parallel_ok(xn.shape, k, [ext[q] for q in range(xn.ndim)])
+    _per_row(k, [iv[q] for q in outer], [ext[q] for q in outer], block)
+    return k
+
+
 def _per_row(k, outer_vars, outer_ext, block):
     """block once per row: in loops over the outer axes (split over threads when k.parallel)."""
     if outer_vars:
@@ -643,7 +672,11 @@ def _per_row(k, outer_vars, outer_ext, block):
 
 
 def _softmax_epilogue(red, epi, outputs):
-    """Whether the epilogue is exactly exp(x - logsumexp(x)) with only the exp leaving the kernel."""
+    """Whether the epilogue is exactly exp(x - logsumexp(x)) (or exp(log_softmax(x))) with only the
+    exp leaving the kernel."""
+    if red.op.name == "log_softmax":
+        return len(epi) == 1 and epi[0].op.name == "exp" and epi[0].inputs[0] is red and len(outputs) == 1 \
+            and outputs[0] is epi[0]
     if len(epi) != 3 or [m.op.name for m in epi] != ["neg", "add", "exp"] or len(outputs) != 1 \
             or outputs[0] is not epi[2]:
         return False
@@ -672,18 +705,22 @@ def render_rows(kern, dims):
     inside = set(epi)
     sub_ins = tuple(dict.fromkeys(i for m in epi for i in reads(m) if i not in inside))
     sub = Kernel(kern.index, "loop", tuple(epi), sub_ins, tuple(epi_outs), shape)
+    # log_softmax: one value per element of the row, (x - max) - log(sum); logsumexp: one per row
+    lsm = red.op.name == "log_softmax"
+    value = f"((({v}) - m) - ls)" if lsm else "lse"
     p = loop_parts(sub, dims, k, fail=lambda _s, m, bound: index_error(kern, m, bound), prefix="e",
-                   scalars={red: "lse"}, extents=extents)
+                   scalars={red: value}, extents=extents)
     inner_v, inner_e = [iv[q] for q in axes], [extents[q] for q in axes]
     epilogue = []
-    _loops(epilogue, inner_v, inner_e, p.body + p.writes, depth=0)
+    own = [f"{ro}[{index(iv, r)}] = {value}"] if lsm and ro is not None else []
+    _loops(epilogue, inner_v, inner_e, own + p.body + p.writes, depth=0)
     dst = index(["0" if q in axes else iv[q] for q in range(r)], r)
-    write = [f"{ro}[{dst}] = lse"] if ro is not None else []
-    if _softmax_epilogue(red, epi, epi_outs):
-        lines = _lse_lines(k, red, v, inner_v, inner_e, softmax=(p.out_arrays[0], index(iv, r)))
+    write = [f"{ro}[{dst}] = lse"] if ro is not None and not lsm else []
+    if _softmax_epilogue(red, epi, epi_outs) and not own:
+        lines = _lse_lines(k, red, v, inner_v, inner_e, softmax=(p.out_arrays[0], index(iv, r)), log_softmax=lsm)
         block = lines + ["    " + ln for ln in epilogue] + write  # the else branch: a +-inf max
     else:
-        block = _lse_lines(k, red, v, inner_v, inner_e) + write + epilogue
+        block = _lse_lines(k, red, v, inner_v, inner_e, log_softmax=lsm) + write + epilogue
     k.parallel = bool(outer) and _parallel_ok(shape, k, extents) and not p.checks
     _per_row(k, [iv[q] for q in outer], [extents[q] for q in outer], block)
     return k
@@ -750,7 +787,8 @@ RENDER = {
     "loop": render_loop, "matmul": render_matmul, "transpose": render_transpose, "slice": render_slice,
     "unslice": render_unslice, "take": render_take, "scatter_add": render_scatter_add, "pad": render_pad,
     "concat": render_concat, "argmax": render_argreduce, "argmin": render_argreduce,
-    "logsumexp": render_logsumexp, "dimsize": render_dimsize, "im2col": render_im2col, "col2im": render_col2im,
+    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "dimsize": render_dimsize,
+    "im2col": render_im2col, "col2im": render_col2im,
     "rows": render_rows,
 }
 

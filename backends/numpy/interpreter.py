@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphc.errors import GraphIndexError, GraphRuntimeError, ShapeError
+from graphc.errors import GraphIndexError, GraphRuntimeError, OutOfMemoryError, ShapeError, format_loc
 from graphc.ops.base import fmt_shape
 
 
@@ -39,6 +39,7 @@ class Interpreter:
         self._n = len(order)
         self._out_slots = [slot[o] for o in program.outputs]
         self._upd = [(p, slot[u]) for p, u in program.updates]
+        self._checked: set = set()  # feed shapes whose run-time shapes resolve_shapes accepted
 
     @property
     def kernels(self):
@@ -71,18 +72,25 @@ class Interpreter:
     def _evaluate(self, feeds, keep_all: bool = False) -> list:
         """Every node's value for these feeds; intermediates are freed after their last use unless
         keep_all (profiling)."""
+        key = tuple(f.shape for f in feeds)
+        if key not in self._checked:  # the same run-time shape rules as the compiled backends
+            from graphc.schedule import resolve_shapes
+            resolve_shapes(self.program, key)
+            self._checked.add(key)
         vals: list = [None] * self._n
         for s, k in zip(self._feed_slots, self._feed_index):
             vals[s] = feeds[k]
         for s, n in self._leaves:
             vals[s] = n.data.array if n.op.name == "parameter" else n.data
+        numerics = self.program.check_numerics and not keep_all
         with np.errstate(all="ignore"):
             for s, node, impl, ins, attrs, free in self._steps:
                 args = [vals[j] for j in ins]
                 try:
                     out = impl(*args, **attrs)
                 except Exception as e:  # name the node and the user's line that built it
-                    kind = GraphIndexError if isinstance(e, IndexError) else GraphRuntimeError
+                    kind = GraphIndexError if isinstance(e, IndexError) else \
+                        OutOfMemoryError if isinstance(e, MemoryError) else GraphRuntimeError
                     shapes = ", ".join(fmt_shape(a.shape) for a in args)
                     raise kind(f"{node.op.name} ({node.label}) failed on inputs of shapes {shapes}: {e}",
                                node.loc) from e
@@ -92,6 +100,11 @@ class Interpreter:
                 if not _fits(out.shape, node.shape):
                     raise ShapeError(f"{node.op.name} ({node.label}) produced shape {fmt_shape(out.shape)}, "
                                      f"its rule says {fmt_shape(node.shape)} (a graphc bug)", node.loc)
+                if numerics and out.dtype.kind == "f" and not np.isfinite(out).all():
+                    k = next(k for k, step in enumerate(self._steps) if step[0] == s)
+                    raise GraphRuntimeError(f"check_numerics: kernel k{k}_{node.op.name} [{node.op.name}] "
+                                            f"produced NaN or inf in {node.label}; its first op "
+                                            f"{node.op.name} was built at {format_loc(node.loc)}", node.loc)
                 vals[s] = out
                 if not keep_all:
                     for j in free:

@@ -41,6 +41,11 @@ class Op:
         raise NotImplementedError(f"{cls.name}: no NumPy implementation")
 
     @classmethod
+    def check_run_time(cls, node, in_shapes, out_shape) -> None:
+        """Raise ShapeError when these run-time shapes break an assumption of the static graph
+        (by default none: infer on the concrete shapes checks everything)."""
+
+    @classmethod
     def grad(cls, node, g) -> tuple:
         """Cotangents of node's inputs given the cotangent g of node, as Nodes (None: zero).
 
@@ -74,6 +79,23 @@ def broadcast_shapes(*shapes) -> tuple:
         else:
             out.append(1)
     return tuple(out)
+
+
+def check_run_time_broadcast(node, operands, out_shape) -> None:
+    """graphc's broadcasting rule for dims known only at run time (PyTensor's): a None dim never
+    broadcasts. The graph was built assuming it equals the dims it meets, and the kernels index it
+    so; fed as 1 against a larger size it is an error, not a silent stretch. operands: (input node,
+    static shape, run-time shape), right-aligned against out_shape."""
+    for x, static, shape in operands:
+        off = len(out_shape) - len(static)
+        for q, (d, s) in enumerate(zip(static, shape)):
+            want = out_shape[off + q]
+            if d is None and s != want:
+                raise ShapeError(
+                    f"{node.op.name} ({node.label}): dim {q} of input {x.label} {fmt_shape(x.shape)} is "
+                    f"known only at run time and was fed as {s}, but it meets size {want}: graphc never "
+                    f"broadcasts a run-time dim (it is assumed equal to the dims it meets); declare "
+                    f"that dim 1 to broadcast it, or feed {want}", node.loc)
 
 
 def normalize_axes(axis, ndim: int, shape=None) -> tuple[int, ...]:

@@ -6,7 +6,7 @@ from scipy import special
 
 from ..dtypes import bool_, float_result, result_type
 from ..errors import DTypeError
-from .base import F, Op, broadcast_shapes
+from .base import F, Op, broadcast_shapes, check_run_time_broadcast, reads
 
 
 class Elementwise(Op):
@@ -32,6 +32,11 @@ class Elementwise(Op):
     @classmethod
     def infer(cls, inputs, attrs):
         return broadcast_shapes(*(x.shape for x in inputs)), cls.out_dtype([x.dtype for x in inputs], attrs)
+
+    @classmethod
+    def check_run_time(cls, node, in_shapes, out_shape):
+        k = len(reads(node))
+        check_run_time_broadcast(node, [(x, x.shape, s) for x, s in zip(node.inputs[:k], in_shapes)], out_shape)
 
 
 # ---------------------------------------------------------------- unary, floating-point result
@@ -472,7 +477,9 @@ class Where(Elementwise):
 
 
 class CheckIndex(Elementwise):
-    """Integer indices unchanged, raising at run time if one is outside [0, bound)."""
+    """Integer indices unchanged, raising at run time if one is outside [0, bound), or outside
+    [-bound, bound) with wrap (NumPy's negative indices). bound is the attr, or a second input (a
+    0-d integer known only at run time: the size of an axis) when the attr is -1."""
 
     differentiable = False  # integer indices
 
@@ -482,17 +489,39 @@ class CheckIndex(Elementwise):
     @classmethod
     def compute_dtype(cls, node):
         return None
-    arity = 1
 
     @classmethod
     def out_dtype(cls, dtypes, attrs):
-        if dtypes[0].kind not in "iu":
-            raise DTypeError(f"check_index needs integer indices, got {dtypes[0]}")
+        if any(d.kind not in "iu" for d in dtypes):
+            raise DTypeError(f"check_index needs integer indices and bound, got {', '.join(map(str, dtypes))}")
         return dtypes[0]
 
     @classmethod
-    def impl(cls, x, *, bound):
-        bad = (x < 0) | (x >= bound)
+    def infer(cls, inputs, attrs):
+        if len(inputs) != (2 if attrs["bound"] < 0 else 1) or (len(inputs) == 2 and inputs[1].ndim):
+            raise DTypeError("check_index takes indices and, when its bound is -1, a 0-d bound")
+        return super().infer(inputs, attrs)
+
+    @classmethod
+    def condition(cls, node, index: str, bound: str) -> str:
+        """The code that is true when index is out of range."""
+        low = f"-{bound}" if node.attrs.get("wrap") else "0"
+        return f"{index} < {low} or {index} >= {bound}"
+
+    @classmethod
+    def describe(cls, node) -> str:
+        """What went wrong, for messages: the allowed range (of an index, or of what attr names)."""
+        b = node.attrs["bound"]
+        text = f"[-{'n' if b < 0 else b}, {'n' if b < 0 else b})" if node.attrs.get("wrap") else \
+            f"[0, {'n' if b < 0 else b})"
+        what = node.attrs.get("what", "index")
+        return f"{what} out of range {text}" + (" (n: the axis's size at run time)" if b < 0 else "")
+
+    @classmethod
+    def impl(cls, x, n=None, *, bound, wrap=False, what="index"):
+        b = int(n) if bound < 0 else bound
+        bad = (x < (-b if wrap else 0)) | (x >= b)
         if bad.any():
-            raise IndexError(f"index {x[bad].flat[0]} is out of range [0, {bound})")
+            lo = -b if wrap else 0
+            raise IndexError(f"{what} {x[bad].flat[0]} is out of range [{lo}, {b})")
         return x

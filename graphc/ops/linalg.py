@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from .base import F, Op, broadcast_shapes, fmt_shape
+from .base import F, Op, broadcast_shapes, check_run_time_broadcast, fmt_shape
 
 
 def matmul_shape(a, b) -> tuple:
@@ -40,6 +40,12 @@ class MatMul(Op):
             raise DTypeError(f"matmul operands must have one dtype, got {a.dtype} and {b.dtype} "
                              "(gc.matmul casts them)")
         return matmul_shape(a, b), a.dtype
+
+    @classmethod
+    def check_run_time(cls, node, in_shapes, out_shape):
+        batch = out_shape[:len(out_shape) - (node.inputs[0].ndim > 1) - (node.inputs[1].ndim > 1)]
+        check_run_time_broadcast(node, [(x, x.shape[:-2], s[:-2]) for x, s in zip(node.inputs, in_shapes)
+                                        if x.ndim > 2], batch)
 
     @classmethod
     def impl(cls, a, b):

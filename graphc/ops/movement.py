@@ -1,12 +1,14 @@
 """Movement primitives: reshape, transpose, broadcast, slice, gather, concat, pad."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..dtypes import is_int, result_type
 from ..errors import DTypeError, ShapeError
 from ..ir import make_node
-from .base import F, Op, fmt_shape
+from .base import F, Op, check_run_time_broadcast, fmt_shape
 
 
 def _resolve(shape, like):
@@ -45,8 +47,8 @@ class Reshape(Op):
         if any(d is not None and d < -1 for d in shape):
             raise ShapeError(f"negative dimension in target shape {shape}")
         known_in = None not in x.shape
-        size_in = int(np.prod(x.shape)) if known_in else None
-        size_out = int(np.prod([d for d in shape if d not in (None, -1)]))
+        size_in = math.prod(x.shape) if known_in else None
+        size_out = math.prod(d for d in shape if d not in (None, -1))
         out = []
         for d in shape:
             if d == -1:
@@ -58,7 +60,7 @@ class Reshape(Op):
                     out.append(size_in // size_out)
             else:
                 out.append(d)
-        if known_in and None not in out and int(np.prod(out)) != size_in:
+        if known_in and None not in out and math.prod(out) != size_in:
             raise ShapeError(f"cannot reshape {fmt_shape(x.shape)} ({size_in} elements) to "
                              f"{fmt_shape(tuple(out))}")
         return tuple(out), x.dtype
@@ -119,6 +121,11 @@ class BroadcastTo(Op):
             if dx not in (1, None) and ds is not None and dx != ds:
                 raise ShapeError(f"cannot broadcast {fmt_shape(x.shape)} to {fmt_shape(shape)}")
         return tuple(shape), x.dtype
+
+    @classmethod
+    def check_run_time(cls, node, in_shapes, out_shape):
+        x = node.inputs[0]
+        check_run_time_broadcast(node, [(x, x.shape, in_shapes[0])], out_shape)
 
     @classmethod
     def impl(cls, x, like=None, *, shape):

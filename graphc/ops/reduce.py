@@ -1,6 +1,8 @@
 """Reductions over a sorted tuple of axes (attrs: axes, keepdims), and the run-time size of axes."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..dtypes import float_result, int64
@@ -130,6 +132,39 @@ class LogSumExp(Reduce):
         return (expand_back(node, g) * F().exp(x - expand_back(node, node)),)  # softmax
 
 
+class LogSoftmax(Op):
+    """x - max - log(sum(exp(x - max))) over axes (attrs axes; the output has x's shape).
+
+    A primitive, not x - logsumexp(x): that subtraction of two large numbers loses what they differ
+    by (logits of 1e6 in float32: 2.4375 for 2.4076). A row with a NaN or a +-inf max is all NaN, as
+    the formula gives in NumPy."""
+
+    name = "log_softmax"
+    kind = "reduction"  # a row reduction, then one value per element
+    arity = 1
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        (x,) = inputs
+        if x.dtype.kind != "f":
+            from ..errors import DTypeError
+            raise DTypeError(f"log_softmax needs floats, got {x.dtype}")
+        return x.shape, x.dtype
+
+    @classmethod
+    def impl(cls, x, *, axes):
+        if x.size == 0:
+            return x.copy()
+        d = x - np.max(x, axis=axes, keepdims=True)
+        return d - np.log(np.sum(np.exp(d), axis=axes, keepdims=True))
+
+    @classmethod
+    def grad(cls, node, g):
+        f = F()
+        axes = node.attrs["axes"]
+        return (g - f.exp(node) * f.sum(g, axes, keepdims=True),)
+
+
 class ArgReduce(Op):
     """argmax/argmin along one axis (attrs axis: int or None for the flattened tensor)."""
 
@@ -176,4 +211,4 @@ class DimSize(Op):
 
     @classmethod
     def impl(cls, x, *, axes, dtype):
-        return np.asarray(int(np.prod([x.shape[a] for a in axes], dtype=np.int64)), dtype=dtype)
+        return np.asarray(math.prod(x.shape[a] for a in axes), dtype=dtype)

@@ -22,7 +22,9 @@ from ..ops.base import reads
 from .graph import Graph
 
 FUSED_REDUCTIONS = {"sum", "max", "min", "prod"}
-ROW_REDUCTIONS = {"logsumexp"}  # reductions a "rows" kernel computes before its elementwise epilogue
+# row reductions a "rows" kernel computes before its elementwise epilogue (log_softmax: the row's
+# max and sum, then a value per element)
+ROW_REDUCTIONS = {"logsumexp", "log_softmax"}
 # elementwise ops cheap enough to recompute per element when their (broadcast) shape is smaller
 CHEAP = {"neg", "abs", "sign", "relu", "step", "cast", "add", "mul", "maximum", "minimum", "less", "less_equal",
          "equal", "not_equal", "logical_and", "logical_or", "logical_not", "where", "broadcast_to"}
@@ -73,15 +75,19 @@ def fuse(graph: Graph, rows: bool = False) -> Graph:
 
     def reaches(start: Node, g: _Group) -> bool:
         """Whether g's kernel would have to run after start's (a path start -> ... -> a member of g)."""
-        stack, seen = [start], set()
+        stack, seen, kernels = [start], set(), set()
         while stack:
             u = stack.pop()
-            if group_of.get(u) is g:
+            h = group_of.get(u)
+            if h is g:
                 return True
             if u in seen:
                 continue
             seen.add(u)
             stack.extend(users[u])
+            if h is not None and h.id not in kernels:  # u's kernel runs as a whole: what reads any
+                kernels.add(h.id)                       # of its members runs after it too
+                stack.extend(h.members)
         return False
 
     def buffers_with(g: _Group, n: Node) -> int:
@@ -152,7 +158,7 @@ def _row_reduction(g: _Group):
     if len(g.members) != 1:
         return None
     (red,) = g.members
-    if red.op.name not in ROW_REDUCTIONS or not red.attrs["keepdims"]:
+    if red.op.name not in ROW_REDUCTIONS or not red.attrs.get("keepdims", True):
         return None
     r = red.inputs[0].ndim
     axes = tuple(red.attrs["axes"])
@@ -162,16 +168,20 @@ def _row_reduction(g: _Group):
 def _fuse_rows(groups, group_of, users, roots):
     """Merge each elementwise kernel into the row reduction it reads, when nothing it reads is
     computed after the reduction by another kernel (that would make a cycle)."""
-    def depends(xs, red: Node) -> bool:
-        """Whether any of xs is computed from red."""
-        stack, seen = list(xs), set()
+    def group_reads(h):
+        return {group_of[i] for m in h.members for i in m.inputs if i in group_of and group_of[i] is not h}
+
+    def depends(xs, target) -> bool:
+        """Whether a kernel computing any of xs runs after target's: the kernels (not the nodes: a
+        kernel holds nodes of several paths) that xs's read, followed back to target."""
+        stack, seen = [group_of[x] for x in xs if x in group_of], set()
         while stack:
-            u = stack.pop()
-            if u is red:
+            h = stack.pop()
+            if h is target:
                 return True
-            if u not in seen:
-                seen.add(u)
-                stack.extend(u.inputs)
+            if h.id not in seen:
+                seen.add(h.id)
+                stack.extend(group_reads(h))
         return False
 
     used, gone = set(), set()  # row reductions that took a kernel; kernels merged away
@@ -183,7 +193,8 @@ def _fuse_rows(groups, group_of, users, roots):
             h = group_of.get(red)
             if h is None or h.id in used or _row_reduction(h) is not red or red.inputs[0].shape != g.shape:
                 continue
-            if depends(ext - {red}, red):
+            # merged, the two kernels must not wait on each other through a third
+            if depends(ext - {red}, h) or depends(red.inputs, g):
                 continue
             members = set(g.members) | {red}
             outs = {m for m in members if m in roots or any(u not in members for u in users[m])}

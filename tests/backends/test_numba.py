@@ -322,7 +322,8 @@ def _row_graphs(dtype):
     return {  # softmax alone (the store-and-scale row kernel), with its logsumexp fetched too, and
         "softmax": ([x], [gc.softmax(x, axis=1)]),  # epilogues of other forms (generic row kernels)
         "lse_softmax": ([x], [gc.logsumexp(x, axis=1), gc.softmax(x, axis=1), gc.logsumexp(x, axis=0)]),
-        "log_softmax": ([x], [gc.log_softmax(x, axis=1)]),
+        # log_softmax with an epilogue (a row kernel), and over axis 0 (its own kernel)
+        "log_softmax": ([x], [gc.log_softmax(x, axis=1) * 2.0, gc.log_softmax(x, axis=0)]),
         "weighted": ([x, y], [y * gc.softmax(x, axis=1) + gc.maximum(y, 0.5)]),
     }
 
@@ -360,12 +361,15 @@ def test_row_kernels_special_rows_match_numpy(dtype, graph):
 
 def test_softmax_is_one_row_kernel_and_log_softmax_too():
     x = gc.placeholder((None, 7), name="x")
-    for node in (gc.softmax(x, axis=1), gc.log_softmax(x, axis=1)):
+    for node in (gc.softmax(x, axis=1), gc.log_softmax(x, axis=1) * 2.0):
         f = gc.compile([x], node, backend="numba")
         assert [k.kind for k in f.kernels] == ["rows"], f.kernels
-    # the row reduction over a leading axis is not a row kernel: logsumexp, then the elementwise loop
+    # log_softmax alone is its own kernel (per row: max, sum, then each element)
+    f = gc.compile([x], gc.log_softmax(x, axis=1), backend="numba")
+    assert [k.kind for k in f.kernels] == ["log_softmax"], f.kernels
+    # the row reduction over a leading axis is not a row kernel: log_softmax, then the elementwise loop
     f = gc.compile([x], gc.softmax(x, axis=0), backend="numba")
-    assert [k.kind for k in f.kernels] == ["logsumexp", "loop"], f.kernels
+    assert [k.kind for k in f.kernels] == ["log_softmax", "loop"], f.kernels
 
 
 def test_small_matmuls_are_loops_large_ones_blas_both_match_numpy():

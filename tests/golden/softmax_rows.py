@@ -59,9 +59,9 @@ def exp_f32(x):
     return ldexp_f32(p, k)
 
 
-@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64, T.int64, T.int64), parallel=False, **{**OPTS, 'fastmath': {'contract', 'reassoc'}})
-def k0_logsumexp_neg_add_exp(a0, ea1, eo0, n0, lo, hi):
-    # logsumexp neg add exp
+@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.int64, T.int64, T.int64), parallel=False, **{**OPTS, 'fastmath': {'contract', 'reassoc'}})
+def k0_log_softmax_exp(a0, eo0, n0, lo, hi):
+    # log_softmax exp
     for i0_ in range(lo, hi):
         i0 = nonneg(i0_)
         m = np.float32(-np.inf)
@@ -73,21 +73,16 @@ def k0_logsumexp_neg_add_exp(a0, ea1, eo0, n0, lo, hi):
                 e = np.float32(exp_f32(a0[i0, i1] - m))
                 eo0[i0, i1] = e
                 s += e
-            lse = m + np.float32(math.log(s))
+            ls = np.float32(math.log(s))
             r = np.float32(1) / s
             for i1 in range(10):
                 eo0[i0, i1] *= r
         else:
-            lse = m
+            m = np.float32(np.nan)
+            ls = np.float32(0)
             for i1 in range(10):
-                if a0[i0, i1] != a0[i0, i1]:
-                    lse = a0[i0, i1]
-            for i1 in range(10):
-                ex1 = ea1[i0, i1]
-                ev2 = np.float32((-lse))
-                ev3 = np.float32((ex1 + ev2))
-                ev4 = np.float32(exp_f32(ev3))
-                eo0[i0, i1] = ev4
+                ev1 = np.float32(exp_f32((((a0[i0, i1]) - m) - ls)))
+                eo0[i0, i1] = ev1
 
 @kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.int64), parallel=False, **OPTS)
 def k1_sum(a0, o0, n0):
@@ -103,5 +98,5 @@ def k1_sum(a0, o0, n0):
 def driver(v0, v1, v2, sizes, addresses):
     dims = ints(sizes, 2)
     fns = ints(addresses, 2)
-    pcall(k0_logsumexp_neg_add_exp, fns[0], dims[0], dims[0] * 10 >= 32768, v0, v0, v1, dims[0])
+    pcall(k0_log_softmax_exp, fns[0], dims[0], dims[0] * 10 >= 32768, v0, v1, dims[0])
     kcall(k1_sum, fns[1], v0, v2, dims[1])
