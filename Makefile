@@ -6,7 +6,7 @@ PYTHON ?= python3
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export GRAPHC_CACHE_DIR ?= $(CURDIR)/.cache/graphc
 
-.PHONY: demo test test-cuda install graphviz docs bench peers clean
+.PHONY: demo test test-cuda fuzz install graphviz docs bench peers clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,13 @@ peers:
 # two workers: numba compiles dominate and use one core each
 test: install graphviz
 	$(VENV)/bin/pytest -q -n 2
+
+# the cross-backend fuzz suite at length (CI runs a seeded 14 graphs): FUZZ_EXAMPLES graphs, a
+# quarter of them on the CUDA simulator too
+FUZZ_EXAMPLES ?= 400
+fuzz: install
+	GRAPHC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) GRAPHC_FUZZ_CUDA=$$(( $(FUZZ_EXAMPLES) / 4 )) \
+	  $(VENV)/bin/pytest -q tests/backends/test_fuzz.py -k random_graphs
 
 # on a machine with an NVIDIA GPU: the backends tier and tests/cuda on the real device
 test-cuda: install

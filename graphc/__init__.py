@@ -16,7 +16,7 @@ from .autodiff import (  # noqa: F401
 )
 from .compiler import compile  # noqa: F401
 from .errors import (  # noqa: F401
-    CompileError, DTypeError, FeedError, GraphError, GraphIndexError, GraphRuntimeError, ShapeError,
+    CompileError, DTypeError, FeedError, GraphError, GraphIndexError, GraphRuntimeError, OutOfMemoryError, ShapeError,
 )
 from .function import Function  # noqa: F401
 from . import init, nn, optim  # noqa: F401,E402  (gc.init.he_normal, gc.nn.Linear, gc.optim.Adam)

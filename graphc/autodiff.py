@@ -34,6 +34,8 @@ def sum_to_shape(g: Node, x: Node) -> Node:
             g = F.sum(g, axes, keepdims=True)
         if lead:
             g = F.squeeze(g, tuple(range(lead)))
+        if g.shape != x.shape:  # a run-time dim of x met a known size: the gradient keeps x's shape
+            g = F.broadcast_to(g, x.shape, like=x)  # (at run time the sizes are checked equal)
     if g.dtype != x.dtype:
         g = F.cast(g, x.dtype)
     return g

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 
@@ -165,6 +164,8 @@ def read(path: str) -> dict[str, np.ndarray]:
                 if names.dtype.kind != "U" or names.ndim != 1 or sorted(files) != sorted(
                         ["format", "names"] + [f"a{k}" for k in range(len(names))]):
                     raise bad("its table of names does not match its arrays")
+                if len(set(names.tolist())) != len(names):
+                    raise bad("a name appears twice")
                 arrays = {str(n): z[f"a{k}"] for k, n in enumerate(names)}
             elif "__format__" in files and str(z["__format__"]) == OLD_FORMAT:
                 arrays = {k: z[k] for k in files if k != "__format__"}
@@ -176,12 +177,8 @@ def read(path: str) -> dict[str, np.ndarray]:
         if "pickle" in str(e):  # an object array: graphc never unpickles
             raise bad("it holds a pickled object array, which graphc never loads") from None
         raise bad(str(e)) from None
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError, UnicodeError) as e:
+    except Exception as e:  # a damaged file: zipfile's BadZipFile, EOFError, OSError, struct, zlib, ...
         raise bad(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
-    except Exception as e:  # any other sign of a damaged file (struct, zlib, header parsing)
-        raise bad(f"{type(e).__name__}: {e}") from None
-    if len(arrays) != len(set(arrays)):
-        raise bad("a name appears twice")
     for k, a in arrays.items():
         if a.dtype.kind not in "biuf":
             raise bad(f"array {k!r} has dtype {a.dtype}, not a parameter's")

@@ -18,7 +18,8 @@ from graphc.ops import random as rnd
 from graphc.schedule import Kernel
 
 from ..numba.codegen import (Dims, KernelSource, _combine, _extent, _identity, _shape_exprs, _slice_params,
-                             DriverNames, arr_type, col2im_body, convert, driver_tail, im2col_body, index, literal, loop_parts, np_type)
+                             DriverNames, arr_type, col2im_body, convert, driver_tail, im2col_body, index, literal, loop_parts, np_type,
+                             slice_params)
 
 
 def simulated() -> bool:
@@ -143,7 +144,8 @@ def render_loop(kern: Kernel, dims: Dims, cfg: Config) -> CudaKernel:
               f"    while s < {rtotal}:", "        t = s"]
     for q in range(len(axes) - 1, 0, -1):
         lines += [f"        i{axes[q]} = t % {p.extents[axes[q]]}", f"        t //= {p.extents[axes[q]]}"]
-    lines.append(f"        i{axes[0]} = t")
+    if axes:  # a reduction over no axes (the mean of a scalar) reads its one element
+        lines.append(f"        i{axes[0]} = t")
     lines += ["        " + b for b in p.body + p.writes + [f"acc = {_combine(op, 'acc', p.v)}"]]
     lines.append(f"        s += {B}")
     # the block's partial results combined as a tree in shared memory
@@ -234,7 +236,7 @@ def render_slice(kern, dims, cfg):
     xn = node.inputs[0]
     x = k.array(xn, "a0")
     o = k.array(node, "o0")
-    ps = [_slice_params(k, dims, xn, q, t) for q, t in enumerate(node.attrs["index"])]
+    ps = [slice_params(k, dims, node, q) for q in range(node.ndim)]
     src = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
     _out_grid(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"])
     return k

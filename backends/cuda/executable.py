@@ -170,7 +170,9 @@ class CudaExecutable:
     def _explain(self, code: int) -> Exception:
         kind, kern, pos = decode(code)
         if kind == INDEX:
-            e = IndexError(f"graphc:{kern}:{pos}: index out of range")
+            node = self.kernels[kern].nodes[pos]
+            what = node.op.describe(node) if node.op.name == "check_index" else "index out of range"
+            e = IndexError(f"graphc:{kern}:{pos}: {what}")
         else:
             e = FloatingPointError(f"graphc:{kern}:{pos}: NaN or inf")
         return explain(self.kernels, e)

@@ -257,8 +257,12 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
         if m.op.name == "check_index":
             checks = True
             bound = args[1] if len(args) > 1 else str(m.attrs["bound"])
-            body.append(f"if {m.op.condition(m, args[0], bound)}:")
+            body.append(f"{var} = {T}({args[0]})")
+            body.append(f"if {m.op.condition(m, var, bound)}:")
             body.append("    " + fail(kern, m, m.op.describe(m)))
+            body.append(f"    {var} = {T}(0)")  # where fail only records the error (cuda): a safe value
+            names[m] = var
+            continue
         body.append(f"{var} = {convert(expr, m.dtype, m.dtype) if m.dtype == np.bool_ else f'{T}({expr})'}")
         names[m] = var
     outs = [m for m in kern.outputs if m is not red]
@@ -462,13 +466,24 @@ def _slice_params(k, dims, x, q, t):
     return st, sp
 
 
+def slice_params(k: KernelSource, dims: Dims, node, q):
+    """start and step on axis q of a slice node: a piece of a concat starts where the sizes of the
+    pieces before it add up to at run time (Slice.bounds)."""
+    piece = node.attrs.get("piece")
+    if piece is None or q != piece[0]:
+        return _slice_params(k, dims, node.inputs[0], q, node.attrs["index"][q])
+    if all(r.shape[q] is not None for r in node.inputs[1:piece[1] + 1]):
+        return str(sum(r.shape[q] for r in node.inputs[1:piece[1] + 1])), "1"
+    return k.int_arg(f"s{q}", dims.add(lambda s, n=node, q=q: n.op.bounds(n, s, q)[0])), "1"
+
+
 def render_slice(kern, dims):
     node = kern.nodes[0]
     k = KernelSource(kern)
     xn = node.inputs[0]
     x = k.array(xn, "a0")
     o = k.array(node, "o0")
-    ps = [_slice_params(k, dims, xn, q, t) for q, t in enumerate(node.attrs["index"])]
+    ps = [slice_params(k, dims, node, q) for q in range(node.ndim)]
     src = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
     _out_loops(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"],
                split=True)

@@ -5,7 +5,6 @@ import math
 import os
 import re
 import sys
-import threading
 import time
 import warnings
 
@@ -114,20 +113,35 @@ class NumbaExecutable:
             cres = next(iter(getattr(self.mod, name).overloads.values()))
             fns.append(cres.library.get_pointer_to_function(cres.fndesc.mangled_name))
         self._fns = np.array(fns or [0], dtype=np.int64)
-        self._plans: dict[tuple, _Plan] = {}
-        self._last = (None, None)  # (feed shapes, plan) of the last call
+        self._plans: dict[tuple, _Plan] = {}  # the first plan made for each set of feed shapes
+        # plans no call is using, per set of feed shapes: a call takes one and gives it back, so
+        # calls from several threads at once each run on a plan (workspaces, spare outputs) of their
+        # own; list.pop and list.append are atomic, cheaper than a lock (W4's step is ~3 us)
+        self._idle: dict[tuple, list] = {}
+        self._last = (None, None)  # (feed shapes, idle plans) of the last call
         self._consts = {}  # writable copies of constants (numba types read-only arrays apart)
-        # one call at a time: a plan's workspace arena and spare outputs are shared by every call,
-        # and the driver runs without the GIL (an uncontended lock costs ~0.1 us of a 3 us step)
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------ planning
     def plan(self, feed_shapes) -> _Plan:
+        """The plan for these feed shapes (the first one made: for shapes and introspection)."""
         key = tuple(feed_shapes)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = self._make_plan(key)
+            plan = self._plans.setdefault(key, self._make_plan(key))  # a racing thread's plan is dropped
+            self._idle.setdefault(key, [plan])
         return plan
+
+    def _take(self, key) -> tuple[list, _Plan]:
+        """(the idle list, a plan for these shapes that no other call is using): a new one, with its
+        own workspaces, while another thread's call holds the others. Give it back to the list."""
+        idle = self._idle.get(key)
+        if idle is None:
+            self.plan(key)
+            idle = self._idle[key]
+        try:
+            return idle, idle.pop()
+        except IndexError:
+            return idle, self._make_plan(key)
 
     def _make_plan(self, feed_shapes) -> _Plan:
         prog = self.program
@@ -192,12 +206,9 @@ class NumbaExecutable:
         return [shapes[o] for o in self.program.outputs]
 
     # ------------------------------------------------------------ calling
-    def prepare(self, feeds, out=None):
-        """The driver's argument list for these feeds, with fresh output arrays (or the caller's:
-        out maps an output's position to an array of its shape and dtype)."""
-        key = tuple([f.shape for f in feeds])
-        plan = self._last[1] if key == self._last[0] else self.plan(key)
-        self._last = (key, plan)
+    def prepare(self, plan, feeds, out=None):
+        """The driver's argument list for these feeds on this plan, with fresh output arrays (or the
+        caller's: out maps an output's position to an array of its shape and dtype)."""
         arrays = plan.arrays.copy()
         for j, i in plan.feed_at:
             f = feeds[i]
@@ -213,7 +224,7 @@ class NumbaExecutable:
             outs = [self._fresh(plan, i) for i in range(len(plan.out_specs))]
         for j, i in plan.out_at:
             arrays[j] = outs[i]
-        return plan, arrays
+        return arrays
 
     @staticmethod
     def _fresh(plan, i):
@@ -229,21 +240,35 @@ class NumbaExecutable:
         return a
 
     def run(self, feeds, out=None):
-        with self._lock:
+        key = tuple([f.shape for f in feeds])
+        try:
+            idle, plan = self._take(key)  # its workspaces are allocated when it is made
+        except MemoryError:
+            raise out_of_memory(self.program, key) from None
+        try:
             try:
-                plan, arrays = self.prepare(feeds, out)
+                arrays = self.prepare(plan, feeds, out)  # the outputs
             except MemoryError:
-                raise out_of_memory(self.program, [f.shape for f in feeds]) from None
+                raise out_of_memory(self.program, key) from None
             return self._call(plan, arrays)
+        finally:
+            idle.append(plan)
+            self._last = (key, idle)
 
     def run_same(self, args):
         """run(args) when the feeds are exactly like the last call's: ndarrays of the same dtypes
         and shapes, C-contiguous, aligned and writeable (so already checked); None otherwise, and
         the caller takes the checked path. This is the whole per-call cost of a training step
         with small arrays: a few hundred ns here, then the driver."""
-        with self._lock:
-            plan = self._last[1]
-            if plan is None or len(args) != len(plan.feed_spec):
+        idle = self._last[1]
+        if idle is None:
+            return None
+        try:
+            plan = idle.pop()
+        except IndexError:  # another thread's call has it: the checked path makes another
+            return None
+        try:
+            if len(args) != len(plan.feed_spec):
                 return None
             arrays = plan.arrays.copy()
             for (j, dt, shape), a in zip(plan.feed_spec, args):
@@ -255,6 +280,8 @@ class NumbaExecutable:
             for j, i, spec in plan.fresh_spec:
                 arrays[j] = self._fresh(plan, i) if spec is None else empty(*spec)
             return self._call(plan, arrays)
+        finally:
+            idle.append(plan)
 
     def _call(self, plan, arrays):
         try:
@@ -296,12 +323,15 @@ class NumbaExecutable:
     def profile(self, feeds, repeat: int):
         """Call each kernel alone with the arrays of one planned call; the driver's update step is
         not run, so parameters do not change."""
-        with self._lock:
-            return self._profile(feeds, repeat)
+        key = tuple([f.shape for f in feeds])
+        idle, plan = self._take(key)
+        try:
+            return self._profile(plan, self.prepare(plan, feeds), repeat)
+        finally:
+            idle.append(plan)
 
-    def _profile(self, feeds, repeat: int):
+    def _profile(self, plan, arrays, repeat: int):
         from graphc.profile import KernelProfile, Profile, node_flops, time_call
-        plan, arrays = self.prepare(feeds)
         local = {n: arrays[j] for n, j in plan.buffers.items()} | plan.work
         for u, p in self.module.inplace.items():  # its kernel writes a copy: profiling changes no parameter
             local[p] = local[u] = np.array(local[p], copy=True)

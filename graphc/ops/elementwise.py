@@ -512,10 +512,10 @@ class CheckIndex(Elementwise):
     def describe(cls, node) -> str:
         """What went wrong, for messages: the allowed range (of an index, or of what attr names)."""
         b = node.attrs["bound"]
-        text = f"[-{'n' if b < 0 else b}, {'n' if b < 0 else b})" if node.attrs.get("wrap") else \
-            f"[0, {'n' if b < 0 else b})"
-        what = node.attrs.get("what", "index")
-        return f"{what} out of range {text}" + (" (n: the axis's size at run time)" if b < 0 else "")
+        n = "n" if b < 0 else str(b)
+        text = f"[-{n}, {n})" if node.attrs.get("wrap") else f"[0, {n})"
+        return f"{node.attrs.get('what', 'index')} out of range {text}" + \
+            (" (n: the axis's size at run time)" if b < 0 else "")
 
     @classmethod
     def impl(cls, x, n=None, *, bound, wrap=False, what="index"):

@@ -137,34 +137,71 @@ class BroadcastTo(Op):
 
 
 class Slice(Op):
-    """Basic slicing: attrs index holds one (start, stop, step) per axis, Python slice semantics."""
+    """Basic slicing: attrs index holds one (start, stop, step) per axis, Python slice semantics.
+
+    With attr piece = (axis, k) and reference inputs r_0..r_n after x (read for their run-time
+    shapes only), the slice along axis is instead [sum of r_j's sizes for j < k, that + r_k's
+    size): piece k of a concat of the r_j, whose sizes may all be known only at run time."""
 
     name = "slice"
     kind = "movement"
-    arity = 1
+    value_inputs = 1
 
     @classmethod
     def infer(cls, inputs, attrs):
-        (x,), index = inputs, attrs["index"]
+        x, refs, index = inputs[0], inputs[1:], attrs["index"]
+        piece = attrs.get("piece")
         if len(index) != x.ndim:
             raise ShapeError(f"slice of {len(index)} axes does not fit {fmt_shape(x.shape)}")
+        if (piece is None) != (not refs) or (piece is not None and not (
+                0 <= piece[0] < x.ndim and 0 <= piece[1] < len(refs) and all(r.ndim == x.ndim for r in refs))):
+            raise ShapeError(f"slice piece {piece} does not fit {fmt_shape(x.shape)} and {len(refs)} references")
         out = []
-        for d, (start, stop, step) in zip(x.shape, index):
-            if step == 0:
+        for q, (d, (start, stop, step)) in enumerate(zip(x.shape, index)):
+            if piece is not None and q == piece[0]:
+                out.append(refs[piece[1]].shape[q])
+            elif step == 0:
                 raise ShapeError("slice step cannot be zero")
-            if d is None:
+            elif d is None:
                 out.append(None)
             else:
                 out.append(len(range(*slice(start, stop, step).indices(d))))
+        if piece is not None and None not in x.shape and None not in (r.shape[piece[0]] for r in refs):
+            if sum(r.shape[piece[0]] for r in refs) != x.shape[piece[0]]:
+                raise ShapeError(f"slice pieces of sizes {[r.shape[piece[0]] for r in refs]} do not add up to "
+                                 f"axis {piece[0]} of {fmt_shape(x.shape)}")
         return tuple(out), x.dtype
 
     @classmethod
-    def impl(cls, x, *, index):
+    def bounds(cls, node, shapes, q) -> tuple[int, int, int]:
+        """(start, stop, step) of the slice on axis q for these concrete shapes (by node)."""
+        x = node.inputs[0]
+        piece = node.attrs.get("piece")
+        if piece is not None and q == piece[0]:
+            refs = node.inputs[1:]
+            start = sum(shapes[r][q] for r in refs[:piece[1]])
+            return start, start + shapes[refs[piece[1]]][q], 1
+        return slice(*node.attrs["index"][q]).indices(shapes[x][q])
+
+    @classmethod
+    def impl(cls, x, *refs, index, piece=None):
+        if piece is not None:
+            axis, k = piece
+            start = sum(r.shape[axis] for r in refs[:k])
+            index = tuple((start, start + refs[k].shape[axis], 1) if q == axis else t for q, t in enumerate(index))
         return x[tuple(slice(*t) for t in index)]
 
     @classmethod
     def grad(cls, node, g):
-        (x,) = node.inputs
+        x = node.inputs[0]
+        piece = node.attrs.get("piece")
+        if piece is not None:  # g in its place among zeros shaped like the other pieces
+            f = F()
+            axis, k = piece
+            refs = node.inputs[1:]
+            parts = [g if j == k else f.broadcast_to(f.constant(np.zeros((), g.dtype)), r.shape, like=r)
+                     for j, r in enumerate(refs)]
+            return (f.concat(parts, axis),) + (None,) * len(refs)
         return (make_node(Unslice, _with_ref(g, x), {"index": node.attrs["index"], "shape": x.shape}),)
 
 
@@ -301,8 +338,10 @@ class Concat(Op):
     def grad(cls, node, g):
         axis = node.attrs["axis"]
         sizes = [x.shape[axis] for x in node.inputs]
-        if sum(d is None for d in sizes) > 1:
-            raise ShapeError(f"gradient of concat along axis {axis} with several run-time sizes {sizes}")
+        if sum(d is None for d in sizes) > 1:  # offsets known only at run time: from the inputs' sizes
+            index = ((None, None, None),) * g.ndim
+            return tuple(make_node(Slice, (g,) + tuple(node.inputs), {"index": index, "piece": (axis, k)})
+                         for k in range(len(sizes)))
         # offsets from the start before a run-time size, from the end after it
         k = sizes.index(None) if None in sizes else len(sizes)
         out, off = [], 0

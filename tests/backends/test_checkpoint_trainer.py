@@ -196,3 +196,108 @@ def test_cross_validate_trains_a_fresh_model_per_fold():
     assert cv.mean("accuracy") > 0.6
     with pytest.raises(gc.GraphError, match="k <="):
         gc.cross_validate(build, X[:2], y[:2], k=3)
+
+
+# ---------------------------------------------------------------- checkpoints a hostile user makes
+def test_any_parameter_name_round_trips(tmp_path):
+    names = ["file", "allow_pickle", "__format__", "format", "names", "a0", "x/y z", ""]
+    state = {n: gc.parameter(np.full(2, k, np.float32)) for k, n in enumerate(names)}
+    path = gc.save(tmp_path / "ck.npz", state)
+    arrays = gc.load(path)
+    assert list(arrays) == names
+    for k, n in enumerate(names):
+        np.testing.assert_array_equal(arrays[n], np.full(2, k))
+    fresh = {n: gc.parameter(np.zeros(2, np.float32)) for n in names}
+    gc.load(path, fresh)
+    assert [float(fresh[n].value[0]) for n in names] == list(range(len(names)))
+
+
+def test_damaged_or_foreign_files_are_checkpoint_errors_naming_the_file(tmp_path):
+    path = gc.save(tmp_path / "ck.npz", {"W": gc.parameter(np.arange(60, dtype=np.float32).reshape(6, 10))})
+    data = open(path, "rb").read()
+    rng = np.random.default_rng(0)
+    bad = tmp_path / "bad.npz"
+    variants = [b"", data[:len(data) // 2], data[:30], bytes(rng.integers(0, 256, len(data), dtype=np.uint8)),
+                b"not a zip at all"]
+    for k in range(40):  # single bit flips all over the file
+        d = bytearray(data)
+        d[int(rng.integers(len(d)))] ^= 1 << int(rng.integers(8))
+        variants.append(bytes(d))
+    for v in variants:
+        bad.write_bytes(v)
+        try:
+            got = gc.load(bad)
+        except CheckpointError as e:
+            assert str(bad) in str(e)
+        else:  # a flip in bytes nothing reads (padding, a timestamp): the same arrays, or an error
+            assert list(got) == ["W"] and np.array_equal(got["W"], np.arange(60).reshape(6, 10))
+    with pytest.raises(CheckpointError, match="no such file"):
+        gc.load(tmp_path / "missing.npz")
+    np.savez(tmp_path / "plain.npz", W=np.ones(2))  # not written by graphc
+    with pytest.raises(CheckpointError, match="no graphc format marker"):
+        gc.load(tmp_path / "plain.npz")
+
+
+class _Boom:
+    """Unpickling this writes a file: a load that unpickles would leave it behind."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_loading_never_unpickles(tmp_path):
+    marker = tmp_path / "unpickled"
+    arr = np.empty(1, object)
+    arr[0] = _Boom(str(marker))
+    np.savez(tmp_path / "evil.npz", names=np.array(["W"]), format=np.array("graphc-checkpoint-2"), a0=arr)
+    with pytest.raises(CheckpointError, match="pickled object array"):
+        gc.load(tmp_path / "evil.npz")
+    assert not marker.exists()
+
+
+def test_the_first_format_still_loads(tmp_path):
+    np.savez(tmp_path / "old.npz", W=np.ones((2, 2), np.float32), __format__=np.array("graphc-checkpoint-1"))
+    W = gc.parameter(np.zeros((2, 2), np.float32), name="W")
+    gc.load(tmp_path / "old.npz", {"W": W})
+    np.testing.assert_array_equal(W.value, np.ones((2, 2)))
+
+
+def test_unnamed_parameters_of_a_function_are_named_by_position(tmp_path):
+    def build(seed):
+        x = gc.placeholder((None, 2))
+        W = gc.parameter(np.random.default_rng(seed).normal(size=(2, 2)).astype(np.float32))
+        b = gc.parameter(np.full(2, seed, np.float32), name="b")
+        c = gc.parameter(np.full(2, 10 * seed, np.float32))
+        return gc.compile([x], x @ W + b + c), W, b, c
+    fn, W, b, c = build(1)
+    path = gc.save(tmp_path / "f.npz", fn)
+    assert sorted(gc.load(path)) == ["#0", "#2", "b"]  # as another process building it would name them
+    fn2, W2, b2, c2 = build(2)
+    gc.load(path, fn2)
+    for p, q in ((W, W2), (b, b2), (c, c2)):
+        np.testing.assert_array_equal(p.value, q.value)
+
+
+def test_fit_and_evaluate_arguments_are_checked():
+    X, y = _blobs(64)
+    tr = _classifier()
+    for bad in (0, -1, 1.5, True, "32"):
+        with pytest.raises(gc.GraphError, match="batch_size must be a whole number >= 1"):
+            tr.fit(X, y, epochs=1, batch_size=bad, verbose=False)
+        with pytest.raises(gc.GraphError, match="batch_size must be a whole number >= 1"):
+            tr.evaluate(X, y, batch_size=bad)
+    for bad in (0, -2, 2.0):
+        with pytest.raises(gc.GraphError, match="epochs must be a whole number >= 1"):
+            tr.fit(X, y, epochs=bad, verbose=False)
+    for bad in (-1, 1.5, "yes"):
+        with pytest.raises(gc.GraphError, match="early_stopping"):
+            tr.fit(X, y, epochs=1, early_stopping=bad, verbose=False)
+    with pytest.raises(gc.FeedError, match="evaluate: no samples"):
+        tr.evaluate(X[:0], y[:0])
+    # early_stopping=False is off (a bool is not a patience of 0): every epoch runs
+    h = tr.fit(X, y, epochs=4, batch_size=16, early_stopping=False, verbose=False)
+    assert h.epochs == 4 and not h.stopped_early
+    assert tr.fit(X, y, epochs=2, early_stopping=True, verbose=False).epochs <= 2
