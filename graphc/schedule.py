@@ -137,6 +137,10 @@ def resolve_shapes(program, feed_shapes) -> dict[Node, tuple]:
                                  "elements than an int64 counts", n.loc)
         shapes[n] = s
         stand[n] = _Shaped(s, n.dtype)
+    for p, u in program.updates:  # a run-time dim of the new value must be the parameter's size
+        if shapes[u] != p.shape:
+            raise ShapeError(f"update of parameter {p.label} {fmt_shape(p.shape)} computed shape "
+                             f"{fmt_shape(shapes[u])} at run time", u.loc or p.loc)
     return shapes
 
 

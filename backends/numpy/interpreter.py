@@ -112,12 +112,7 @@ class Interpreter:
         return vals
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
-        vals = self._evaluate(feeds)
-        # all-or-nothing: check every update before writing any parameter
-        for p, s in self._upd:
-            if vals[s].shape != p.shape:
-                raise ShapeError(f"update of parameter {p.label} {fmt_shape(p.shape)} computed shape "
-                                 f"{fmt_shape(vals[s].shape)} at run time", p.loc)
+        vals = self._evaluate(feeds)  # all-or-nothing: resolve_shapes checked every update's shape
         results, given = [], set()
         for s in self._out_slots:
             v = vals[s]

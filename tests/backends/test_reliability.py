@@ -43,6 +43,12 @@ def test_run_time_broadcast_in_updates_matmul_batches_and_between_run_time_dims(
     step(np.arange(5, dtype=np.float32))
     np.testing.assert_array_equal(acc.value, np.arange(5))
 
+    plain = gc.compile([v], gc.sum(v), updates=[(acc, v * 2)], backend=backend)  # a new value of run-time size
+    for n in (1, 7):
+        with pytest.raises(gc.ShapeError, match=rf"update of parameter acc \(5,\) computed shape \({n},\)"):
+            plain(np.ones(n, np.float32))
+    np.testing.assert_array_equal(acc.value, np.arange(5))
+
     a = gc.placeholder((None, 2, 3), name="a")
     b = gc.parameter(_f32(4, 3, 2), name="b")
     bmm = gc.compile([a], a @ b, backend=backend)
