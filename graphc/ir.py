@@ -220,6 +220,8 @@ def make_node(op, inputs=(), attrs=None, *, uid=None, name=None, data=None, loc=
         return node
     if loc is None:
         loc = user_location(2)
+    if op.arity is not None and len(inputs) != op.arity:
+        raise GraphError(f"{op.name} takes {op.arity} input{'s' * (op.arity != 1)}, got {len(inputs)}", loc)
     try:
         shape, dtype = op.infer(inputs, attrs)
     except GraphError as e:

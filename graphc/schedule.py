@@ -14,9 +14,8 @@ import numpy as np
 from .errors import GraphError, ShapeError
 from .ir import Node, consumers
 from .ops.base import fmt_shape, reads
-from .passes.fuse import FUSED_REDUCTIONS, fusible, row_split
+from .passes.fuse import fusible, row_split
 
-VIEW_OPS = {"reshape"}  # computed as a view of their input's buffer, never by a kernel
 
 
 @dataclass
@@ -74,15 +73,15 @@ def make_kernels(program) -> list[Kernel]:
                 outs.append(m)
         head = group[-1]
         split = row_split(group)
-        if len(group) == 1 and (head.op.name in VIEW_OPS or transposed_view(head, users, roots)):
+        if len(group) == 1 and (head.op.view or transposed_view(head, users, roots)):
             kind = "view"
         elif split is not None:
             kind = "rows"
-        elif all(fusible(m) or m.op.name in FUSED_REDUCTIONS for m in group):
+        elif all(fusible(m) or m.op.loop_reduction for m in group):
             kind = "loop"
         else:
             kind = head.op.name
-        red = next((m for m in group if m.op.name in FUSED_REDUCTIONS), None) if kind == "loop" else \
+        red = next((m for m in group if m.op.loop_reduction), None) if kind == "loop" else \
             (split[0] if kind == "rows" else None)
         shape = red.inputs[0].shape if red is not None else head.shape
         kern = Kernel(k, kind, tuple(group), tuple(ins), tuple(outs), shape,
@@ -179,7 +178,7 @@ class BufferPlan:
 def fresh_outputs(program) -> list:
     """The program outputs a kernel computes, each once: a fresh array per call (the caller keeps
     it); every other value a kernel computes lives in a workspace."""
-    return list(dict.fromkeys(o for o in program.outputs if not o.is_leaf and o.op.name not in VIEW_OPS))
+    return list(dict.fromkeys(o for o in program.outputs if not o.is_leaf and not o.op.view))
 
 
 def plan_buffers(program, kernels, shapes, inplace=None) -> BufferPlan:

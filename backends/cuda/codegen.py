@@ -19,7 +19,7 @@ from graphc.schedule import Kernel
 
 from ..numba.codegen import (Dims, KernelSource, _combine, _extent, _identity, _shape_exprs, _slice_params,
                              DriverNames, arr_type, col2im_body, convert, driver_tail, im2col_body, index, literal, loop_parts, np_type,
-                             slice_params)
+                             render_rule, slice_params)
 
 
 def simulated() -> bool:
@@ -561,7 +561,7 @@ def render_module(program, kernels, check_numerics: bool = False, cfg: Config | 
             sources.append(None)
             body.append(name.view(kern.nodes[0], dims, zero_d="1"))  # 0-d: one element on the device
             continue
-        ks = RENDER[kern.kind](kern, dims, cfg)
+        ks = render_rule(RENDER, kern, "cuda")(kern, dims, cfg)
         sources.append(ks)
         call_args = [name(n) for n in ks.arrays] + [expr for _, expr in ks.ints]
         # transposed views are strided arrays in the kernels that read them

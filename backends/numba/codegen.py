@@ -18,9 +18,10 @@ import re
 
 import numpy as np
 
+from graphc.errors import CompileError
 from graphc.ops import random as rnd
 from graphc.ops.base import reads
-from graphc.passes.fuse import FUSED_REDUCTIONS, row_split
+from graphc.passes.fuse import row_split
 from graphc.schedule import Kernel, fresh_outputs
 
 from . import vmath
@@ -207,7 +208,7 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
     shape = kern.shape
     r = len(shape)
     ivars = [f"i{j}" for j in range(r)]
-    ref = next(m for m in kern.nodes if m.op.name in FUSED_REDUCTIONS).inputs[0] if kern.reduce is not None \
+    ref = next(m for m in kern.nodes if m.op.loop_reduction).inputs[0] if kern.reduce is not None \
         else kern.nodes[-1]
     if extents is None:
         extents = [_extent(k, dims, ref, j, d, f"n{j}") for j, d in enumerate(shape)]
@@ -231,7 +232,7 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
     red = None
     checks = False
     for m in kern.nodes:
-        if m.op.name in FUSED_REDUCTIONS:
+        if m.op.loop_reduction:
             red = m
             continue
         if m.op.kind == "random":  # element i of the node's shape (the loop's shape) is hash(key, i)
@@ -1030,9 +1031,19 @@ def write_in_place(ks: KernelSource, inplace: dict) -> KernelSource:
     return out
 
 
+def render_rule(rules: dict, kern: Kernel, backend: str):
+    """The backend's render rule for this kernel's kind, or a CompileError naming the op."""
+    rule = rules.get(kern.kind)
+    if rule is None:
+        node = kern.nodes[-1]
+        raise CompileError(f"the {backend} backend has no kernel for {node.op.name} ({node.label}, kind "
+                           f"{kern.kind!r}); compile it with backend='numpy'", node.loc)
+    return rule
+
+
 def render_module(program, kernels, check_numerics: bool = False) -> Module:
     dims = Dims()
-    sources = [None if kern.kind == "view" else RENDER[kern.kind](kern, dims) for kern in kernels]
+    sources = [None if kern.kind == "view" else render_rule(RENDER, kern, "numba")(kern, dims) for kern in kernels]
     inplace = inplace_updates(program, kernels, sources, check_numerics)
     sources = [ks if ks is None else write_in_place(ks, inplace) for ks in sources]
     name = NumbaNames(program.inputs)

@@ -22,6 +22,13 @@ class Op:
     arity: ClassVar[int | None] = None  # None: any number of inputs
     differentiable: ClassVar[bool] = True
     value_inputs: ClassVar[int | None] = None  # inputs read for their values; later ones lend a shape
+    # What the compiler knows about the op: passes and backends read these traits, never its name.
+    fusible: ClassVar[bool] = False         # computed per element inside a fused loop
+    cheap: ClassVar[bool] = False           # cheap to recompute per element where a smaller, broadcast
+                                            # value of it is read (the negated row max in x - max)
+    loop_reduction: ClassVar[bool] = False  # a reduction the loop computing its input folds in
+    row_reduction: ClassVar[bool] = False   # computed per row by a "rows" kernel before an epilogue
+    view: ClassVar[bool] = False            # a view of its input's buffer: no kernel computes it
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

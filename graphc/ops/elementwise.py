@@ -17,6 +17,7 @@ class Elementwise(Op):
     """
 
     kind = "elementwise"
+    fusible = True
     template = ""
 
     @classmethod
@@ -194,6 +195,7 @@ class SameUnary(Elementwise):
 
 class Neg(SameUnary):
     name = "neg"
+    cheap = True
     template = '(-{0})'
     fn = staticmethod(np.negative)
 
@@ -204,6 +206,7 @@ class Neg(SameUnary):
 
 class Abs(SameUnary):
     name = "abs"
+    cheap = True
     template = 'abs({0})'
     numeric = False
     fn = staticmethod(np.abs)
@@ -216,6 +219,7 @@ class Abs(SameUnary):
 
 class Sign(SameUnary):
     name = "sign"
+    cheap = True
     template = '({T}(1) if {0} > {T}(0) else ({T}(-1) if {0} < {T}(0) else {0}))'
     differentiable = False  # piecewise constant: zero gradient
     fn = staticmethod(np.sign)
@@ -223,6 +227,7 @@ class Sign(SameUnary):
 
 class Relu(SameUnary):
     name = "relu"
+    cheap = True
     template = '({0} if not ({0} <= {T}(0)) else {T}(0))'
     fn = staticmethod(lambda x: np.maximum(x, x.dtype.type(0)))
 
@@ -240,6 +245,7 @@ def _step(x):
 
 
 class Step(SameUnary):
+    cheap = True
     differentiable = False  # piecewise constant or boolean: zero gradient
     name = "step"
     template = '({T}(1) if {0} >= {T}(0) else ({T}(0) if {0} < {T}(0) else {0}))'
@@ -248,6 +254,7 @@ class Step(SameUnary):
 
 class Cast(Elementwise):
     name = "cast"
+    cheap = True
     arity = 1
 
     @classmethod
@@ -287,6 +294,7 @@ class Binary(Elementwise):
 
 class Add(Binary):
     name = "add"
+    cheap = True
     template = '({0} + {1})'
     fn = staticmethod(np.add)
 
@@ -297,6 +305,7 @@ class Add(Binary):
 
 class Mul(Binary):
     name = "mul"
+    cheap = True
     template = '({0} * {1})'
     fn = staticmethod(np.multiply)
 
@@ -351,6 +360,7 @@ class Pow(Binary):
 
 class Maximum(Binary):
     name = "maximum"
+    cheap = True
     template = '({0} if ({0} >= {1} or {0} != {0}) else {1})'
     fn = staticmethod(np.maximum)
 
@@ -363,6 +373,7 @@ class Maximum(Binary):
 
 class Minimum(Binary):
     name = "minimum"
+    cheap = True
     template = '({0} if ({0} <= {1} or {0} != {0}) else {1})'
     fn = staticmethod(np.minimum)
 
@@ -388,30 +399,35 @@ class Compare(Binary):
 
 class Less(Compare):
     name = "less"
+    cheap = True
     template = '({0} < {1})'
     fn = staticmethod(np.less)
 
 
 class LessEqual(Compare):
     name = "less_equal"
+    cheap = True
     template = '({0} <= {1})'
     fn = staticmethod(np.less_equal)
 
 
 class Equal(Compare):
     name = "equal"
+    cheap = True
     template = '({0} == {1})'
     fn = staticmethod(np.equal)
 
 
 class NotEqual(Compare):
     name = "not_equal"
+    cheap = True
     template = '({0} != {1})'
     fn = staticmethod(np.not_equal)
 
 
 class LogicalAnd(Compare):
     name = "logical_and"
+    cheap = True
     template = '(({0} != 0) and ({1} != 0))'
 
     @classmethod
@@ -422,6 +438,7 @@ class LogicalAnd(Compare):
 
 class LogicalOr(Compare):
     name = "logical_or"
+    cheap = True
     template = '(({0} != 0) or ({1} != 0))'
 
     @classmethod
@@ -431,6 +448,7 @@ class LogicalOr(Compare):
 
 
 class LogicalNot(Elementwise):
+    cheap = True
     differentiable = False  # piecewise constant or boolean: zero gradient
     name = "logical_not"
     template = '({0} == 0)'
@@ -453,6 +471,7 @@ class Where(Elementwise):
     """where(cond, a, b): cond is bool; the result has a's and b's promoted dtype."""
 
     name = "where"
+    cheap = True
     template = '({1} if {0} else {2})'
 
     @classmethod

@@ -30,6 +30,7 @@ class Reshape(Op):
 
     name = "reshape"
     kind = "movement"
+    view = True
     value_inputs = 1
 
     @classmethod
@@ -104,6 +105,8 @@ class BroadcastTo(Op):
 
     name = "broadcast_to"
     kind = "movement"
+    fusible = True  # read with broadcasting inside a loop: an index transform
+    cheap = True
     value_inputs = 1
     template = "{0}"  # fused as an index transform: the input is read with broadcasting
 

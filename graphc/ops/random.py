@@ -41,6 +41,7 @@ class RandomUniform(Op):
 
     name = "random_uniform"
     kind = "random"
+    fusible = True  # element i is hash(key, i): computed inside a loop
     arity = 2
     value_inputs = 1  # `like` only lends its (run-time) shape
     differentiable = False

@@ -46,6 +46,7 @@ def _sum_dtype(dt):
 
 class Sum(Reduce):
     name = "sum"
+    loop_reduction = True
     out_dtype = classmethod(lambda cls, dt: _sum_dtype(dt))
 
     @classmethod
@@ -59,6 +60,7 @@ class Sum(Reduce):
 
 class Prod(Reduce):
     name = "prod"
+    loop_reduction = True
     out_dtype = classmethod(lambda cls, dt: _sum_dtype(dt))
 
     @classmethod
@@ -83,6 +85,7 @@ class Prod(Reduce):
 class ExtremumReduce(Reduce):
     """max/min: the gradient goes to the entries equal to the result; ties share it equally."""
 
+    loop_reduction = True
     has_identity = False
 
     @classmethod
@@ -114,6 +117,7 @@ class LogSumExp(Reduce):
     """log(sum(exp(x))) over axes, computed around the max so large inputs do not overflow."""
 
     name = "logsumexp"
+    row_reduction = True
     out_dtype = classmethod(lambda cls, dt: float_result(dt))
 
     @classmethod
@@ -142,6 +146,7 @@ class LogSoftmax(Op):
     name = "log_softmax"
     kind = "reduction"  # a row reduction, then one value per element
     arity = 1
+    row_reduction = True
 
     @classmethod
     def infer(cls, inputs, attrs):

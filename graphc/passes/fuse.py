@@ -21,24 +21,17 @@ from ..ir import Node, consumers
 from ..ops.base import reads
 from .graph import Graph
 
-FUSED_REDUCTIONS = {"sum", "max", "min", "prod"}
-# row reductions a "rows" kernel computes before its elementwise epilogue (log_softmax: the row's
-# max and sum, then a value per element)
-ROW_REDUCTIONS = {"logsumexp", "log_softmax"}
-# elementwise ops cheap enough to recompute per element when their (broadcast) shape is smaller
-CHEAP = {"neg", "abs", "sign", "relu", "step", "cast", "add", "mul", "maximum", "minimum", "less", "less_equal",
-         "equal", "not_equal", "logical_and", "logical_or", "logical_not", "where", "broadcast_to"}
 MAX_BUFFERS = 24  # external inputs + outputs of one kernel
 MAX_OPS = 64      # ops per kernel: compile time grows with a kernel's length, speed stops growing
 
 
 def fusible(n: Node) -> bool:
     """An elementwise node: computed per output element from inputs read with broadcasting."""
-    return n.op.kind in ("elementwise", "random") or n.op.name == "broadcast_to"
+    return n.op.fusible
 
 
 def iteration_shape(n: Node) -> tuple:
-    return n.inputs[0].shape if n.op.name in FUSED_REDUCTIONS else n.shape
+    return n.inputs[0].shape if n.op.loop_reduction else n.shape
 
 
 class _Group:
@@ -48,7 +41,7 @@ class _Group:
         self.id = gid
         self.members = {head: None}
         self.shape = iteration_shape(head)
-        self.reduce = head.attrs["axes"] if head.op.name in FUSED_REDUCTIONS else None
+        self.reduce = head.attrs["axes"] if head.op.loop_reduction else None
 
 
 def broadcasts_to(small: tuple, big: tuple) -> bool:
@@ -135,19 +128,19 @@ def fusible_into(n: Node, user: Node, g: _Group) -> bool:
     elementwise in g or g's reduction."""
     if n.shape != g.shape:
         return False
-    return fusible(user) or user.op.name in FUSED_REDUCTIONS
+    return fusible(user) or user.op.loop_reduction
 
 
 def recomputable(n: Node, g: _Group, readers, group_of, roots) -> bool:
     """n is cheap, of a shape broadcasting to g's, and only g's elementwise members read it."""
-    return (n.op.name in CHEAP and n not in roots and broadcasts_to(n.shape, g.shape)
+    return (n.op.cheap and n not in roots and broadcasts_to(n.shape, g.shape)
             and all(group_of.get(u) is g and fusible(u) for u in readers))
 
 
 def row_split(members):
     """(row reduction, epilogue) of a rows kernel's members (in order), or None: the epilogue is
     every other member, computed per element of the row after the reduction."""
-    red = next((m for m in members if m.op.name in ROW_REDUCTIONS), None)
+    red = next((m for m in members if m.op.row_reduction), None)
     if red is None or len(members) == 1:
         return None
     return red, [m for m in members if m is not red]
@@ -158,7 +151,7 @@ def _row_reduction(g: _Group):
     if len(g.members) != 1:
         return None
     (red,) = g.members
-    if red.op.name not in ROW_REDUCTIONS or not red.attrs.get("keepdims", True):
+    if not red.op.row_reduction or not red.attrs.get("keepdims", True):
         return None
     r = red.inputs[0].ndim
     axes = tuple(red.attrs["axes"])

@@ -48,3 +48,23 @@ def test_op_matches_numpy(case, backend):
                                        equal_nan=True, err_msg=label)
         else:
             np.testing.assert_array_equal(got, want, err_msg=label)
+
+
+@pytest.mark.parametrize("backend_name", ["numba", "cuda"])
+def test_every_primitive_has_a_kernel_on_each_code_generating_backend(backend_name):
+    """A primitive a fused loop does not compute (nor a view) needs its own render rule there."""
+    import importlib
+
+    from graphc.ops import REGISTRY
+    rules = importlib.import_module(f"graphc.backends.{backend_name}.codegen").RENDER
+    own = {n for n, op in REGISTRY.items() if op.kind not in ("leaf", "mode")
+           and not (op.fusible or op.loop_reduction or op.view)}
+    assert own - set(rules) == set(), f"{backend_name} has no kernel for {sorted(own - set(rules))}"
+
+
+def test_a_kind_without_a_kernel_is_a_compile_error_naming_the_op(monkeypatch):
+    from graphc.backends.numba import codegen
+    monkeypatch.delitem(codegen.RENDER, "argmax")
+    x = gc.placeholder((3, 4), name="x")
+    with pytest.raises(gc.CompileError, match=r"the numba backend has no kernel for argmax .*backend='numpy'"):
+        gc.compile([x], gc.argmax(x, 1), backend="numba")

@@ -40,3 +40,28 @@ def test_primitive_has_a_gradient_rule_or_says_it_has_none(name):
     # rules live on the primitive (or a base that only primitives of one family share)
     owner = next(c for c in op.__mro__ if "grad" in c.__dict__)
     assert owner is op or owner.__name__ in {"ExtremumReduce", "Op"}, f"{name} inherits {owner.__name__}.grad"
+
+
+def test_arity_is_checked_when_a_node_is_built():
+    x = gc.placeholder((2,), name="x")
+    from graphc.ir import make_node
+    with pytest.raises(gc.GraphError, match="exp takes 1 input, got 3"):
+        make_node(REGISTRY["exp"], (x, x, x))
+    with pytest.raises(gc.GraphError, match="where takes 3 inputs, got 2"):
+        make_node(REGISTRY["where"], (x > 0, x))
+
+
+def test_traits_are_consistent():
+    """What passes and backends read off an op class agrees with its kind and its code."""
+    for name, op in REGISTRY.items():
+        if op.fusible:
+            assert op.kind in ("elementwise", "random", "movement"), name
+            assert op.kind != "elementwise" or getattr(op, "template", "") or hasattr(op, "render"), name
+        if op.cheap:
+            assert op.fusible, f"{name}: recomputed per element, so it must be fusible"
+        if op.loop_reduction or op.row_reduction:
+            assert op.kind == "reduction" and not (op.loop_reduction and op.row_reduction), name
+        if op.view:
+            assert op.kind == "movement" and not op.fusible, name
+    assert {n for n, op in REGISTRY.items() if op.loop_reduction} == {"sum", "prod", "max", "min"}
+    assert all(op.kind != "elementwise" or op.fusible for op in REGISTRY.values())
