@@ -10,6 +10,7 @@ from .ir import Node, toposort, user_location
 from .ops.base import fmt_shape
 from .ops.mode import TrainSwitch, resolve as resolve_switch
 from .passes import Graph, optimize as run_passes, rewrite, unfused
+from .protocol import Fusion
 
 # Backends by name, imported lazily (CUDA must not be imported unless asked for).
 BACKENDS = {
@@ -50,9 +51,13 @@ def get_backend(name: str):
     if name not in BACKENDS:
         raise CompileError(f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
     try:
-        return importlib.import_module(BACKENDS[name])
+        be = importlib.import_module(BACKENDS[name])
     except ImportError as e:
         raise CompileError(f"backend {name!r} cannot be loaded: {e}") from e
+    if not (isinstance(getattr(be, "FUSION", None), Fusion) and callable(getattr(be, "build", None))):
+        raise CompileError(f"backend {name!r} ({be.__name__}) does not declare FUSION (a "
+                           "graphc.protocol.Fusion) and build(program)")
+    return be
 
 
 def _check_updates(updates, loc) -> list[tuple[Node, Node]]:
@@ -143,8 +148,7 @@ def compile(inputs, outputs, updates=None, backend: str = "numpy", *,  # noqa: A
         raise CompileError(f"the graph needs placeholder {m.label} {fmt_shape(m.shape)} {m.dtype} "
                            f"(made at {format_loc(m.loc)}), which is not in inputs", loc)
     be = get_backend(backend)
-    fusion = getattr(be, "FUSION", False)
-    graph = run_passes(source, fusion=fusion) if optimize else (unfused(source) if fusion else source)
+    graph = run_passes(source, fusion=be.FUSION) if optimize else (unfused(source) if be.FUSION.kernels else source)
     program = Program(ins, list(graph.outputs), list(graph.updates), graph.nodes, graph.groups, source,
                       check_numerics, training)
     return Function(program, be.build(program), backend, single)

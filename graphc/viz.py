@@ -17,6 +17,7 @@ import numpy as np
 from .errors import GraphError
 from .ir import Node, toposort, user_location
 from .ops.base import fmt_shape
+from .protocol import Fusion
 
 STAGES = ("forward", "backward", "optimized")
 
@@ -201,7 +202,7 @@ def _view(obj, stage) -> _View:
     roots = _as_roots(obj)
     if stage == "optimized":
         ins = tuple(n for n in toposort(roots) if n.op.name == "placeholder")
-        graph = optimize(Graph(ins, tuple(roots), ()), fusion="rows")  # as numba
+        graph = optimize(Graph(ins, tuple(roots), ()), fusion=Fusion(kernels=True, rows=True))  # as numba
         prog = Program(list(ins), list(graph.outputs), [], graph.nodes, graph.groups)
         kernels = make_kernels(prog)
         return _classify(list(prog.order), list(prog.outputs), [],

@@ -5,6 +5,8 @@ when backend="cuda" is asked for. With NUMBA_ENABLE_CUDASIM=1 the kernels run on
 simulator (CI has no GPU)."""
 import sys
 
+from graphc.protocol import Fusion
+
 from .codegen import simulated
 from .executable import CudaExecutable
 
@@ -14,7 +16,7 @@ if simulated():
     # training step ~5x faster there. Only under the simulator: a GPU run leaves Python alone.
     sys.setswitchinterval(5e-5)
 
-FUSION = True  # compile() runs the fusion pass for this backend
+FUSION = Fusion(kernels=True)  # loop kernels; rows are block reductions, not row kernels
 
 
 def build(program) -> CudaExecutable:

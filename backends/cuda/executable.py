@@ -10,6 +10,7 @@ import numpy as np
 from numba import config, cuda
 
 from graphc import ir
+from graphc.protocol import Executable
 from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
 
 from ..numba.cache import load
@@ -42,7 +43,7 @@ class _Plan:
     __slots__ = ("shapes", "arrays", "feed_at", "out_at", "out_specs", "dims", "buffers", "result_at", "cells")
 
 
-class CudaExecutable:
+class CudaExecutable(Executable):
     """A program compiled to one generated CUDA module; run(feeds) -> host outputs."""
 
     takes_out = True  # run(feeds, out={position: array}) copies results into the caller's arrays

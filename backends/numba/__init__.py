@@ -5,9 +5,11 @@ import os
 # that alternates GEMMs and parallel loops ran 8x slower (47 ms vs 5.4 ms for the 784-512-256-10
 # step). A passive wait policy, read when numba first loads OpenMP, removes that; users may override.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from graphc.protocol import Fusion  # noqa: E402
+
 from .executable import NumbaExecutable  # noqa: E402
 
-FUSION = "rows"  # compile() runs the fusion pass, with row kernels (graphc/passes/fuse.py), for this backend
+FUSION = Fusion(kernels=True, rows=True)  # loop kernels, and row kernels (graphc/passes/fuse.py)
 
 
 def build(program) -> NumbaExecutable:

@@ -13,6 +13,7 @@ from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from graphc.errors import GraphIndexError, GraphRuntimeError, OutOfMemoryError, format_loc
 from graphc.ops.base import fmt_shape
+from graphc.protocol import Executable
 from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
 
 from .cache import load, release_with
@@ -85,7 +86,7 @@ class _Plan:
                  "spare", "result_at", "repeat_at", "work", "feed_spec", "fresh_spec")
 
 
-class NumbaExecutable:
+class NumbaExecutable(Executable):
     """A program compiled to one generated module; run(feeds) -> outputs (updates applied in place)."""
 
     takes_out = True  # run(feeds, out={position: array}) computes straight into the caller's arrays

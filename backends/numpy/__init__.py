@@ -1,5 +1,9 @@
 """The NumPy backend: a reference interpreter, the meaning of every op and the oracle for the others."""
+from graphc.protocol import NO_FUSION
+
 from .interpreter import Interpreter
+
+FUSION = NO_FUSION  # one op at a time
 
 
 def build(program) -> Interpreter:
@@ -7,4 +11,4 @@ def build(program) -> Interpreter:
     return Interpreter(program)
 
 
-__all__ = ["build", "Interpreter"]
+__all__ = ["build", "Interpreter", "FUSION"]

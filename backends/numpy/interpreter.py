@@ -5,13 +5,15 @@ import numpy as np
 
 from graphc.errors import GraphIndexError, GraphRuntimeError, OutOfMemoryError, ShapeError, format_loc
 from graphc.ops.base import fmt_shape
+from graphc.protocol import Executable
+from graphc.schedule import resolve_shapes
 
 
 def _fits(shape, static) -> bool:
     return len(shape) == len(static) and all(d is None or d == s for d, s in zip(static, shape))
 
 
-class Interpreter:
+class Interpreter(Executable):
     """Runs a Program; intermediate arrays are freed after their last use."""
 
     def __init__(self, program):
@@ -39,7 +41,18 @@ class Interpreter:
         self._n = len(order)
         self._out_slots = [slot[o] for o in program.outputs]
         self._upd = [(p, slot[u]) for p, u in program.updates]
-        self._checked: set = set()  # feed shapes whose run-time shapes resolve_shapes accepted
+        self._shapes: dict = {}  # feed shapes -> every node's shape (resolve_shapes: its run-time checks)
+
+    def _resolved(self, feeds) -> dict:
+        key = tuple(f.shape for f in feeds)
+        shapes = self._shapes.get(key)
+        if shapes is None:
+            shapes = self._shapes[key] = resolve_shapes(self.program, key)
+        return shapes
+
+    def output_shapes(self, feeds) -> list[tuple]:
+        shapes = self._resolved(feeds)
+        return [shapes[o] for o in self.program.outputs]
 
     @property
     def kernels(self):
@@ -72,11 +85,7 @@ class Interpreter:
     def _evaluate(self, feeds, keep_all: bool = False) -> list:
         """Every node's value for these feeds; intermediates are freed after their last use unless
         keep_all (profiling)."""
-        key = tuple(f.shape for f in feeds)
-        if key not in self._checked:  # the same run-time shape rules as the compiled backends
-            from graphc.schedule import resolve_shapes
-            resolve_shapes(self.program, key)
-            self._checked.add(key)
+        self._resolved(feeds)  # the same run-time shape rules as the compiled backends
         vals: list = [None] * self._n
         for s, k in zip(self._feed_slots, self._feed_index):
             vals[s] = feeds[k]

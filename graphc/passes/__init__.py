@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from ..protocol import NO_FUSION, Fusion
 from .fuse import fuse
 from .graph import Graph, rewrite
 from .simplify import simplify_node
@@ -31,16 +32,15 @@ def unfused(graph: Graph) -> Graph:
     return Graph(graph.inputs, graph.outputs, graph.updates, tuple((n,) for n in nodes if not n.is_leaf))
 
 
-def pipeline(fusion: bool | str) -> list:
-    """The passes in order: (name, function). fusion: False, True, or "rows" (fusion with row
-    kernels: a row reduction and the elementwise work reading it, for backends that loop over rows)."""
+def pipeline(fusion: Fusion = NO_FUSION) -> list:
+    """The passes in order: (name, function); the fusion pass as the backend's policy asks."""
     passes = [("stabilize", stabilize), ("simplify", simplify), ("merge", merge)]
-    if fusion == "rows":
-        return passes + [("fuse", lambda g: fuse(g, rows=True))]
-    return passes + ([("fuse", fuse)] if fusion else [])
+    if fusion.kernels:
+        passes.append(("fuse", lambda g: fuse(g, rows=fusion.rows)))
+    return passes
 
 
-def optimize(graph: Graph, fusion: bool | str = False, check: bool | None = None) -> Graph:
+def optimize(graph: Graph, fusion: Fusion = NO_FUSION, check: bool | None = None) -> Graph:
     """Run the pipeline; with check (default: GRAPHC_VERIFY=1) verify the graph after every pass."""
     check = os.environ.get("GRAPHC_VERIFY") == "1" if check is None else check
     original = graph

@@ -134,3 +134,31 @@ def test_bad_out_buffers_are_refused_before_anything_runs(backend):
     b = np.empty((2, 3), np.float32)
     with pytest.raises(gc.FeedError, match="shares memory with out= array for output 0"):
         two(a, out=[b, b])
+
+
+def test_each_backend_keeps_the_protocol(backend):
+    """compile() and Function use a backend only through graphc.protocol."""
+    from graphc.compiler import get_backend
+    from graphc.protocol import Executable, Fusion
+    be = get_backend(backend)
+    assert isinstance(be.FUSION, Fusion)
+    x = gc.placeholder((None, 2), name="x")
+    f = gc.compile([x], [x * 2, gc.sum(x)], backend=backend)
+    assert isinstance(f._exe, Executable)
+    feeds = [np.ones((3, 2), np.float32)]
+    assert f._exe.output_shapes(feeds) == [(3, 2), ()]
+    assert isinstance(f.source(), str) and isinstance(f.cache_info(), dict)
+
+
+def test_a_backend_module_without_the_protocol_is_a_compile_error(monkeypatch):
+    import sys
+    import types
+
+    from graphc import compiler
+    fake = types.ModuleType("graphc_fake_backend")
+    fake.build = lambda program: None
+    monkeypatch.setitem(sys.modules, "graphc_fake_backend", fake)
+    monkeypatch.setitem(compiler.BACKENDS, "fake", "graphc_fake_backend")
+    with pytest.raises(gc.CompileError, match="does not declare FUSION"):
+        x = gc.placeholder((2,))
+        gc.compile([x], x * 1, backend="fake")

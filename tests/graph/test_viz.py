@@ -108,7 +108,7 @@ def test_optimized_stage_of_nodes_draws_the_fused_kernels():
     grads = gc.grad(loss, params)
     roots = [loss] + grads
     ins = tuple(n for n in gc.toposort(roots) if n.op.name == "placeholder")
-    g = optimize(Graph(ins, tuple(roots), ()), fusion=True)
+    g = optimize(Graph(ins, tuple(roots), ()), fusion=gc.protocol.Fusion(kernels=True))
     from graphc.compiler import Program
     kernels = make_kernels(Program(list(ins), list(g.outputs), [], g.nodes, g.groups))
     dot = gc.to_dot(roots, "optimized", inline_scalars=False)
