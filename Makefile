@@ -41,8 +41,10 @@ bench: install
 peers:
 	bash ../shared/peers/setup_venv.sh
 
-# two workers: numba compiles dominate and use one core each
+# lint (ruff, configured in pyproject.toml), then the tests on two workers: numba compiles dominate
+# and use one core each
 test: install graphviz
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q -n 2
 
 # the cross-backend fuzz suite at length (CI runs a seeded 14 graphs): FUZZ_EXAMPLES graphs, a

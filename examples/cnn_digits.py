@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-import graphc as gc
 from datasets import digits
+
+import graphc as gc
 
 
 def images(X):

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-import graphc as gc
 from datasets import breast_cancer
+
+import graphc as gc
 
 
 def build(n_features: int = 30, lr: float = 0.05, l2: float = 1e-3, backend: str = "numba", seed: int = 0):

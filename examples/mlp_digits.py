@@ -10,8 +10,9 @@ import argparse
 import os
 import time
 
-import graphc as gc
 from datasets import digits
+
+import graphc as gc
 
 
 def build(backend: str = "numba", seed: int = 0, lr: float = 2e-3, dropout: float = 0.1, hidden=(256, 128)):
@@ -49,7 +50,8 @@ def main(argv=None) -> dict:
                     schedule=gc.optim.cosine(2e-3, args.epochs), early_stopping=10,
                     verbose=False if args.quiet else True)
     result = trainer.evaluate(*test)
-    print(f"trained {h.epochs} epochs in {h.seconds:.1f}s (best epoch {None if h.best_epoch is None else h.best_epoch + 1}, "
+    best = None if h.best_epoch is None else h.best_epoch + 1
+    print(f"trained {h.epochs} epochs in {h.seconds:.1f}s (best epoch {best}, "
           f"validation accuracy {max(h['val_accuracy']):.4f})")
     print(f"test accuracy {result['accuracy']:.4f}  test loss {result['loss']:.4f}")
     if args.out:

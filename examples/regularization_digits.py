@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-import graphc as gc
 from datasets import digits
+
+import graphc as gc
 
 VARIANTS = ["plain", "dropout 0.5", "weight decay", "batch norm"]
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import argparse
 
-import graphc as gc
 from datasets import digits
+
+import graphc as gc
 
 
 def build(lr: float = 0.01, backend: str = "numba", seed: int = 0):

@@ -170,7 +170,8 @@ def sub(a, b) -> Node:
     """a - b, built as a + (-b)."""
     a, b = _pair(a, b)
     if a.dtype == dt.bool_ and b.dtype == dt.bool_:
-        raise DTypeError("sub: subtracting bool tensors is not defined (use gc.logical_xor, or gc.cast to a number first)",
+        raise DTypeError("sub: subtracting bool tensors is not defined (use gc.logical_xor, or gc.cast to a "
+                         "number first)",
                          user_location())
     return add(a, neg(b))
 

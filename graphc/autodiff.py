@@ -13,6 +13,7 @@ from .errors import DTypeError, GraphError, ShapeError
 from .ir import Node, new_uid, toposort, user_location
 from .ops.base import fmt_shape
 
+
 class GradientCheckError(GraphError, AssertionError):
     """A symbolic gradient that disagrees with finite differences."""
 

@@ -8,8 +8,10 @@ from .api import as_node
 from .errors import CompileError, format_loc
 from .ir import Node, toposort, user_location
 from .ops.base import fmt_shape
-from .ops.mode import TrainSwitch, resolve as resolve_switch
-from .passes import Graph, optimize as run_passes, rewrite, unfused
+from .ops.mode import TrainSwitch
+from .ops.mode import resolve as resolve_switch
+from .passes import Graph, rewrite, unfused
+from .passes import optimize as run_passes
 from .protocol import Fusion
 
 # Backends by name, imported lazily (CUDA must not be imported unless asked for).

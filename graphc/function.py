@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import FeedError, format_loc
 from . import ir
+from .errors import FeedError, format_loc
 from .ir import Node, user_location
 from .ops.base import fmt_shape
 

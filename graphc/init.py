@@ -1,8 +1,9 @@
 """Initializers: NumPy arrays for gc.parameter, seeded, with fans for matrices and conv kernels.
 
 Every initializer takes (shape, ..., seed=None, dtype="float32"); seed=None draws the next seed of
-graphc's sequence (gc.seed). Shapes follow graphc's layout: a dense weight is (fan_in, fan_out) because layers compute x @ W;
-a conv kernel is (out_channels, in_channels, *kernel_size), fan_in = in_channels * kernel area.
+graphc's sequence (gc.seed). Shapes follow graphc's layout: a dense weight is (fan_in, fan_out)
+because layers compute x @ W; a conv kernel is (out_channels, in_channels, *kernel_size), fan_in =
+in_channels * kernel area.
 """
 from __future__ import annotations
 

@@ -18,6 +18,12 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _INTERNAL = (_HERE + os.sep, os.path.join(os.path.dirname(_HERE), "backends") + os.sep)
 
 
+def fmt_shape(shape) -> str:
+    """A shape as Python writes a tuple, None for a dim known only at run time: (None, 3)."""
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+           ("," if len(shape) == 1 else "") + ")"
+
+
 def user_location(depth: int = 1):
     """(filename, lineno) of the innermost frame outside graphc: the user's line that built a node."""
     f = sys._getframe(depth)
@@ -71,7 +77,7 @@ def _freeze(v):
 _EMPTY = FrozenAttrs()
 _serial = itertools.count(1)
 # Structurally identical nodes are one object; weak values let unused graphs be collected.
-_CACHE: "weakref.WeakValueDictionary[tuple, Node]" = weakref.WeakValueDictionary()
+_CACHE: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
 
 
 # cells whose device copy (a GPU backend's) is ahead of their host array
@@ -191,9 +197,7 @@ class Node:
         np.copyto(self.data.array, arr, casting="same_kind")
 
     def __repr__(self) -> str:
-        shape = "(" + ", ".join("None" if d is None else str(d) for d in self.shape) + \
-                ("," if len(self.shape) == 1 else "") + ")"
-        return f"<Node {self.label}: {self.op.name} {shape} {self.dtype}>"
+        return f"<Node {self.label}: {self.op.name} {fmt_shape(self.shape)} {self.dtype}>"
 
     def __bool__(self):
         raise TypeError(f"the truth value of graph node {self.label} is not known until the graph runs; "
@@ -230,7 +234,6 @@ def make_node(op, inputs=(), attrs=None, *, uid=None, name=None, data=None, loc=
             raise e from None
         raise
     if None not in shape and math.prod(shape) >= 2 ** 63:
-        from .ops.base import fmt_shape
         raise ShapeError(f"{op.name}: shape {fmt_shape(shape)} has {math.prod(shape)} elements, more than "
                          "an int64 counts", loc)
     node = Node(op, inputs, attrs, tuple(shape), np.dtype(dtype), uid, name, loc, data)
@@ -284,7 +287,6 @@ def consumers(order) -> dict[Node, list[Node]]:
 
 def format_graph(outputs, names: dict | None = None) -> str:
     """A text dump of the graph: one line per node with op, inputs, attrs, shape and dtype."""
-    from .ops.base import fmt_shape
     order = toposort(outputs if isinstance(outputs, (list, tuple)) else [outputs])
     ids = {n: f"%{k}" for k, n in enumerate(order)}
     lines = []

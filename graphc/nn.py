@@ -5,7 +5,7 @@ named by their place in the model ("0.W", "2.bn.running_mean"), the names checkp
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

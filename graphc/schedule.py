@@ -6,16 +6,12 @@ feed shapes, the concrete shape of every value and which array holds it.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from .errors import GraphError, ShapeError
 from .ir import Node, consumers
 from .ops.base import fmt_shape, reads
 from .passes.fuse import fusible, row_split
-
 
 
 @dataclass

@@ -178,6 +178,33 @@ def to_dot(obj, stage: str = "forward", *, collapse: bool = False, rankdir: str 
     return dot
 
 
+def to_networkx(obj, stage: str = "forward"):
+    """A networkx.DiGraph of the graph at one stage (the nodes and kernels to_dot draws).
+
+    Nodes are n<k> (k: topological position) with attributes op, label, shape, dtype, attrs, role
+    (the drawing's class: input, parameter, forward, backward, update, ...), backward (built by a
+    gradient rule) and, at the optimized stage of a fusing backend, kernel (its name). An edge
+    input -> user carries position, the input's index among the user's inputs. The graph's
+    attributes: title, outputs (ids) and updates ((parameter id, new value id) pairs)."""
+    import networkx as nx
+    if stage not in STAGES:
+        raise GraphError(f"to_networkx: stage must be one of {', '.join(STAGES)}, got {stage!r}", user_location())
+    view = _view(obj, stage)
+    ids = {n: f"n{k}" for k, n in enumerate(view.nodes)}
+    kernel_of = {m: k.name for k in (view.kernels or []) for m in k.nodes}
+    g = nx.DiGraph(title=view.title, outputs=[ids[o] for o in view.outputs if o in ids],
+                   updates=[(ids[p], ids[u]) for p, u in view.updates if p in ids and u in ids])
+    for n in view.nodes:
+        g.add_node(ids[n], op=n.op.name, label=view.names.get(n, n.label), shape=n.shape, dtype=str(n.dtype),
+                   attrs=dict(n.attrs), role=view.cls.get(n), backward=n in view.backward,
+                   **({"kernel": kernel_of[n]} if n in kernel_of else {}))
+    for n in view.nodes:
+        for pos, i in enumerate(n.inputs):
+            if i in ids:
+                g.add_edge(ids[i], ids[n], position=pos)
+    return g
+
+
 def _view(obj, stage) -> _View:
     from .compiler import Program
     from .function import Function

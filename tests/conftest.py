@@ -29,6 +29,6 @@ def rng():
 # the verifier runs between passes in every test
 os.environ.setdefault("GRAPHC_VERIFY", "1")
 # pytest-xdist's workers already keep every core busy compiling: a new module compiles in the
-# worker alone (tests/backends/test_numba.py tests the helper processes with GRAPHC_COMPILE_JOBS=2)
+# worker alone (tests/numba/test_numba.py tests the helper processes with GRAPHC_COMPILE_JOBS=2)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("GRAPHC_COMPILE_JOBS", "1")

@@ -6,8 +6,8 @@ tests/graph/test_registry.py checks that these graphs use every primitive in the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

@@ -24,6 +24,7 @@ asserts a time.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -105,6 +106,7 @@ class CpuCounter:
 def gc_versions():
     import numba
     import numpy
+
     import graphc
     return {"graphc": graphc.__version__, "numpy": numpy.__version__, "numba": numba.__version__}
 
@@ -130,6 +132,7 @@ def w1_graph(gc, n=W1_N):
 
 def run_w1(backend):
     import numpy as np
+
     import graphc as gc
     x, y = w1_inputs()
     ins, out = w1_graph(gc)
@@ -148,7 +151,8 @@ def run_w1(backend):
         t = median(ts)
         rows.append({"system": f"graphc {backend}{label}", "ms": 1e3 * t, "gbps": 3 * W1_N * 4 / t / 1e9,
                      "max_abs_err": err, "first_call_s": first, **cpu.per_call(9),
-                     "note": f"{len(f.kernels)} kernel(s), " + ("caller's buffer" if label else "fresh output per call")})
+                     "note": f"{len(f.kernels)} kernel(s), "
+                             + ("caller's buffer" if label else "fresh output per call")})
     return rows
 
 
@@ -241,6 +245,7 @@ def w4_problem():
 
 def run_w4(backend):
     import numpy as np
+
     import graphc as gc
     params, xb, yb = w4_problem()
     x = gc.placeholder((None, 2), "float32", name="x")
@@ -267,6 +272,7 @@ W5_M, W5_N = 4096, 1000
 
 def run_w5(backend):
     import numpy as np
+
     import graphc as gc
     rng = np.random.default_rng(SEED)
     xv = rng.standard_normal((W5_M, W5_N), dtype=np.float32) * np.float32(3)
@@ -282,7 +288,7 @@ def run_w5(backend):
         f = gc.compile([x], node, backend=backend)
         err = float(np.max(np.abs(f(xv).astype(np.float64) - refs[op])))
         with CpuCounter() as cpu:
-            ts = timeit(lambda: f(xv), 5, 30)
+            ts = timeit(functools.partial(f, xv), 5, 30)
         t = median(ts)
         rows.append({"op": op, "ms": 1e3 * t, "gbps": nbytes[op] / t / 1e9, "max_abs_err": err,
                      **cpu.per_call(35), "note": f"{len(f.kernels)} kernel(s)"})
@@ -347,7 +353,6 @@ def run_w7(backend):
 
 
 def run_torch(workload):
-    import numpy as np
     import torch
     torch.set_num_threads(THREADS)
     if workload == "w6":
@@ -415,6 +420,7 @@ def _device_name():
 def run_g1(backend):
     import numpy as np
     from numba import cuda
+
     import graphc as gc
     x, y = w1_inputs()
     if SMOKE:
@@ -448,6 +454,7 @@ def run_g1(backend):
 
 def run_g2(backend):
     import numpy as np
+
     import graphc as gc
     rng = np.random.default_rng(SEED)
     A = rng.standard_normal((G2_N, G2_N), dtype=np.float32)
@@ -589,10 +596,10 @@ def spawn(cmd, env_extra=None, cwd=None, timeout=900, fields=None):
 def peer_systems(py, peers, workload):
     """{key: label} of a peers script's systems, and the set of keys whose package is missing."""
     script = PEER_SCRIPTS[workload]
-    code = ("import sys, json, importlib.util as u; sys.path.insert(0, %r); m = __import__(%r); "
+    code = (f"import sys, json, importlib.util as u; sys.path.insert(0, {peers!r}); m = __import__({script[:-3]!r}); "
             "print(json.dumps({k: v[0] for k, v in m.SYSTEMS.items()})); "
-            "print(json.dumps([p for p in %r if u.find_spec(p) is None]))"
-            % (peers, script[:-3], sorted(set(NEEDS.values()))))
+            f"print(json.dumps([p for p in {sorted(set(NEEDS.values()))!r} if u.find_spec(p) is None]))"
+            )
     p = subprocess.run([py, "-c", code], capture_output=True, text=True, cwd=peers, timeout=120,
                        env={**os.environ, "PEERS_CACHE": os.environ.get("PEERS_CACHE", "/tmp/peers-cache")})
     if p.returncode != 0:
@@ -700,7 +707,8 @@ def tables(records) -> str:
         add("## W0 physical limits (peers' STREAM and GEMM)\n")
         add("| system | op | ms | GB/s or GFLOP/s |\n|---|---|---|---|")
         for (s, op), rs in g.items():
-            add(f"| {s} | {op} | {_fmt(rs, 'ms')} | {_fmt(rs, 'gbps', 1) if 'gbps' in rs[0] else _fmt(rs, 'gflops', 0)} |")
+            rate = _fmt(rs, 'gbps', 1) if 'gbps' in rs[0] else _fmt(rs, 'gflops', 0)
+            add(f"| {s} | {op} | {_fmt(rs, 'ms')} | {rate} |")
         add("")
     g = _groups(records, "W1")
     if g:
@@ -746,8 +754,9 @@ def tables(records) -> str:
         add("## W5 row softmax / logsumexp, (4096, 1000) float32\n")
         add("| system | op | ms | eff. GB/s | cores busy | max abs err | note |\n|---|---|---|---|---|---|---|")
         for (s, op), rs in sorted(g.items(), key=lambda kv: (kv[0][1], _agg(kv[1], "ms")[0])):
-            add(f"| {s} | {op} | {_fmt(rs, 'ms')} | {_fmt(rs, 'gbps', 1, False)} | {_fmt(rs, 'cores_busy', 2, False)} | "
-                f"{rs[0].get('max_abs_err', float('nan')):.2e} | {rs[0].get('note', '')} |")
+            add(f"| {s} | {op} | {_fmt(rs, 'ms')} | {_fmt(rs, 'gbps', 1, False)} | "
+                f"{_fmt(rs, 'cores_busy', 2, False)} | {rs[0].get('max_abs_err', float('nan')):.2e} | "
+                f"{rs[0].get('note', '')} |")
         add("")
     for w, title in (("W6", "W6 conv2d 3x3 forward + backward, x (64, 16, 16, 16), 32 filters"),
                      ("W7", "W7 LSTM training step, unrolled 8 steps, batch 64, 32 -> 128, Adam")):
@@ -758,7 +767,8 @@ def tables(records) -> str:
             for (s_,), rs in sorted(g.items(), key=lambda kv: _agg(kv[1], "ms")[0]):
                 add(f"| {s_} | {_fmt(rs, 'ms')} | {_fmt(rs, 'gflops', 1, False) if 'gflops' in rs[0] else '–'} | "
                     f"{_fmt(rs, 'steps_per_s', 1, False) if 'steps_per_s' in rs[0] else '–'} | "
-                    f"{_fmt(rs, 'first_call_s', 2, False) if 'first_call_s' in rs[0] else '–'} | {rs[0].get('note', '')} |")
+                    f"{_fmt(rs, 'first_call_s', 2, False) if 'first_call_s' in rs[0] else '–'} | "
+                    f"{rs[0].get('note', '')} |")
             add("")
     gpu = [r for r in records if r.get("workload", "").startswith("G") and r.get("status") == "ok"]
     if gpu:

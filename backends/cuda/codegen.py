@@ -17,9 +17,27 @@ import numpy as np
 from graphc.ops import random as rnd
 from graphc.schedule import Kernel
 
-from ..numba.codegen import (Dims, KernelSource, _combine, _extent, _identity, _shape_exprs, _slice_params,
-                             DriverNames, arr_type, col2im_body, convert, driver_tail, im2col_body, index, literal, loop_parts, np_type,
-                             render_rule, slice_params)
+from ..numba.codegen import (
+    Dims,
+    DriverNames,
+    KernelSource,
+    _combine,
+    _extent,
+    _identity,
+    _shape_exprs,
+    _slice_params,
+    arr_type,
+    col2im_body,
+    convert,
+    driver_tail,
+    im2col_body,
+    index,
+    literal,
+    loop_parts,
+    np_type,
+    render_rule,
+    slice_params,
+)
 
 
 def simulated() -> bool:
@@ -204,13 +222,15 @@ def render_matmul(kern, dims, cfg):
     L += shared(cfg, [("sa", f"({TL}, {TL})", T), ("sb", f"({TL}, {TL})", T)])
     L += [f"    acc = {T}(0)", f"    for t0 in range(0, {inner}, {TL}):",
           "        qa = t0 + tx", f"        if row < {rows} and qa < {inner}:",
-          f"            sa[ty, tx] = {A}[{', '.join(ia + ['qa'])}]", "        else:", f"            sa[ty, tx] = {T}(0)",
+          f"            sa[ty, tx] = {A}[{', '.join(ia + ['qa'])}]", "        else:",
+          f"            sa[ty, tx] = {T}(0)",
           "        qb = t0 + ty", f"        if qb < {inner} and col < {cols}:",
           f"            sb[ty, tx] = {B}[{', '.join(ib + ['qb'] + (['col'] if b.ndim > 1 else []))}]",
           "        else:", f"            sb[ty, tx] = {T}(0)", "        cuda.syncthreads()",
           f"        for q in range({TL}):", "            acc += sa[ty, q] * sb[q, tx]", "        cuda.syncthreads()",
           f"    if row < {rows} and col < {cols}:",
-          f"        {O}[{index(jv + (['row'] if a.ndim > 1 else []) + (['col'] if b.ndim > 1 else []), node.ndim)}] = acc"]
+          f"        {O}[{index(jv + (['row'] if a.ndim > 1 else []) + (['col'] if b.ndim > 1 else []), node.ndim)}]"
+          " = acc"]
     grid = f"(blocks({k.host(cols)}, {TL}), blocks({k.host(rows)}, {TL}), {k.total(bext)})"
     k.launches.append(Launch(kern.name, L, grid, f"({TL}, {TL})", grid3=True))
     return k
@@ -412,7 +432,8 @@ def render_log_softmax(kern, dims, cfg):
     def nest(inner):
         return _nest(axes, var, ext, inner)
 
-    body = ([f"m = {T}(-np.inf)", "bad = False"] + nest([f"v = {x}[{at}]", "bad = bad or v != v", "m = v if v > m else m"])
+    body = ([f"m = {T}(-np.inf)", "bad = False"]
+            + nest([f"v = {x}[{at}]", "bad = bad or v != v", "m = v if v > m else m"])
             + ["if bad or m == np.inf or m == -np.inf:", f"    m = {T}(np.nan)", f"    ls = {T}(0)", "else:",
                f"    s = {T}(0)"] + ["    " + ln for ln in nest([f"s += math.exp({x}[{at}] - m)"])]
             + [f"    ls = {T}(math.log(s))"] + nest([f"{o}[{at}] = ({x}[{at}] - m) - ls"]))

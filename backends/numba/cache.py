@@ -43,7 +43,7 @@ def module_key(source: str, extra: str = "") -> str:
 
 
 # generated modules by name while some executable holds them
-_LOADED: "weakref.WeakValueDictionary[str, object]" = weakref.WeakValueDictionary()
+_LOADED: weakref.WeakValueDictionary[str, object] = weakref.WeakValueDictionary()
 
 
 _USERS: dict[str, int] = {}  # how many live executables use each loaded module

@@ -1,6 +1,7 @@
 """Run a compiled module: plan buffers per set of feed shapes, then one native call per step."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -176,7 +177,7 @@ class NumbaExecutable(Executable):
                 plan.out_at.append((j, ref))
             plan.buffers[n] = j
         base = len(plan.arrays)
-        for j, o in enumerate(self.module.copies):  # outputs no kernel computes: filled by the driver
+        for j, _ in enumerate(self.module.copies):  # outputs no kernel computes: filled by the driver
             plan.arrays.append(None)
             plan.out_at.append((base + j, len(bp.outputs) + j))
         plan.copy_at = {o: base + j for j, o in enumerate(self.module.copies)}
@@ -359,12 +360,12 @@ class NumbaExecutable(Executable):
                 with warnings.catch_warnings():  # numba calls a dispatcher as an argument "experimental"
                     warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)
                     launch(fn, address, extent, threads, *args)  # compiles it for this signature
-                sec = time_call(lambda: launch(fn, address, extent, threads, *args), repeat)
+                sec = time_call(functools.partial(launch, fn, address, extent, threads, *args), repeat)
             else:
                 # its compiled overload, called as the driver calls it: a transposed view that is also
                 # C-contiguous (a (1, n) or (n, 1) array) would not match an "F" signature by type
                 entry = next(iter(fn.overloads.values())).entry_point
-                sec = time_call(lambda: entry(*args), repeat)
+                sec = time_call(functools.partial(entry, *args), repeat)
             moved = sum(a.nbytes for a in args if isinstance(a, np.ndarray))
             flops = sum(node_flops(n, plan.shapes) for n in kern.nodes)
             out.append(KernelProfile(kern.name, kern.ops, sec, moved, flops))

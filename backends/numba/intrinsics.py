@@ -182,7 +182,6 @@ def ints(typingctx, arr, n):
     count = n.literal_value
 
     def codegen(context, builder, sig, args):
-        from numba.core import cgutils
         a = context.make_array(sig.args[0])(context, builder, args[0])
         vals = [builder.load(builder.gep(a.data, [context.get_constant(types.intp, i)])) for i in range(count)]
         return context.make_tuple(builder, sig.return_type, vals)

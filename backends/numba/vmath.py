@@ -12,7 +12,7 @@ round once: 0.5 ulp). exp's: P in exp(r) = 1 + r + r**2 P(r), |r| <= ln(2)/2, is
 minimax in relative error (Lawson's reweighted least squares in float64, coefficients rounded to
 float32; its own error 3.1e-9, a tenth of Cephes' degree-5 one's ulp budget, one FMA fewer; the test
 file checks it). Max errors against float64 over the float32 range are pinned in
-tests/backends/test_vmath.py. Special values follow C99/NumPy: exp(-inf) = 0, exp(inf) = inf, log(0)
+tests/numba/test_vmath.py. Special values follow C99/NumPy: exp(-inf) = 0, exp(inf) = inf, log(0)
 = -inf, log(x < 0) = nan, nan in -> nan out.
 
 The code generator copies the source of the functions a module uses into that module (see
@@ -44,7 +44,7 @@ def _host_has_avx512() -> bool:
 
 # AVX-512's vscalefps scales by 2**n in one instruction (intrinsics.ldexp_f32); elsewhere ldexp is a
 # libm call, which would stop the loop vectorizing, so 2**n is built from its bits instead. Both
-# give the same bits (one rounding, into the denormals too; tests/backends/test_vmath.py).
+# give the same bits (one rounding, into the denormals too; tests/numba/test_vmath.py).
 HAS_SCALEF = _host_has_avx512()
 
 
@@ -88,7 +88,8 @@ def log_f32(x):
     tiny = x < np.float32(1.17549435e-38)  # denormals: scale into the normal range first
     xs = x * np.float32(8388608.0) if tiny else x
     bits = f32_as_i32(xs)
-    e = np.float32(((bits >> np.int32(23)) & np.int32(255)) - np.int32(126)) - (np.float32(23.0) if tiny else np.float32(0.0))
+    e = np.float32(((bits >> np.int32(23)) & np.int32(255)) - np.int32(126)) \
+        - (np.float32(23.0) if tiny else np.float32(0.0))
     m = i32_as_f32((bits & np.int32(8388607)) | np.int32(1056964608))  # mantissa in [0.5, 1)
     low = m < np.float32(0.707106781186547524)
     e = e - np.float32(1.0) if low else e

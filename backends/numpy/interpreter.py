@@ -1,6 +1,8 @@
 """Evaluate a program node by node with each op's NumPy meaning."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from graphc.errors import GraphIndexError, GraphRuntimeError, OutOfMemoryError, ShapeError, format_loc
@@ -77,7 +79,7 @@ class Interpreter(Executable):
         for k, (s, node, impl, ins, attrs, _) in zip(self.kernels, self._steps):
             args = [vals[j] for j in ins]
             with np.errstate(all="ignore"):
-                sec = time_call(lambda: impl(*args, **attrs), repeat)
+                sec = time_call(functools.partial(impl, *args, **attrs), repeat)
             moved = sum(a.nbytes for a in args) + vals[s].nbytes
             out.append(KernelProfile(k.name, k.ops, sec, moved, node_flops(node, shapes)))
         return out

@@ -6,8 +6,9 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import ShapeError
+from ..ir import fmt_shape  # noqa: F401  (the ops' shape rules format shapes with it)
 
-REGISTRY: dict[str, type["Op"]] = {}
+REGISTRY: dict[str, type[Op]] = {}
 
 
 class Op:
@@ -63,11 +64,6 @@ class Op:
 
     def __repr__(self):  # pragma: no cover - ops are classes, never instances
         return f"<op {self.name}>"
-
-
-def fmt_shape(shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
-           ("," if len(shape) == 1 else "") + ")"
 
 
 def broadcast_shapes(*shapes) -> tuple:

@@ -219,7 +219,7 @@ def test_damaged_or_foreign_files_are_checkpoint_errors_naming_the_file(tmp_path
     bad = tmp_path / "bad.npz"
     variants = [b"", data[:len(data) // 2], data[:30], bytes(rng.integers(0, 256, len(data), dtype=np.uint8)),
                 b"not a zip at all"]
-    for k in range(40):  # single bit flips all over the file
+    for _ in range(40):  # single bit flips all over the file
         d = bytearray(data)
         d[int(rng.integers(len(d)))] ^= 1 << int(rng.integers(8))
         variants.append(bytes(d))

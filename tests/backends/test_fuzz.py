@@ -147,7 +147,8 @@ def _same(got, want, dtype, what):
         return
     rtol, atol = (2e-3, 2e-4) if dtype == "float32" else (1e-7, 1e-9)
     for k, (g, w) in enumerate(zip(got, want)):
-        assert g.shape == w.shape and g.dtype == w.dtype, f"{what}: output {k} {g.shape} {g.dtype} vs {w.shape} {w.dtype}"
+        assert g.shape == w.shape and g.dtype == w.dtype, \
+            f"{what}: output {k} {g.shape} {g.dtype} vs {w.shape} {w.dtype}"
         finite = np.abs(w[np.isfinite(w)])
         scale = max(1.0, float(finite.max(initial=0.0)))
         np.testing.assert_allclose(g, w, rtol=rtol, atol=atol * scale, equal_nan=True, err_msg=f"{what}: output {k}")

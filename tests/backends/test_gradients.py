@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import graphc as gc
 from conftest import BACKENDS
 from op_cases import CASES, make_array
+
+import graphc as gc
 
 
 def _grad_params():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from op_cases import _window
 
 import graphc as gc
-from op_cases import _window
 
 
 def test_conv_layer_shapes_init_and_bias():

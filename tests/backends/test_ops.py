@@ -9,9 +9,9 @@ import zlib
 
 import numpy as np
 import pytest
+from op_cases import CASES, make_array, tolerance
 
 import graphc as gc
-from op_cases import CASES, make_array, tolerance
 
 
 def _input_dtypes(case, dtype, n):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.errors import CompileError
 from graphc.ir import toposort
 from graphc.passes import Graph, fuse, optimize, verify
-from graphc.errors import CompileError
 
 
 def _opt(*outs):
@@ -20,7 +20,8 @@ def _ops(node):
 
 def test_algebraic_identities():
     x = gc.placeholder((3,), name="x")
-    (a, b, c, d, e) = _opt(x * 1.0 + 0.0, -(-x), x / 1.0, x ** 2, gc.where(x > 0, x, x))
+    (a, b, c, d, e) = _opt(x * 1.0 + 0.0, -(-x),  # noqa: B002 - the double negation is the case
+                            x / 1.0, x ** 2, gc.where(x > 0, x, x))
     assert a is x and b is x and c is x and e is x
     assert _ops(d) == ["placeholder", "mul"]
     (f,) = _opt(x * 2.0 * 1.0 + gc.constant(np.zeros(3, np.float32)))

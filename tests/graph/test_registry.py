@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import pytest
-
-from graphc.ir import toposort
-from graphc.ops import REGISTRY, Op
 from op_cases import CASES
 
 import graphc as gc
+from graphc.ir import toposort
+from graphc.ops import REGISTRY, Op
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

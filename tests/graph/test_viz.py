@@ -168,3 +168,26 @@ def test_render_without_dot_writes_dot_text_and_says_how_once(tmp_path, monkeypa
     assert capsys.readouterr().err == ""  # said once
     with pytest.raises(gc.GraphError, match="format must be"):
         gc.render(dot, tmp_path / "g.jpg")
+
+
+def test_to_networkx_exports_each_stage():
+    import networkx as nx
+    x = gc.placeholder((None, 3), name="x")
+    w = gc.parameter(np.ones((3, 2), np.float32), name="w")
+    loss = gc.mean(gc.tanh(x @ w) * 2)
+    step = gc.compile([x], loss, updates=gc.optim.SGD(0.1).updates(loss, [w]), backend="numpy")
+    fwd = gc.to_networkx(step, "forward")
+    assert nx.is_directed_acyclic_graph(fwd)
+    ops = nx.get_node_attributes(fwd, "op")
+    assert {"placeholder", "parameter", "matmul", "tanh", "mul", "sum"} <= set(ops.values())
+    mm = next(k for k, v in ops.items() if v == "matmul")
+    assert sorted(fwd.in_edges(mm, data="position"), key=lambda e: e[2])[0][2] == 0
+    assert fwd.nodes[mm]["shape"] == (None, 2) and fwd.graph["outputs"]
+    back = gc.to_networkx(step, "backward")
+    assert any(back.nodes[n]["backward"] for n in back) and back.graph["updates"]
+    assert len(back) > len(fwd)
+    opt = gc.to_networkx(gc.sum(gc.tanh(x) * 2 + 1), "optimized")  # the numba policy: kernels
+    kernels = set(nx.get_node_attributes(opt, "kernel").values())
+    assert len(kernels) == 1
+    with pytest.raises(gc.GraphError, match="stage must be one of"):
+        gc.to_networkx(step, "kernels")

@@ -15,7 +15,8 @@ import graphc as gc
 ULPS = {"exp": 1.0, "log": 1.0, "log1p": 3.0, "tanh": 2.0, "sigmoid": 3.0, "softplus": 3.0, "erf": 1.5,
         "sin": 0.501, "cos": 0.501}
 REF = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
-       "sigmoid": lambda x: np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x)))),
+       "sigmoid": lambda x: np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))),
+                                     np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x)))),
        "softplus": lambda x: np.logaddexp(0.0, x), "erf": special.erf, "sin": np.sin, "cos": np.cos}
 SPECIAL = [524288.0, -524288.0, 524287.97, 3.9, 4.0, 4.1, 0.99999994, 1.0000001,  # sin/cos's and erf's seams
            0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754942e-38, 1.1754944e-38, 3.4028235e38,
@@ -158,6 +159,7 @@ def test_exp_variants_agree_bit_for_bit():
     # the AVX-512 exp (2**n by llvm.ldexp: vscalefps) and the portable one (2**n from its bits) round
     # once in the same place: identical results over the whole float32 range
     import numba as nb
+
     from graphc.backends.numba import vmath
 
     def loop(exp):

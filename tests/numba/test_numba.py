@@ -12,7 +12,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import graphc as gc
 
@@ -455,6 +456,7 @@ def test_pcall_hands_out_chunks_covering_the_range_once():
     # told not to use the threads, it runs the kernel once over [0, extent)
     import numba as nb
     from numba import types as T
+
     from graphc.backends.numba import intrinsics as I
 
     @I.kernel(nb.void(T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C"), T.int64, T.int64), nogil=True)
@@ -494,6 +496,7 @@ def test_parallel_kernels_run_split_over_threads_and_match_numpy():
     # the same kernel on one thread over [0, extent) -- a 1-D (None,) loop included, which a fixed
     # guess kept on one thread
     import numba
+
     from graphc.backends.numba.codegen import PARALLEL_MIN
     x = gc.placeholder((None, 300), name="x")
     y = gc.placeholder((None, 300), name="y")
