@@ -12,32 +12,20 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from graphc.ops import random as rnd
 from graphc.schedule import Kernel
 
-from ..numba.codegen import (
+from ..common import movement
+from ..common.source import (
     Dims,
-    DriverNames,
     KernelSource,
-    _combine,
-    _extent,
-    _identity,
-    _shape_exprs,
-    _slice_params,
-    arr_type,
-    col2im_body,
     convert,
-    driver_tail,
-    im2col_body,
+    extent,
     index,
-    literal,
-    loop_parts,
     np_type,
-    render_rule,
-    slice_params,
+    shape_exprs,
 )
+from ..numba.codegen import DriverNames, _combine, _identity, arr_type, driver_tail, loop_parts, render_rule
 
 
 def simulated() -> bool:
@@ -180,7 +168,7 @@ def render_loop(kern: Kernel, dims: Dims, cfg: Config) -> CudaKernel:
 
 # ---------------------------------------------------------------- one primitive each
 def _out_grid(k, dims, node, body, suffix="", prefix="n"):
-    k.elementwise(suffix, _shape_exprs(k, dims, node, prefix), body)
+    k.elementwise(suffix, shape_exprs(k, dims, node, prefix), body)
 
 
 def _fill(k, dims, node, out, value):
@@ -197,11 +185,11 @@ def render_matmul(kern, dims, cfg):
     A, B = k.array(a, "a0"), k.array(b, "a1")
     O = k.array(node, "o0")
     nb_ = node.ndim - (a.ndim > 1) - (b.ndim > 1)
-    ext = _shape_exprs(k, dims, node, "n")
+    ext = shape_exprs(k, dims, node, "n")
     bext = ext[:nb_]
-    rows = _extent(k, dims, a, a.ndim - 2, a.shape[-2], "rows") if a.ndim > 1 else "1"
-    inner = _extent(k, dims, a, a.ndim - 1, a.shape[-1], "inner")
-    cols = _extent(k, dims, b, b.ndim - 1, b.shape[-1], "cols") if b.ndim > 1 else "1"
+    rows = extent(k, dims, a, a.ndim - 2, a.shape[-2], "rows") if a.ndim > 1 else "1"
+    inner = extent(k, dims, a, a.ndim - 1, a.shape[-1], "inner")
+    cols = extent(k, dims, b, b.ndim - 1, b.shape[-1], "cols") if b.ndim > 1 else "1"
     TL = cfg.tile
     T = np_type(node.dtype)
     jv = [f"j{q}" for q in range(nb_)]
@@ -236,113 +224,6 @@ def render_matmul(kern, dims, cfg):
     return k
 
 
-def render_transpose(kern, dims, cfg):
-    node = kern.nodes[0]
-    k = CudaKernel(kern, cfg)
-    x = k.array(node.inputs[0], "a0")
-    o = k.array(node, "o0")
-    perm = node.attrs["perm"]
-    inv = [0] * len(perm)
-    for q, p in enumerate(perm):
-        inv[p] = q
-    src = index([f"i{inv[a]}" for a in range(len(perm))], len(perm))
-    _out_grid(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"])
-    return k
-
-
-def render_slice(kern, dims, cfg):
-    node = kern.nodes[0]
-    k = CudaKernel(kern, cfg)
-    xn = node.inputs[0]
-    x = k.array(xn, "a0")
-    o = k.array(node, "o0")
-    ps = [slice_params(k, dims, node, q) for q in range(node.ndim)]
-    src = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
-    _out_grid(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"])
-    return k
-
-
-def render_unslice(kern, dims, cfg):
-    node = kern.nodes[0]
-    k = CudaKernel(kern, cfg)
-    gn = node.inputs[0]
-    g = k.array(gn, "a0")
-    o = k.array(node, "o0")
-    _fill(k, dims, node, o, literal(0, node.dtype))
-    ps = [_slice_params(k, dims, node, q, t) for q, t in enumerate(node.attrs["index"])]
-    dst = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
-    _out_grid(k, dims, gn, [f"{o}[{dst}] = {g}[{index([f'i{q}' for q in range(gn.ndim)], gn.ndim)}]"],
-              prefix="g")
-    return k
-
-
-def render_take(kern, dims, cfg):
-    node = kern.nodes[0]
-    k = CudaKernel(kern, cfg)
-    xn, idn = node.inputs
-    x, idx = k.array(xn, "a0"), k.array(idn, "a1")
-    o = k.array(node, "o0")
-    axis = node.attrs["axis"]
-    n = _extent(k, dims, xn, axis, xn.shape[axis], "size")
-    iv = [f"i{q}" for q in range(node.ndim)]
-    body = [f"ix = np.int64({idx}[{index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
-    _check_index(k, "ix", n, 0, body)
-    src = iv[:axis] + ["ix"] + iv[axis + idn.ndim:]
-    body.append(f"{o}[{index(iv, node.ndim)}] = {x}[{index(src, xn.ndim)}]")
-    _out_grid(k, dims, node, body)
-    return k
-
-
-def render_scatter_add(kern, dims, cfg):
-    """Zeros, then one thread per gradient element adding atomically (indices may repeat)."""
-    node = kern.nodes[0]
-    k = CudaKernel(kern, cfg)
-    gn, idn = node.inputs[:2]
-    g, idx = k.array(gn, "a0"), k.array(idn, "a1")
-    o = k.array(node, "o0")
-    axis = node.attrs["axis"]
-    _fill(k, dims, node, o, literal(0, node.dtype))
-    n = _extent(k, dims, node, axis, node.shape[axis], "size")
-    iv = [f"i{q}" for q in range(gn.ndim)]
-    body = [f"ix = np.int64({idx}[{index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
-    _check_index(k, "ix", n, 0, body)
-    dst = iv[:axis] + ["ix"] + iv[axis + idn.ndim:]
-    body.append(f"cuda.atomic.add({o}, ({', '.join(dst)},), {g}[{index(iv, gn.ndim)}])")
-    _out_grid(k, dims, gn, body, prefix="g")
-    return k
-
-
-def render_pad(kern, dims, cfg):
-    node = kern.nodes[0]
-    k = CudaKernel(kern, cfg)
-    xn = node.inputs[0]
-    x = k.array(xn, "a0")
-    o = k.array(node, "o0")
-    _fill(k, dims, node, o, literal(node.attrs["value"], node.dtype))
-    dst = index([f"i{q} + {lo}" for q, (lo, _) in enumerate(node.attrs["pad_width"])], node.ndim)
-    _out_grid(k, dims, xn, [f"{o}[{dst}] = {x}[{index([f'i{q}' for q in range(xn.ndim)], xn.ndim)}]"],
-              prefix="x")
-    return k
-
-
-def render_concat(kern, dims, cfg):
-    """One launch per input, each writing its block of the output."""
-    node = kern.nodes[0]
-    k = CudaKernel(kern, cfg)
-    o = k.array(node, "o0")
-    axis = node.attrs["axis"]
-    T = np_type(node.dtype)
-    off = "0"
-    for q, xn in enumerate(node.inputs):
-        x = k.array(xn, f"a{q}")
-        iv = [f"i{j}" for j in range(xn.ndim)]
-        ext = [_extent(k, dims, xn, j, d, f"c{q}_{j}") for j, d in enumerate(xn.shape)]
-        dst = index([f"{v} + {off}" if j == axis else v for j, v in enumerate(iv)], node.ndim)
-        k.elementwise(f"_{q}", ext, [f"{o}[{dst}] = {T}({x}[{index(iv, xn.ndim)}])"])
-        off = f"{off} + {ext[axis]}" if off != "0" else ext[axis]
-    return k
-
-
 def render_argreduce(kern, dims, cfg):
     """A thread per output entry scans its axis (NumPy: the first extreme wins, a NaN wins)."""
     node = kern.nodes[0]
@@ -353,7 +234,7 @@ def render_argreduce(kern, dims, cfg):
     axis, keep = node.attrs["axis"], node.attrs["keepdims"]
     better = ">" if node.op.name == "argmax" else "<"
     step = [f"if (v {better} best and best == best) or (v != v and best == best):", "    best = v", "    pos = q"]
-    ext = {q: _extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
+    ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     if axis is None:  # over every element in C order: a counter through nested loops
         iv = [f"s{q}" for q in range(xn.ndim)]
         body = [f"best = {x}[{index(['0'] * xn.ndim, xn.ndim)}]", "pos = 0", "q = 0"]
@@ -396,7 +277,7 @@ def render_logsumexp(kern, dims, cfg):
     axes, keep = node.attrs["axes"], node.attrs["keepdims"]
     T = np_type(node.dtype)
     outer = [q for q in range(xn.ndim) if q not in axes]
-    ext = {q: _extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
+    ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     # loop variables: outer axes are the thread's i0.., reduced axes r<axis>
     var = {q: (f"i{outer.index(q)}" if q in outer else f"r{q}") for q in range(xn.ndim)}
     v = convert(f"{x}[{index([var[q] for q in range(xn.ndim)], xn.ndim)}]", xn.dtype, node.dtype)
@@ -425,7 +306,7 @@ def render_log_softmax(kern, dims, cfg):
     axes = node.attrs["axes"]
     T = np_type(node.dtype)
     outer = [q for q in range(xn.ndim) if q not in axes]
-    ext = {q: _extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
+    ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     var = {q: (f"i{outer.index(q)}" if q in outer else f"r{q}") for q in range(xn.ndim)}
     at = index([var[q] for q in range(xn.ndim)], xn.ndim)
 
@@ -441,40 +322,37 @@ def render_log_softmax(kern, dims, cfg):
     return k
 
 
-def render_dimsize(kern, dims, cfg):
-    node = kern.nodes[0]
-    k = CudaKernel(kern, cfg)
-    o = k.array(node, "o0")
-    xn, axes = node.inputs[0], node.attrs["axes"]
-    n = k.int_arg("size", dims.add(lambda s, x=xn, a=axes: int(np.prod([s[x][q] for q in a], dtype=np.int64))))
-    k.elementwise("", [], [f"{o}[()] = {np_type(node.dtype)}({n})"])
-    return k
+class GpuTarget(movement.Target):
+    """The GPU's hooks for the shared render rules: one thread per element (a launch per loop nest),
+    the error word for an index out of range, an atomic add where threads may hit one element."""
 
+    name = "cuda"
 
-def render_im2col(kern, dims, cfg):
-    node = kern.nodes[0]
-    k = CudaKernel(kern, cfg)
-    x = k.array(node.inputs[0], "a0")
-    o = k.array(node, "o0")
-    _out_grid(k, dims, node, im2col_body(node, o, x))
-    return k
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
 
+    def kernel(self, kern):
+        return CudaKernel(kern, self.cfg)
 
-def render_col2im(kern, dims, cfg):
-    node = kern.nodes[0]
-    k = CudaKernel(kern, cfg)
-    g = k.array(node.inputs[0], "a0")
-    o = k.array(node, "o0")
-    _out_grid(k, dims, node, col2im_body(node, o, g))
-    return k
+    def loops(self, k, extents, body, tag=""):
+        k.elementwise(tag, extents, body)
+
+    def over(self, k, dims, node, body, *, split=False, parallel=True):
+        _out_grid(k, dims, node, body)
+
+    def fill(self, k, dims, node, out, value):
+        _fill(k, dims, node, out, value)
+
+    def check_index(self, k, var, n, pos, body):
+        _check_index(k, var, n, pos, body)
+
+    def add_into(self, out, idx, value):
+        return f"cuda.atomic.add({out}, ({', '.join(idx)},), {value})"
 
 
 RENDER = {
-    "loop": render_loop, "matmul": render_matmul, "transpose": render_transpose, "slice": render_slice,
-    "unslice": render_unslice, "take": render_take, "scatter_add": render_scatter_add, "pad": render_pad,
-    "concat": render_concat, "argmax": render_argreduce, "argmin": render_argreduce,
-    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "dimsize": render_dimsize,
-    "im2col": render_im2col, "col2im": render_col2im,
+    "loop": render_loop, "matmul": render_matmul, "argmax": render_argreduce, "argmin": render_argreduce,
+    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, **movement.rules(GpuTarget),
 }
 
 

@@ -24,13 +24,24 @@ from graphc.ops.base import reads
 from graphc.passes.fuse import row_split
 from graphc.schedule import Kernel, fresh_outputs
 
+from ..common import movement
+from ..common.source import (
+    STATIC_MAX,
+    Dims,
+    KernelSource,
+    convert,
+    extent,
+    index,
+    literal,
+    np_type,
+    shape_exprs,
+)
 from . import vmath
 
 # elements per kernel before its outer loop runs on every thread (GRAPHC_PARALLEL_MIN to experiment)
 PARALLEL_MIN = int(os.environ.get("GRAPHC_PARALLEL_MIN", 1 << 15))
 # a row sum may be reassociated, so LLVM vectorizes it (only row reductions ask for it)
 REASSOC = ("contract", "reassoc")
-STATIC_MAX = 16           # loop extents from this size on are kernel arguments, not literals
 RUNTIME_GUESS = 256       # assumed size of a None dim for prange kernels (split ones decide per call)
 SMALL_MATMUL = 4096       # multiply-adds below which a matmul is a loop nest, not a BLAS call
 
@@ -38,88 +49,8 @@ NB_TYPE = {"float32": "T.float32", "float64": "T.float64", "int32": "T.int32", "
            "bool": "T.boolean"}
 
 
-def np_type(dtype) -> str:
-    return "np.bool_" if np.dtype(dtype) == np.bool_ else f"np.{np.dtype(dtype).name}"
-
-
 def arr_type(dtype, ndim: int, layout: str = "C") -> str:
     return f'T.Array({NB_TYPE[np.dtype(dtype).name]}, {ndim}, "{layout}")'
-
-
-def literal(value, dtype) -> str:
-    """A typed constant: float32 stays float32 in the generated code."""
-    dtype = np.dtype(dtype)
-    v = np.asarray(value).reshape(()).item()
-    if dtype == np.bool_:
-        return "True" if v else "False"
-    if dtype.kind == "f":
-        if math.isnan(v):
-            text = "np.nan"
-        elif math.isinf(v):
-            text = "np.inf" if v > 0 else "-np.inf"
-        else:
-            text = repr(float(v))
-        return f"{np_type(dtype)}({text})"
-    return f"{np_type(dtype)}({int(v)})"
-
-
-def convert(expr: str, have, want) -> str:
-    if want is None or np.dtype(have) == np.dtype(want):
-        return expr
-    if np.dtype(want) == np.bool_:
-        return f"({expr} != 0)"
-    return f"{np_type(want)}({expr})"
-
-
-def index(names, nd: int) -> str:
-    return "()" if nd == 0 else ", ".join(names)
-
-
-class Dims:
-    """The run-time ints the driver reads from `dims`: each a function of the concrete shapes."""
-
-    def __init__(self):
-        self.specs = []
-
-    def add(self, fn) -> str:
-        self.specs.append(fn)
-        return f"dims[{len(self.specs) - 1}]"
-
-
-class KernelSource:
-    """One kernel's function: its source, the driver-level values it takes, its int arguments."""
-
-    def __init__(self, kernel: Kernel):
-        self.kernel = kernel
-        self.arrays = []      # nodes passed as arrays (inputs then outputs)
-        self.ints = []        # driver expressions for the int64 arguments
-        self.lines = []
-        self.parallel = False
-        self.split = None     # when parallel: the outer loop's extent, cut into pieces [lo, hi)
-        self.size = None      # when split over a run-time dim: the extents whose product decides
-        self.arg_names = []
-        self.helpers = set()  # vmath functions the kernel calls (their source goes into the module)
-        self.fastmath = None  # fastmath flags other than the module's OPTS
-
-    def array(self, node, name) -> str:
-        self.arrays.append(node)
-        self.arg_names.append(name)
-        return name
-
-    def int_arg(self, name, driver_expr) -> str:
-        self.ints.append((name, driver_expr))
-        return name
-
-
-def _extent(k: KernelSource, dims: Dims, ref, axis, static, name, static_max: int = STATIC_MAX):
-    """A loop bound: a literal when small and known at compile time, else an int argument (from
-    dims when known only at run time). A size of STATIC_MAX or more is an argument even when known:
-    a literal buys such a loop nothing, and kernels that differ only in their sizes (Adam's update
-    of each weight matrix, each layer's bias-add-relu, each layer's products) are then one function,
-    compiled once (render_module defines each distinct kernel text once)."""
-    if static is not None:
-        return str(static) if static < static_max else k.int_arg(name, str(static))
-    return k.int_arg(name, dims.add(lambda s, ref=ref, a=axis: s[ref][a]))
 
 
 def _loops(lines, vars_, extents, body, parallel_first=False, depth=1):
@@ -211,7 +142,7 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
     ref = next(m for m in kern.nodes if m.op.loop_reduction).inputs[0] if kern.reduce is not None \
         else kern.nodes[-1]
     if extents is None:
-        extents = [_extent(k, dims, ref, j, d, f"n{j}") for j, d in enumerate(shape)]
+        extents = [extent(k, dims, ref, j, d, f"n{j}") for j, d in enumerate(shape)]
     names = dict(scalars or {})
     loads = []
     for j, e in enumerate(kern.inputs):
@@ -334,15 +265,11 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
 
 
 # ---------------------------------------------------------------- kernels of one primitive
-def _shape_exprs(k, dims, node, prefix):
-    return [_extent(k, dims, node, q, d, f"{prefix}{q}") for q, d in enumerate(node.shape)]
-
-
 def _out_loops(k, dims, node, body, parallel=True, split=False):
     """Loops over node's shape (vars i0..), parallel on the outer one when large: split over
     threads (pcall) when they are the kernel's only loops (split), else a prange."""
     ivars = [f"i{q}" for q in range(node.ndim)]
-    ext = _shape_exprs(k, dims, node, "n")
+    ext = shape_exprs(k, dims, node, "n")
     k.parallel = k.parallel or (parallel and _parallel_ok(node.shape, *((k, ext) if split else ())))
     if node.ndim == 0:
         k.lines.extend("    " + b for b in body)
@@ -355,7 +282,7 @@ def _out_loops(k, dims, node, body, parallel=True, split=False):
 
 def _fill(k, dims, node, out, value, name="f"):
     ivars = [f"{name}{q}" for q in range(node.ndim)]
-    ext = _shape_exprs(k, dims, node, f"m{name}")
+    ext = shape_exprs(k, dims, node, f"m{name}")
     if node.ndim == 0:
         k.lines.append(f"    {out}[()] = {value}")
     else:
@@ -384,10 +311,10 @@ def render_matmul(kern, dims):
     # only a small product known at compile time (a loop nest, no BLAS) keeps literal sizes: the
     # rest take every size as an argument, so a network's products share a few kernels
     big = 0 if None in sizes or math.prod(sizes) > SMALL_MATMUL else STATIC_MAX
-    bext = [_extent(k, dims, node, q, d, f"n{q}", big) for q, d in enumerate(batch)]
-    n_ = _extent(k, dims, a, a.ndim - 2, sa[-2], "rows", big) if a.ndim > 1 else "1"
-    kk = _extent(k, dims, a, a.ndim - 1, sa[-1], "inner", big)
-    m_ = _extent(k, dims, b, b.ndim - 1, sb[-1], "cols", big) if b.ndim > 1 else "1"
+    bext = [extent(k, dims, node, q, d, f"n{q}", big) for q, d in enumerate(batch)]
+    n_ = extent(k, dims, a, a.ndim - 2, sa[-2], "rows", big) if a.ndim > 1 else "1"
+    kk = extent(k, dims, a, a.ndim - 1, sa[-1], "inner", big)
+    m_ = extent(k, dims, b, b.ndim - 1, sb[-1], "cols", big) if b.ndim > 1 else "1"
 
     def padded(s):
         # the operand's batch dims right-aligned to the output's, 1 where it broadcasts
@@ -441,134 +368,6 @@ def render_matmul(kern, dims):
     return k
 
 
-def render_transpose(kern, dims):
-    node = kern.nodes[0]
-    k = KernelSource(kern)
-    x = k.array(node.inputs[0], "a0")
-    o = k.array(node, "o0")
-    perm = node.attrs["perm"]
-    inv = [0] * len(perm)
-    for q, p in enumerate(perm):
-        inv[p] = q
-    src = index([f"i{inv[a]}" for a in range(len(perm))], len(perm))
-    _out_loops(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"],
-               split=True)
-    return k
-
-
-def _slice_params(k, dims, x, q, t):
-    """start and step of slice t on x's axis q: literals when the dim is static."""
-    d = x.shape[q]
-    if d is not None:
-        start, _, step = slice(*t).indices(d)
-        return str(start), str(step)
-    st = k.int_arg(f"s{q}", dims.add(lambda s, x=x, q=q, t=t: slice(*t).indices(s[x][q])[0]))
-    sp = k.int_arg(f"p{q}", dims.add(lambda s, x=x, q=q, t=t: slice(*t).indices(s[x][q])[2]))
-    return st, sp
-
-
-def slice_params(k: KernelSource, dims: Dims, node, q):
-    """start and step on axis q of a slice node: a piece of a concat starts where the sizes of the
-    pieces before it add up to at run time (Slice.bounds)."""
-    piece = node.attrs.get("piece")
-    if piece is None or q != piece[0]:
-        return _slice_params(k, dims, node.inputs[0], q, node.attrs["index"][q])
-    if all(r.shape[q] is not None for r in node.inputs[1:piece[1] + 1]):
-        return str(sum(r.shape[q] for r in node.inputs[1:piece[1] + 1])), "1"
-    return k.int_arg(f"s{q}", dims.add(lambda s, n=node, q=q: n.op.bounds(n, s, q)[0])), "1"
-
-
-def render_slice(kern, dims):
-    node = kern.nodes[0]
-    k = KernelSource(kern)
-    xn = node.inputs[0]
-    x = k.array(xn, "a0")
-    o = k.array(node, "o0")
-    ps = [slice_params(k, dims, node, q) for q in range(node.ndim)]
-    src = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
-    _out_loops(k, dims, node, [f"{o}[{index([f'i{q}' for q in range(node.ndim)], node.ndim)}] = {x}[{src}]"],
-               split=True)
-    return k
-
-
-def render_unslice(kern, dims):
-    node = kern.nodes[0]
-    k = KernelSource(kern)
-    gn = node.inputs[0]
-    g = k.array(gn, "a0")
-    o = k.array(node, "o0")
-    _fill(k, dims, node, o, literal(0, node.dtype))
-    ps = [_slice_params(k, dims, node, q, t) for q, t in enumerate(node.attrs["index"])]
-    dst = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
-    _out_loops(k, dims, gn, [f"{o}[{dst}] = {g}[{index([f'i{q}' for q in range(gn.ndim)], gn.ndim)}]"],
-               parallel=False)
-    return k
-
-
-def render_take(kern, dims):
-    node = kern.nodes[0]
-    k = KernelSource(kern)
-    xn, idn = node.inputs
-    x, idx = k.array(xn, "a0"), k.array(idn, "a1")
-    o = k.array(node, "o0")
-    axis = node.attrs["axis"]
-    n = _extent(k, dims, xn, axis, xn.shape[axis], "size")
-    iv = [f"i{q}" for q in range(node.ndim)]
-    body = [f"t = np.int64({idx}[{index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
-    _norm_index(k, "t", n, kern, 0, body)
-    src = iv[:axis] + ["t"] + iv[axis + idn.ndim:]
-    body.append(f"{o}[{index(iv, node.ndim)}] = {x}[{index(src, xn.ndim)}]")
-    _out_loops(k, dims, node, body, parallel=False)
-    return k
-
-
-def render_scatter_add(kern, dims):
-    node = kern.nodes[0]
-    k = KernelSource(kern)
-    gn, idn = node.inputs[:2]
-    g, idx = k.array(gn, "a0"), k.array(idn, "a1")
-    o = k.array(node, "o0")
-    axis = node.attrs["axis"]
-    _fill(k, dims, node, o, literal(0, node.dtype))
-    n = _extent(k, dims, node, axis, node.shape[axis], "size")
-    iv = [f"i{q}" for q in range(gn.ndim)]
-    body = [f"t = np.int64({idx}[{index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
-    _norm_index(k, "t", n, kern, 0, body)
-    dst = index(iv[:axis] + ["t"] + iv[axis + idn.ndim:], node.ndim)
-    body.append(f"{o}[{dst}] += {g}[{index(iv, gn.ndim)}]")
-    _out_loops(k, dims, gn, body, parallel=False)
-    return k
-
-
-def render_pad(kern, dims):
-    node = kern.nodes[0]
-    k = KernelSource(kern)
-    xn = node.inputs[0]
-    x = k.array(xn, "a0")
-    o = k.array(node, "o0")
-    _fill(k, dims, node, o, literal(node.attrs["value"], node.dtype))
-    dst = index([f"i{q} + {lo}" for q, (lo, _) in enumerate(node.attrs["pad_width"])], node.ndim)
-    _out_loops(k, dims, xn, [f"{o}[{dst}] = {x}[{index([f'i{q}' for q in range(xn.ndim)], xn.ndim)}]"])
-    return k
-
-
-def render_concat(kern, dims):
-    node = kern.nodes[0]
-    k = KernelSource(kern)
-    o = k.array(node, "o0")
-    axis = node.attrs["axis"]
-    T = np_type(node.dtype)
-    off = "0"
-    for q, xn in enumerate(node.inputs):
-        x = k.array(xn, f"a{q}")
-        iv = [f"i{j}" for j in range(xn.ndim)]
-        ext = [_extent(k, dims, xn, j, d, f"c{q}_{j}") for j, d in enumerate(xn.shape)]
-        dst = index([f"{v} + {off}" if j == axis else v for j, v in enumerate(iv)], node.ndim)
-        _loops(k.lines, iv, ext, [f"{o}[{dst}] = {T}({x}[{index(iv, xn.ndim)}])"])
-        off = f"{off} + {ext[axis]}" if off != "0" else ext[axis]
-    return k
-
-
 def render_argreduce(kern, dims):
     node = kern.nodes[0]
     k = KernelSource(kern)
@@ -581,7 +380,7 @@ def render_argreduce(kern, dims):
     step = [f"if (v {better} best and best == best) or (v != v and best == best):", "    best = v",
             "    pos = q"]
     if axis is None:
-        size = _extent(k, dims, xn, 0, int(np.prod(xn.shape)) if None not in xn.shape else None, "size") \
+        size = extent(k, dims, xn, 0, int(np.prod(xn.shape)) if None not in xn.shape else None, "size") \
             if xn.ndim else "1"
         if None in xn.shape:
             size = k.int_arg("size", dims.add(lambda s, x=xn: int(np.prod(s[x]))))
@@ -589,7 +388,7 @@ def render_argreduce(kern, dims):
                     f"    for q in range(1, {size}):", "        v = flat[q]"] + ["        " + s for s in step]
         k.lines.append(f"    {o}[{index(['0'] * node.ndim, node.ndim)}] = pos")
         return k
-    n = _extent(k, dims, xn, axis, xn.shape[axis], "size")
+    n = extent(k, dims, xn, axis, xn.shape[axis], "size")
     outer = [q for q in range(xn.ndim) if q != axis]
     iv = {q: f"i{q}" for q in outer}
     src = index([("q" if q == axis else iv[q]) for q in range(xn.ndim)], xn.ndim)
@@ -598,7 +397,7 @@ def render_argreduce(kern, dims):
                 node.ndim)
     body = [f"best = {x}[{src0 if xn.ndim > 1 else '0'}]", "pos = 0", f"for q in range(1, {n}):",
             f"    v = {x}[{src}]"] + ["    " + s for s in step] + [f"{o}[{dst}] = pos"]
-    ext = [_extent(k, dims, xn, q, xn.shape[q], f"n{q}") for q in outer]
+    ext = [extent(k, dims, xn, q, xn.shape[q], f"n{q}") for q in outer]
     if outer:
         _loops(k.lines, [iv[q] for q in outer], ext, body)
     else:
@@ -646,7 +445,7 @@ def render_logsumexp(kern, dims):
     o = k.array(node, "o0")
     axes, keep = node.attrs["axes"], node.attrs["keepdims"]
     outer = [q for q in range(xn.ndim) if q not in axes]
-    ext = {q: _extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
+    ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     iv = [f"i{q}" for q in range(xn.ndim)]
     v = convert(f"{x}[{index(iv, xn.ndim)}]", xn.dtype, node.dtype)
     dst = index(["0" if q in axes else iv[q] for q in range(xn.ndim)] if keep else [iv[q] for q in outer],
@@ -667,7 +466,7 @@ def render_log_softmax(kern, dims):
     o = k.array(node, "o0")
     axes = node.attrs["axes"]
     outer = [q for q in range(xn.ndim) if q not in axes]
-    ext = {q: _extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
+    ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     iv = [f"i{q}" for q in range(xn.ndim)]
     v = f"{x}[{index(iv, xn.ndim)}]"
     write = []
@@ -712,7 +511,7 @@ def render_rows(kern, dims):
     r = len(shape)
     axes = tuple(red.attrs["axes"])
     outer = [q for q in range(r) if q not in axes]
-    extents = [_extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(shape)]
+    extents = [extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(shape)]
     iv = [f"i{q}" for q in range(r)]
     x = k.array(xn, "a0")
     v = convert(f"{x}[{index(iv, r)}]", xn.dtype, red.dtype)
@@ -742,70 +541,37 @@ def render_rows(kern, dims):
     return k
 
 
-def render_dimsize(kern, dims):
-    node = kern.nodes[0]
-    k = KernelSource(kern)
-    o = k.array(node, "o0")
-    xn, axes = node.inputs[0], node.attrs["axes"]
-    n = k.int_arg("size", dims.add(lambda s, x=xn, a=axes: int(np.prod([s[x][q] for q in a], dtype=np.int64))))
-    k.lines.append(f"    {o}[()] = {np_type(node.dtype)}({n})")
-    return k
+class CpuTarget(movement.Target):
+    """The CPU's hooks for the shared render rules: loops (split over the threads where they are the
+    kernel's only loops), an IndexError, a plain +=."""
+
+    name = "numba"
+
+    def kernel(self, kern):
+        return KernelSource(kern)
+
+    def loops(self, k, extents, body, tag=""):
+        _loops(k.lines, [f"i{q}" for q in range(len(extents))], extents, body)
+
+    def over(self, k, dims, node, body, *, split=False, parallel=True):
+        _out_loops(k, dims, node, body, parallel=parallel, split=split)
+
+    def fill(self, k, dims, node, out, value):
+        _fill(k, dims, node, out, value)
+
+    def check_index(self, k, var, n, pos, body):
+        _norm_index(k, var, n, k.kernel, pos, body)
+
+    def add_into(self, out, idx, value):
+        return f"{out}[{', '.join(idx)}] += {value}"
 
 
-def im2col_body(node, o, x) -> list[str]:
-    """Per output element (i0 image, i1 = (c*kh + p)*kw + q, i2 = oh*OW + ow) of im2col: a gather
-    (graphc/ops/conv.py). Shared by the CPU and CUDA renderers."""
-    from graphc.ops.conv import out_size
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (node.attrs[a] for a in ("kernel", "stride", "padding", "dilation"))
-    _, _, H, W = node.inputs[0].shape
-    OW = out_size(W, kw, sw, pw, dw)
-    return [f"c = i1 // {kh * kw}", f"p = (i1 % {kh * kw}) // {kw}", f"q = i1 % {kw}",
-            f"h = (i2 // {OW}) * {sh} - {ph} + p * {dh}", f"w = (i2 % {OW}) * {sw} - {pw} + q * {dw}",
-            f"if h >= 0 and h < {H} and w >= 0 and w < {W}:", f"    {o}[i0, i1, i2] = {x}[i0, c, h, w]",
-            "else:", f"    {o}[i0, i1, i2] = {literal(node.attrs['value'], node.dtype)}"]
-
-
-def col2im_body(node, o, g) -> list[str]:
-    """Per output pixel (i0, i1 = c, i2 = h, i3 = w) of col2im: the sum of the column entries that
-    came from it, gathered (no two threads write one pixel)."""
-    from graphc.ops.conv import out_size
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (node.attrs[a] for a in ("kernel", "stride", "padding", "dilation"))
-    _, H, W = node.attrs["size"]
-    OH, OW = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
-    T = np_type(node.dtype)
-    return [f"acc = {T}(0)", f"for p in range({kh}):", f"    t = i2 + {ph} - p * {dh}",
-            f"    if t >= 0 and t % {sh} == 0 and t // {sh} < {OH}:", f"        for q in range({kw}):",
-            f"            u = i3 + {pw} - q * {dw}",
-            f"            if u >= 0 and u % {sw} == 0 and u // {sw} < {OW}:",
-            f"                acc += {g}[i0, (i1 * {kh} + p) * {kw} + q, (t // {sh}) * {OW} + u // {sw}]",
-            f"{o}[i0, i1, i2, i3] = acc"]
-
-
-def render_im2col(kern, dims):
-    node = kern.nodes[0]
-    k = KernelSource(kern)
-    x = k.array(node.inputs[0], "a0")
-    o = k.array(node, "o0")
-    _out_loops(k, dims, node, im2col_body(node, o, x), split=True)
-    return k
-
-
-def render_col2im(kern, dims):
-    node = kern.nodes[0]
-    k = KernelSource(kern)
-    g = k.array(node.inputs[0], "a0")
-    o = k.array(node, "o0")
-    _out_loops(k, dims, node, col2im_body(node, o, g), split=True)
-    return k
-
+CPU = CpuTarget()
 
 RENDER = {
-    "loop": render_loop, "matmul": render_matmul, "transpose": render_transpose, "slice": render_slice,
-    "unslice": render_unslice, "take": render_take, "scatter_add": render_scatter_add, "pad": render_pad,
-    "concat": render_concat, "argmax": render_argreduce, "argmin": render_argreduce,
-    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "dimsize": render_dimsize,
-    "im2col": render_im2col, "col2im": render_col2im,
-    "rows": render_rows,
+    "loop": render_loop, "matmul": render_matmul, "argmax": render_argreduce, "argmin": render_argreduce,
+    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "rows": render_rows,
+    **movement.rules(lambda: CPU),
 }
 
 

@@ -1,0 +1,191 @@
+"""The render rules of the primitives whose kernels only move data — transpose, slice, unslice,
+take, scatter_add, pad, concat, dimsize, im2col, col2im — written once against a Target's hooks.
+
+A backend differs in the hooks alone: how it iterates over a shape (CPU loops, split over threads,
+or one GPU thread per element), what an index out of range does (raise, or set the error word),
+and how a scatter adds into its output (+=, or an atomic add where threads race)."""
+from __future__ import annotations
+
+import math
+
+from .source import KernelSource, axis_slice, col2im_body, extent, im2col_body, index, literal, np_type, slice_params
+
+
+class Target:
+    """The hooks a backend gives the shared rules. Loop variables are i0, i1, ... (one per axis)."""
+
+    name = ""
+
+    def kernel(self, kern) -> KernelSource:
+        """An empty kernel source for this backend."""
+        raise NotImplementedError
+
+    def loops(self, k, extents, body, tag: str = "") -> None:
+        """body once per element of extents (plain loops, or a GPU launch named by tag)."""
+        raise NotImplementedError
+
+    def over(self, k, dims, node, body, *, split: bool = False, parallel: bool = True) -> None:
+        """body once per element of node's shape. split: the kernel's only loops, which a CPU may cut
+        over its threads; parallel=False: iterations may write one element twice (no threads)."""
+        raise NotImplementedError
+
+    def fill(self, k, dims, node, out, value) -> None:
+        """out (node's shape) set to value everywhere."""
+        raise NotImplementedError
+
+    def check_index(self, k, var, n, pos, body) -> None:
+        """Append NumPy's index rule for var on an axis of size n (negative counts from the end;
+        outside [-n, n) fails with the kernel's position pos)."""
+        raise NotImplementedError
+
+    def add_into(self, out, idx, value) -> str:
+        """The statement adding value into out[idx] (idx: one expression per axis)."""
+        raise NotImplementedError
+
+
+def _ivars(n):
+    return [f"i{q}" for q in range(n)]
+
+
+def transpose(t: Target, kern, dims):
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    x = k.array(node.inputs[0], "a0")
+    o = k.array(node, "o0")
+    perm = node.attrs["perm"]
+    inv = [0] * len(perm)
+    for q, p in enumerate(perm):
+        inv[p] = q
+    src = index([f"i{inv[a]}" for a in range(len(perm))], len(perm))
+    t.over(k, dims, node, [f"{o}[{index(_ivars(node.ndim), node.ndim)}] = {x}[{src}]"], split=True)
+    return k
+
+
+def slice_(t: Target, kern, dims):
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    x = k.array(node.inputs[0], "a0")
+    o = k.array(node, "o0")
+    ps = [slice_params(k, dims, node, q) for q in range(node.ndim)]
+    src = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
+    t.over(k, dims, node, [f"{o}[{index(_ivars(node.ndim), node.ndim)}] = {x}[{src}]"], split=True)
+    return k
+
+
+def unslice(t: Target, kern, dims):
+    """Zeros of the input's shape, then the gradient written at the sliced positions."""
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    gn = node.inputs[0]
+    g = k.array(gn, "a0")
+    o = k.array(node, "o0")
+    t.fill(k, dims, node, o, literal(0, node.dtype))
+    ps = [axis_slice(k, dims, node, q, s) for q, s in enumerate(node.attrs["index"])]
+    dst = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
+    t.over(k, dims, gn, [f"{o}[{dst}] = {g}[{index(_ivars(gn.ndim), gn.ndim)}]"], parallel=False)
+    return k
+
+
+def take(t: Target, kern, dims):
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    xn, idn = node.inputs
+    x, idx = k.array(xn, "a0"), k.array(idn, "a1")
+    o = k.array(node, "o0")
+    axis = node.attrs["axis"]
+    n = extent(k, dims, xn, axis, xn.shape[axis], "size")
+    iv = _ivars(node.ndim)
+    body = [f"ix = np.int64({idx}[{index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
+    t.check_index(k, "ix", n, 0, body)
+    src = iv[:axis] + ["ix"] + iv[axis + idn.ndim:]
+    body.append(f"{o}[{index(iv, node.ndim)}] = {x}[{index(src, xn.ndim)}]")
+    t.over(k, dims, node, body, parallel=False)
+    return k
+
+
+def scatter_add(t: Target, kern, dims):
+    """Zeros, then each gradient element added into its index's row (indices may repeat)."""
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    gn, idn = node.inputs[:2]
+    g, idx = k.array(gn, "a0"), k.array(idn, "a1")
+    o = k.array(node, "o0")
+    axis = node.attrs["axis"]
+    t.fill(k, dims, node, o, literal(0, node.dtype))
+    n = extent(k, dims, node, axis, node.shape[axis], "size")
+    iv = _ivars(gn.ndim)
+    body = [f"ix = np.int64({idx}[{index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
+    t.check_index(k, "ix", n, 0, body)
+    body.append(t.add_into(o, iv[:axis] + ["ix"] + iv[axis + idn.ndim:], f"{g}[{index(iv, gn.ndim)}]"))
+    t.over(k, dims, gn, body, parallel=False)
+    return k
+
+
+def pad(t: Target, kern, dims):
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
+    o = k.array(node, "o0")
+    t.fill(k, dims, node, o, literal(node.attrs["value"], node.dtype))
+    dst = index([f"i{q} + {lo}" for q, (lo, _) in enumerate(node.attrs["pad_width"])], node.ndim)
+    t.over(k, dims, xn, [f"{o}[{dst}] = {x}[{index(_ivars(xn.ndim), xn.ndim)}]"])
+    return k
+
+
+def concat(t: Target, kern, dims):
+    """Each input's block of the output in turn (one loop nest, or one launch, per input)."""
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    o = k.array(node, "o0")
+    axis = node.attrs["axis"]
+    T = np_type(node.dtype)
+    off = "0"
+    for q, xn in enumerate(node.inputs):
+        x = k.array(xn, f"a{q}")
+        iv = _ivars(xn.ndim)
+        ext = [extent(k, dims, xn, j, d, f"c{q}_{j}") for j, d in enumerate(xn.shape)]
+        dst = index([f"{v} + {off}" if j == axis else v for j, v in enumerate(iv)], node.ndim)
+        t.loops(k, ext, [f"{o}[{dst}] = {T}({x}[{index(iv, xn.ndim)}])"], f"_{q}")
+        off = f"{off} + {ext[axis]}" if off != "0" else ext[axis]
+    return k
+
+
+def dimsize(t: Target, kern, dims):
+    """The run-time size of axes (their product), as a 0-d tensor."""
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    o = k.array(node, "o0")
+    xn, axes = node.inputs[0], node.attrs["axes"]
+    n = k.int_arg("size", dims.add(lambda s, x=xn, a=axes: math.prod(s[x][q] for q in a)))
+    t.loops(k, [], [f"{o}[()] = {np_type(node.dtype)}({n})"])
+    return k
+
+
+def im2col(t: Target, kern, dims):
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    x = k.array(node.inputs[0], "a0")
+    o = k.array(node, "o0")
+    t.over(k, dims, node, im2col_body(node, o, x), split=True)
+    return k
+
+
+def col2im(t: Target, kern, dims):
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    g = k.array(node.inputs[0], "a0")
+    o = k.array(node, "o0")
+    t.over(k, dims, node, col2im_body(node, o, g), split=True)
+    return k
+
+
+RULES = {"transpose": transpose, "slice": slice_, "unslice": unslice, "take": take, "scatter_add": scatter_add,
+         "pad": pad, "concat": concat, "dimsize": dimsize, "im2col": im2col, "col2im": col2im}
+
+
+def rules(target_for) -> dict:
+    """The shared rules as a backend's RENDER entries: target_for(*backend_args) gives the Target
+    (cuda's depends on its launch configuration), and each entry is called (kern, dims, *args)."""
+    return {kind: (lambda kern, dims, *args, rule=rule: rule(target_for(*args), kern, dims))
+            for kind, rule in RULES.items()}

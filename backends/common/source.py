@@ -1,0 +1,147 @@
+"""What every code-generating backend's renderer shares: typed literals, index text, the run-time
+ints a kernel takes (Dims), a kernel's source as structured data (KernelSource), loop bounds, slice
+bounds and the im2col/col2im element bodies."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from graphc.schedule import Kernel
+
+STATIC_MAX = 16  # loop extents from this size on are kernel arguments, not literals
+
+
+def np_type(dtype) -> str:
+    return "np.bool_" if np.dtype(dtype) == np.bool_ else f"np.{np.dtype(dtype).name}"
+
+
+def literal(value, dtype) -> str:
+    """A typed constant: float32 stays float32 in the generated code."""
+    dtype = np.dtype(dtype)
+    v = np.asarray(value).reshape(()).item()
+    if dtype == np.bool_:
+        return "True" if v else "False"
+    if dtype.kind == "f":
+        if math.isnan(v):
+            text = "np.nan"
+        elif math.isinf(v):
+            text = "np.inf" if v > 0 else "-np.inf"
+        else:
+            text = repr(float(v))
+        return f"{np_type(dtype)}({text})"
+    return f"{np_type(dtype)}({int(v)})"
+
+
+def convert(expr: str, have, want) -> str:
+    if want is None or np.dtype(have) == np.dtype(want):
+        return expr
+    if np.dtype(want) == np.bool_:
+        return f"({expr} != 0)"
+    return f"{np_type(want)}({expr})"
+
+
+def index(names, nd: int) -> str:
+    return "()" if nd == 0 else ", ".join(names)
+
+
+class Dims:
+    """The run-time ints the driver reads from `dims`: each a function of the concrete shapes."""
+
+    def __init__(self):
+        self.specs = []
+
+    def add(self, fn) -> str:
+        self.specs.append(fn)
+        return f"dims[{len(self.specs) - 1}]"
+
+
+class KernelSource:
+    """One kernel's function: its source, the driver-level values it takes, its int arguments."""
+
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
+        self.arrays = []      # nodes passed as arrays (inputs then outputs)
+        self.ints = []        # driver expressions for the int64 arguments
+        self.lines = []
+        self.parallel = False
+        self.split = None     # when parallel: the outer loop's extent, cut into pieces [lo, hi)
+        self.size = None      # when split over a run-time dim: the extents whose product decides
+        self.arg_names = []
+        self.helpers = set()  # vmath functions the kernel calls (their source goes into the module)
+        self.fastmath = None  # fastmath flags other than the module's OPTS
+
+    def array(self, node, name) -> str:
+        self.arrays.append(node)
+        self.arg_names.append(name)
+        return name
+
+    def int_arg(self, name, driver_expr) -> str:
+        self.ints.append((name, driver_expr))
+        return name
+
+
+def extent(k: KernelSource, dims: Dims, ref, axis, static, name, static_max: int = STATIC_MAX):
+    """A loop bound: a literal when small and known at compile time, else an int argument (from
+    dims when known only at run time). A size of STATIC_MAX or more is an argument even when known:
+    a literal buys such a loop nothing, and kernels that differ only in their sizes (Adam's update
+    of each weight matrix, each layer's bias-add-relu, each layer's products) are then one function,
+    compiled once (render_module defines each distinct kernel text once)."""
+    if static is not None:
+        return str(static) if static < static_max else k.int_arg(name, str(static))
+    return k.int_arg(name, dims.add(lambda s, ref=ref, a=axis: s[ref][a]))
+
+
+def shape_exprs(k, dims, node, prefix):
+    return [extent(k, dims, node, q, d, f"{prefix}{q}") for q, d in enumerate(node.shape)]
+
+
+def axis_slice(k, dims, x, q, t):
+    """start and step of slice t on x's axis q: literals when the dim is static."""
+    d = x.shape[q]
+    if d is not None:
+        start, _, step = slice(*t).indices(d)
+        return str(start), str(step)
+    st = k.int_arg(f"s{q}", dims.add(lambda s, x=x, q=q, t=t: slice(*t).indices(s[x][q])[0]))
+    sp = k.int_arg(f"p{q}", dims.add(lambda s, x=x, q=q, t=t: slice(*t).indices(s[x][q])[2]))
+    return st, sp
+
+
+def slice_params(k: KernelSource, dims: Dims, node, q):
+    """start and step on axis q of a slice node: a piece of a concat starts where the sizes of the
+    pieces before it add up to at run time (Slice.bounds)."""
+    piece = node.attrs.get("piece")
+    if piece is None or q != piece[0]:
+        return axis_slice(k, dims, node.inputs[0], q, node.attrs["index"][q])
+    if all(r.shape[q] is not None for r in node.inputs[1:piece[1] + 1]):
+        return str(sum(r.shape[q] for r in node.inputs[1:piece[1] + 1])), "1"
+    return k.int_arg(f"s{q}", dims.add(lambda s, n=node, q=q: n.op.bounds(n, s, q)[0])), "1"
+
+
+def im2col_body(node, o, x) -> list[str]:
+    """Per output element (i0 image, i1 = (c*kh + p)*kw + q, i2 = oh*OW + ow) of im2col: a gather
+    (graphc/ops/conv.py). Shared by the CPU and CUDA renderers."""
+    from graphc.ops.conv import out_size
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (node.attrs[a] for a in ("kernel", "stride", "padding", "dilation"))
+    _, _, H, W = node.inputs[0].shape
+    OW = out_size(W, kw, sw, pw, dw)
+    return [f"c = i1 // {kh * kw}", f"p = (i1 % {kh * kw}) // {kw}", f"q = i1 % {kw}",
+            f"h = (i2 // {OW}) * {sh} - {ph} + p * {dh}", f"w = (i2 % {OW}) * {sw} - {pw} + q * {dw}",
+            f"if h >= 0 and h < {H} and w >= 0 and w < {W}:", f"    {o}[i0, i1, i2] = {x}[i0, c, h, w]",
+            "else:", f"    {o}[i0, i1, i2] = {literal(node.attrs['value'], node.dtype)}"]
+
+
+def col2im_body(node, o, g) -> list[str]:
+    """Per output pixel (i0, i1 = c, i2 = h, i3 = w) of col2im: the sum of the column entries that
+    came from it, gathered (no two threads write one pixel)."""
+    from graphc.ops.conv import out_size
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (node.attrs[a] for a in ("kernel", "stride", "padding", "dilation"))
+    _, H, W = node.attrs["size"]
+    OH, OW = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
+    T = np_type(node.dtype)
+    return [f"acc = {T}(0)", f"for p in range({kh}):", f"    t = i2 + {ph} - p * {dh}",
+            f"    if t >= 0 and t % {sh} == 0 and t // {sh} < {OH}:", f"        for q in range({kw}):",
+            f"            u = i3 + {pw} - q * {dw}",
+            f"            if u >= 0 and u % {sw} == 0 and u // {sw} < {OW}:",
+            f"                acc += {g}[i0, (i1 * {kh} + p) * {kw} + q, (t // {sh}) * {OW} + u // {sw}]",
+            f"{o}[i0, i1, i2, i3] = acc"]
