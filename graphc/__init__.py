@@ -6,6 +6,7 @@ from .api import (
     argmax,
     argmin,
     as_node,
+    atan,
     avg_pool2d,
     binary_cross_entropy,
     binary_cross_entropy_with_logits,

@@ -131,6 +131,17 @@ class Tanh(FloatUnary):
         return (g * (1 - node * node),)
 
 
+class Atan(FloatUnary):
+    name = "atan"
+    template = 'math.atan({0})'
+    fn = staticmethod(np.arctan)
+
+    @classmethod
+    def grad(cls, node, g):
+        x, = node.inputs
+        return (g / (x * x + 1),)
+
+
 class Erf(FloatUnary):
     name = "erf"
     template = 'math.erf({0})'
