@@ -45,15 +45,32 @@ def index(names, nd: int) -> str:
     return "()" if nd == 0 else ", ".join(names)
 
 
+class DimRef(str):
+    """An int the driver reads from its `dims` array: the text `dims[k]` that the generated code
+    holds, and the slot k, for whoever needs its value (profile) without parsing the text."""
+
+    slot: int
+
+    def __new__(cls, slot: int):
+        ref = super().__new__(cls, f"dims[{slot}]")
+        ref.slot = slot
+        return ref
+
+
+def int_value(expr, dims) -> int:
+    """The value of a kernel's int argument (a DimRef or a literal's text) for these run-time dims."""
+    return int(dims[expr.slot]) if isinstance(expr, DimRef) else int(expr)
+
+
 class Dims:
     """The run-time ints the driver reads from `dims`: each a function of the concrete shapes."""
 
     def __init__(self):
         self.specs = []
 
-    def add(self, fn) -> str:
+    def add(self, fn) -> DimRef:
         self.specs.append(fn)
-        return f"dims[{len(self.specs) - 1}]"
+        return DimRef(len(self.specs) - 1)
 
 
 class KernelSource:
@@ -68,6 +85,7 @@ class KernelSource:
         self.split = None     # when parallel: the outer loop's extent, cut into pieces [lo, hi)
         self.size = None      # when split over a run-time dim: the extents whose product decides
         self.arg_names = []
+        self.fallible = False  # may fail at run time (an index check): set where the failing code is
         self.helpers = set()  # vmath functions the kernel calls (their source goes into the module)
         self.fastmath = None  # fastmath flags other than the module's OPTS
 

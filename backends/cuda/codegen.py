@@ -81,7 +81,6 @@ class CudaKernel(KernelSource):
         super().__init__(kernel)
         self.cfg = cfg
         self.launches: list[Launch] = []
-        self.fallible = False   # may set the error word
 
     def host(self, token: str) -> str:
         """A kernel-side extent (literal or int argument) as the driver computes it."""
@@ -127,7 +126,6 @@ def _check_index(k: CudaKernel, var, n, pos, body):
 def render_loop(kern: Kernel, dims: Dims, cfg: Config) -> CudaKernel:
     k = CudaKernel(kern, cfg)
     p = loop_parts(kern, dims, k, vector_math=False, fail=_fail)
-    k.fallible = p.checks
     pre, k.lines = k.lines, []  # reads of one value for all elements: at the kernel's top
     if p.red is None:
         k.elementwise("", p.extents, p.body + p.writes, pre)

@@ -13,6 +13,7 @@ from graphc import ir
 from graphc.protocol import Executable
 from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
 
+from ..common.source import int_value
 from ..numba.cache import load
 from ..numba.executable import explain, out_of_memory
 from .codegen import INDEX, decode, render_module
@@ -202,8 +203,7 @@ class CudaExecutable(Executable):
                 local[node] = src.T if node.op.name == "transpose" else src.reshape(dshape(plan.shapes[node]))
                 continue
             fn = getattr(self.mod, f"run_{kern.name}")
-            args = [local[n] for n in ks.arrays] + [int(plan.dims[int(e[5:-1])]) if e.startswith("dims[")
-                                                     else int(e) for _, e in ks.ints]
+            args = [local[n] for n in ks.arrays] + [int_value(e, plan.dims) for _, e in ks.ints]
             fn(*args, err, plan.dims)  # first launch: compiles lazily typed helpers
             cuda.synchronize()
             t0 = time.perf_counter()

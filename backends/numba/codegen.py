@@ -187,7 +187,7 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
             expr = m.op.render(m, args, T) if hasattr(m.op, "render") else m.op.template.format(*args, T=T)
         var = f"{prefix}v{len(names)}"
         if m.op.name == "check_index":
-            checks = True
+            checks = k.fallible = True
             bound = args[1] if len(args) > 1 else str(m.attrs["bound"])
             body.append(f"{var} = {T}({args[0]})")
             body.append(f"if {m.op.condition(m, var, bound)}:")
@@ -291,6 +291,7 @@ def _fill(k, dims, node, out, value, name="f"):
 
 def _norm_index(k, var, n, kern, pos, body):
     """NumPy's index rules: negative counts from the end, outside [-n, n) raises."""
+    k.fallible = True
     body.append(f"if {var} < 0:")
     body.append(f"    {var} += {n}")
     body.append(f"if {var} < 0 or {var} >= {n}:")
@@ -755,7 +756,7 @@ def inplace_updates(program, kernels, sources, check_numerics: bool = False) -> 
             for i in k.inputs:
                 last_read[storage(i)] = k.index
     fallible = max((k.index for k, ks in zip(kernels, sources)
-                    if ks is not None and any("raise " in ln for ln in ks.lines)), default=-1)
+                    if ks is not None and ks.fallible), default=-1)
     made_by = {n: k for k in kernels if k.kind != "view" for n in k.outputs}
     fetched = {storage(o) for o in program.outputs} | set(program.outputs)
     uses = {}

@@ -17,6 +17,7 @@ from graphc.ops.base import fmt_shape
 from graphc.protocol import Executable
 from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
 
+from ..common.source import int_value
 from .cache import load, release_with
 from .codegen import PARALLEL_MIN, render_module
 from .intrinsics import launch_threads
@@ -349,8 +350,8 @@ class NumbaExecutable(Executable):
             at, name = next(calls)
             fn = getattr(self.mod, name)
 
-            def value(e):  # a driver int expression: dims[k] or a literal
-                return int(plan.dims[int(e[5:-1])]) if e.startswith("dims[") else int(e)
+            def value(e):  # a kernel's int argument: a DimRef or a literal
+                return int_value(e, plan.dims)
             args = [local[n] for n in ks.arrays] + [value(e) for _, e in ks.ints]
             if ks.split is not None:  # as the driver runs it: on every thread unless sized small at run time
                 ints = dict(ks.ints)

@@ -618,3 +618,17 @@ def test_repeated_calls_take_the_fast_path_and_recheck_anything_new():
     with pytest.raises(gc.FeedError, match="placeholder x"):
         fn(np.ones((4, 2), np.float32))
     np.testing.assert_array_equal(w.value, 5.0)
+
+
+def test_kernel_sources_carry_their_facts():
+    """Whether a kernel can fail and where its ints come from are data on its source, not text."""
+    from graphc.backends.common.source import DimRef, int_value
+    x = gc.placeholder((None, 4), name="x")
+    i = gc.placeholder((3,), "int64", name="i")
+    f = gc.compile([x, i], [gc.take(x, i, 0) * 2, gc.tanh(x) + 1], backend="numba")
+    facts = {k.kind: ks.fallible for k, ks in zip(f.kernels, f._exe.module.sources) if ks is not None}
+    assert facts["take"] is True and facts["loop"] is False
+    refs = [e for ks in f._exe.module.sources if ks is not None for _, e in ks.ints if isinstance(e, DimRef)]
+    assert refs and all(e == f"dims[{e.slot}]" for e in refs)
+    plan = f._exe.plan([(5, 4), (3,)])
+    assert 5 in {int_value(e, plan.dims) for e in refs}
