@@ -1,5 +1,6 @@
-"""The render rules of the primitives whose kernels only move data — transpose, slice, unslice,
-take, scatter_add, pad, concat, dimsize, im2col, col2im — written once against a Target's hooks.
+"""The render rules of the primitives whose kernels move or scan data — transpose, slice, unslice,
+take, scatter_add, pad, concat, dimsize, im2col, col2im, argmax/argmin — written once against a
+Target's hooks.
 
 A backend differs in the hooks alone: how it iterates over a shape (CPU loops, split over threads,
 or one GPU thread per element), what an index out of range does (raise, or set the error word),
@@ -162,6 +163,41 @@ def dimsize(t: Target, kern, dims):
     return k
 
 
+def argreduce(t: Target, kern, dims):
+    """argmax/argmin: per output entry a scan along the axis (NumPy: the first extreme wins, and
+    the first NaN wins over everything); axis None: one scan over every element in C order."""
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
+    o = k.array(node, "o0")
+    axis, keep = node.attrs["axis"], node.attrs["keepdims"]
+    better = ">" if node.op.name == "argmax" else "<"
+    step = [f"if (v {better} best and best == best) or (v != v and best == best):", "    best = v", "    pos = q"]
+    ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
+    if axis is None:  # a counter through nested loops
+        iv = [f"s{q}" for q in range(xn.ndim)]
+        body = [f"best = {x}[{index(['0'] * xn.ndim, xn.ndim)}]", "pos = 0", "q = 0"]
+        pad = ""
+        for q in range(xn.ndim):
+            body.append(f"{pad}for s{q} in range({ext[q]}):")
+            pad += "    "
+        body += [f"{pad}v = {x}[{index(iv, xn.ndim)}]"] + [pad + s for s in step] + [f"{pad}q += 1"]
+        body.append(f"{o}[{index(['0'] * node.ndim, node.ndim)}] = pos")
+        t.loops(k, [], body)
+        return k
+    outer = [q for q in range(xn.ndim) if q != axis]
+    src = [("q" if q == axis else f"i{outer.index(q)}") for q in range(xn.ndim)]
+    src0 = ["0" if q == axis else s for q, s in zip(range(xn.ndim), src)]
+    dst = [("0" if q == axis else f"i{outer.index(q)}") for q in range(xn.ndim)] if keep else \
+        [f"i{j}" for j in range(len(outer))]
+    body = [f"best = {x}[{index(src0, xn.ndim)}]", "pos = 0", f"for q in range(1, {ext[axis]}):",
+            f"    v = {x}[{index(src, xn.ndim)}]"] + ["    " + s for s in step] + \
+        [f"{o}[{index(dst, node.ndim)}] = pos"]
+    t.loops(k, [ext[q] for q in outer], body)
+    return k
+
+
 def im2col(t: Target, kern, dims):
     node = kern.nodes[0]
     k = t.kernel(kern)
@@ -181,7 +217,8 @@ def col2im(t: Target, kern, dims):
 
 
 RULES = {"transpose": transpose, "slice": slice_, "unslice": unslice, "take": take, "scatter_add": scatter_add,
-         "pad": pad, "concat": concat, "dimsize": dimsize, "im2col": im2col, "col2im": col2im}
+         "pad": pad, "concat": concat, "dimsize": dimsize, "im2col": im2col, "col2im": col2im,
+         "argmax": argreduce, "argmin": argreduce}
 
 
 def rules(target_for) -> dict:

@@ -222,40 +222,6 @@ def render_matmul(kern, dims, cfg):
     return k
 
 
-def render_argreduce(kern, dims, cfg):
-    """A thread per output entry scans its axis (NumPy: the first extreme wins, a NaN wins)."""
-    node = kern.nodes[0]
-    k = CudaKernel(kern, cfg)
-    xn = node.inputs[0]
-    x = k.array(xn, "a0")
-    o = k.array(node, "o0")
-    axis, keep = node.attrs["axis"], node.attrs["keepdims"]
-    better = ">" if node.op.name == "argmax" else "<"
-    step = [f"if (v {better} best and best == best) or (v != v and best == best):", "    best = v", "    pos = q"]
-    ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
-    if axis is None:  # over every element in C order: a counter through nested loops
-        iv = [f"s{q}" for q in range(xn.ndim)]
-        body = [f"best = {x}[{index(['0'] * xn.ndim, xn.ndim)}]", "pos = 0", "q = 0"]
-        pad = ""
-        for q in range(xn.ndim):
-            body.append(f"{pad}for s{q} in range({ext[q]}):")
-            pad += "    "
-        body += [f"{pad}v = {x}[{index(iv, xn.ndim)}]"] + [pad + s for s in step] + [f"{pad}q += 1"]
-        body.append(f"{o}[{index(['0'] * node.ndim, node.ndim)}] = pos")
-        k.elementwise("", [], body)
-        return k
-    outer = [q for q in range(xn.ndim) if q != axis]
-    src = [("q" if q == axis else f"i{outer.index(q)}") for q in range(xn.ndim)]
-    src0 = ["0" if q == axis else s for q, s in zip(range(xn.ndim), src)]
-    dst = [("0" if q == axis else f"i{outer.index(q)}") for q in range(xn.ndim)] if keep else \
-        [f"i{j}" for j in range(len(outer))]
-    body = [f"best = {x}[{index(src0, xn.ndim)}]", "pos = 0", f"for q in range(1, {ext[axis]}):",
-            f"    v = {x}[{index(src, xn.ndim)}]"] + ["    " + s for s in step] + \
-        [f"{o}[{index(dst, node.ndim)}] = pos"]
-    k.elementwise("", [ext[q] for q in outer], body)
-    return k
-
-
 def _nest(axes, var, ext, inner) -> list[str]:
     """inner lines inside one for-loop per reduced axis (loop variable var[q], extent ext[q])."""
     lines, pad = [], ""
@@ -349,7 +315,7 @@ class GpuTarget(movement.Target):
 
 
 RENDER = {
-    "loop": render_loop, "matmul": render_matmul, "argmax": render_argreduce, "argmin": render_argreduce,
+    "loop": render_loop, "matmul": render_matmul,
     "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, **movement.rules(GpuTarget),
 }
 

@@ -369,43 +369,6 @@ def render_matmul(kern, dims):
     return k
 
 
-def render_argreduce(kern, dims):
-    node = kern.nodes[0]
-    k = KernelSource(kern)
-    xn = node.inputs[0]
-    x = k.array(xn, "a0")
-    o = k.array(node, "o0")
-    axis, keep = node.attrs["axis"], node.attrs["keepdims"]
-    better = ">" if node.op.name == "argmax" else "<"
-    # NumPy: the first extreme wins; the first NaN wins over everything
-    step = [f"if (v {better} best and best == best) or (v != v and best == best):", "    best = v",
-            "    pos = q"]
-    if axis is None:
-        size = extent(k, dims, xn, 0, int(np.prod(xn.shape)) if None not in xn.shape else None, "size") \
-            if xn.ndim else "1"
-        if None in xn.shape:
-            size = k.int_arg("size", dims.add(lambda s, x=xn: int(np.prod(s[x]))))
-        k.lines += [f"    flat = {x}.reshape(({size},))", "    best = flat[0]", "    pos = 0",
-                    f"    for q in range(1, {size}):", "        v = flat[q]"] + ["        " + s for s in step]
-        k.lines.append(f"    {o}[{index(['0'] * node.ndim, node.ndim)}] = pos")
-        return k
-    n = extent(k, dims, xn, axis, xn.shape[axis], "size")
-    outer = [q for q in range(xn.ndim) if q != axis]
-    iv = {q: f"i{q}" for q in outer}
-    src = index([("q" if q == axis else iv[q]) for q in range(xn.ndim)], xn.ndim)
-    src0 = src.replace("q", "0") if xn.ndim > 1 else "0"
-    dst = index([("0" if q == axis else iv[q]) for q in range(xn.ndim)] if keep else [iv[q] for q in outer],
-                node.ndim)
-    body = [f"best = {x}[{src0 if xn.ndim > 1 else '0'}]", "pos = 0", f"for q in range(1, {n}):",
-            f"    v = {x}[{src}]"] + ["    " + s for s in step] + [f"{o}[{dst}] = pos"]
-    ext = [extent(k, dims, xn, q, xn.shape[q], f"n{q}") for q in outer]
-    if outer:
-        _loops(k.lines, [iv[q] for q in outer], ext, body)
-    else:
-        k.lines.extend("    " + b for b in body)
-    return k
-
-
 def _lse_lines(k, node, v, inner_vars, inner_ext, softmax=None, log_softmax=False) -> list[str]:
     """Lines giving `lse`, node's logsumexp of one row (element v over the inner loops): the max
     by llvm.maxnum (vectorized, NaN ignored), then, when that max is finite, the sum of exp(x - max)
@@ -570,7 +533,7 @@ class CpuTarget(movement.Target):
 CPU = CpuTarget()
 
 RENDER = {
-    "loop": render_loop, "matmul": render_matmul, "argmax": render_argreduce, "argmin": render_argreduce,
+    "loop": render_loop, "matmul": render_matmul,
     "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "rows": render_rows,
     **movement.rules(lambda: CPU),
 }
