@@ -89,10 +89,9 @@ from .api import (
     unfold,
     var,
     where,
+    zeros_like,
 )
 from .autodiff import (
-    GradientCheckError,
-    check_grad,
     clip_by_global_norm,
     format_backward,
     grad,
@@ -114,6 +113,7 @@ from .errors import (
 )
 from .function import Function
 from .functional import accuracy, batch_norm, binary_accuracy, dropout, l1_penalty, l2_penalty
+from .gradcheck import GradientCheckError, check_grad
 from .ir import Node, format_graph, toposort
 from .rng import seed
 from .train import CrossValidation, EarlyStopping, History, Trainer, cross_validate

@@ -53,6 +53,12 @@ def parameter(value, name: str | None = None, dtype=None, trainable: bool = True
                      uid=new_uid(), name=name, data=Cell(arr))
 
 
+def zeros_like(x) -> Node:
+    """Zeros of x's shape and dtype (run-time dims read from x)."""
+    x = as_node(x)
+    return broadcast_to(constant(np.zeros((), x.dtype)), x.shape, like=x)
+
+
 def constant(value, dtype=None) -> Node:
     """A constant tensor; equal values give the same node."""
     arr = _supported_array(value, dtype)

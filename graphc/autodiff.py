@@ -14,10 +14,6 @@ from .ir import Node, new_uid, toposort, user_location
 from .ops.base import fmt_shape
 
 
-class GradientCheckError(GraphError, AssertionError):
-    """A symbolic gradient that disagrees with finite differences."""
-
-
 def _differentiable(x: Node) -> bool:
     return x.dtype.kind == "f"
 
@@ -40,11 +36,6 @@ def sum_to_shape(g: Node, x: Node) -> Node:
     if g.dtype != x.dtype:
         g = F.cast(g, x.dtype)
     return g
-
-
-def zeros_like(x: Node) -> Node:
-    """Zeros of x's shape and dtype (run-time dims read from x)."""
-    return F.broadcast_to(F.constant(np.zeros((), x.dtype)), x.shape, like=x)
 
 
 def _mark(new_nodes_from, since: int, fwd: Node) -> None:
@@ -117,7 +108,7 @@ def vjp(y, xs, cotangent) -> list[Node]:
             contribs.setdefault(inp, []).append(gi)
             out.append(gi)
         _mark(out, since, n)
-    result = [total[x] if x in total else zeros_like(x) for x in xs]
+    result = [total[x] if x in total else F.zeros_like(x) for x in xs]
     return result[0] if single else result
 
 
@@ -167,79 +158,6 @@ def format_backward(y, xs) -> str:
         names[gx] = (names.get(gx, "") + f"  = d {F.as_node(y).label} / d {x.label}").strip()
     from .ir import format_graph
     return format_graph(grads, names)
-
-
-def check_grad(f, inputs, *, eps: float = 1e-6, rtol: float = 1e-6, atol: float = 1e-10,
-               seed: int = 0, backend: str = "numpy", placeholder_shapes=None, training: bool = False) -> float:
-    """Check f's symbolic gradients against float64 central differences in a random direction.
-
-    f maps placeholders to a node; a non-scalar result is contracted with a random cotangent.
-    Integer and bool inputs are fed but not perturbed; placeholder_shapes may give the graph
-    run-time (None) dims in place of the arrays' shapes. training=True checks the training meaning
-    (batch statistics, dropout with the key held still: state parameters are restored after every
-    evaluation). Returns the worst relative error
-    (absolute for derivatives smaller than atol, where a ratio means nothing), and
-    raises GradientCheckError naming the input when one exceeds atol + rtol * |derivative|.
-    """
-    from .compiler import compile as compile
-
-    def compile_graph(ins, outs, backend):
-        fn = compile(ins, outs, backend=backend, training=training)
-        state = [(q, q.value.copy()) for q in fn.program.parameters]
-
-        def run(*args):
-            try:
-                return fn(*args)
-            finally:  # default updates (random keys, running statistics) must not move between evaluations
-                for q, v in state:
-                    np.copyto(q.data.array, v)
-        return run
-
-    rng = np.random.default_rng(seed)
-    arrays = [np.asarray(a) for a in inputs]
-    arrays = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
-    shapes = placeholder_shapes or [a.shape for a in arrays]
-    phs = [F.placeholder(s, a.dtype, name=f"input{i}") for i, (s, a) in enumerate(zip(shapes, arrays))]
-    out = F.as_node(f(*phs))
-    if out.dtype.kind != "f":
-        raise DTypeError(f"check_grad: f returned {out.dtype}, which has no gradient", user_location())
-    if out.dtype != np.float64:
-        out = F.cast(out, "float64")
-    if out.shape != ():
-        # contract with a random cotangent of the output's run-time shape
-        size = compile_graph(phs, out, backend=backend)(*arrays).shape
-        y = F.sum(F.mul(out, F.constant(rng.normal(size=size))))
-    else:
-        y = out
-    wrt = [p for p, a in zip(phs, arrays) if a.dtype.kind == "f"]
-    grads = grad(y, wrt) if wrt else []
-    fn = compile_graph(phs, [y] + grads, backend=backend)
-    value = compile_graph(phs, y, backend=backend)
-    analytic = fn(*arrays)[1:]
-
-    worst = 0.0
-    k = 0
-    for i, a in enumerate(arrays):
-        if a.dtype.kind != "f":
-            continue
-        g = analytic[k]
-        k += 1
-        v = rng.normal(size=a.shape)
-        plus, minus = list(arrays), list(arrays)
-        plus[i], minus[i] = a + eps * v, a - eps * v
-        numeric = (float(value(*plus)) - float(value(*minus))) / (2 * eps)
-        exact = float(np.sum(g * v))
-        err = abs(numeric - exact)
-        scale = max(abs(numeric), abs(exact))
-        # relative where the derivative is above the absolute floor atol, absolute below it
-        rel = err / scale if scale > atol else err
-        if err > atol + rtol * scale:
-            raise GradientCheckError(
-                f"gradient of input {i} {fmt_shape(a.shape)}: symbolic directional derivative {exact:.12g}, "
-                f"central differences {numeric:.12g} (relative error {rel:.3g} > rtol {rtol:g})",
-                user_location())
-        worst = max(worst, rel)
-    return worst
 
 
 def clip_by_global_norm(tensors, clip_norm):
