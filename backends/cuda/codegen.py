@@ -110,7 +110,7 @@ class CudaKernel(KernelSource):
                                     f"blocks({total}, {self.cfg.tpb})", str(self.cfg.tpb)))
 
 
-def _fail(kern, m, bound) -> str:
+def _fail(kern, m, what) -> str:
     return f"fail(err, {error_code(INDEX, kern.index, kern.position(m))})"
 
 

@@ -123,17 +123,17 @@ class LoopParts:
     __slots__ = ("ivars", "extents", "body", "writes", "red", "v", "ro", "ridx", "checks", "out_arrays")
 
 
-def index_error(kern, m, bound) -> str:
-    """The statement a CPU kernel runs on an index out of range; bound: what is wrong, as text (the
+def index_error(kern, m, what) -> str:
+    """The statement a CPU kernel runs on an index out of range; what: the message's text (the
     executable explains it)."""
-    return f'raise IndexError("graphc:{kern.index}:{kern.position(m)}: {bound}")'
+    return f'raise IndexError("graphc:{kern.index}:{kern.position(m)}: {what}")'
 
 
 def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = True, fail=index_error,
                prefix: str = "", scalars=None, extents=None) -> LoopParts:
     """Everything of a fused elementwise kernel (optionally folding one reduction) but its loops.
 
-    vector_math: float32 transcendentals from vmath (CPU); fail(kern, node, bound): the statement
+    vector_math: float32 transcendentals from vmath (CPU); fail(kern, node, what): the statement
     run when check_index finds an index out of range. For a part of a bigger kernel: prefix for its
     names, scalars {input node: local variable} read instead of arrays, extents its loop bounds."""
     shape = kern.shape
@@ -487,7 +487,7 @@ def render_rows(kern, dims):
     # log_softmax: one value per element of the row, (x - max) - log(sum); logsumexp: one per row
     lsm = red.op.name == "log_softmax"
     value = f"((({v}) - m) - ls)" if lsm else "lse"
-    p = loop_parts(sub, dims, k, fail=lambda _s, m, bound: index_error(kern, m, bound), prefix="e",
+    p = loop_parts(sub, dims, k, fail=lambda _s, m, what: index_error(kern, m, what), prefix="e",
                    scalars={red: value}, extents=extents)
     inner_v, inner_e = [iv[q] for q in axes], [extents[q] for q in axes]
     epilogue = []

@@ -175,23 +175,26 @@ class Slice(Op):
                                  f"axis {piece[0]} of {fmt_shape(x.shape)}")
         return tuple(out), x.dtype
 
+    @staticmethod
+    def piece_bounds(sizes, k) -> tuple[int, int, int]:
+        """(start, stop, step) of piece k among pieces of these sizes, laid end to end."""
+        start = sum(sizes[:k])
+        return start, start + sizes[k], 1
+
     @classmethod
     def bounds(cls, node, shapes, q) -> tuple[int, int, int]:
         """(start, stop, step) of the slice on axis q for these concrete shapes (by node)."""
-        x = node.inputs[0]
         piece = node.attrs.get("piece")
         if piece is not None and q == piece[0]:
-            refs = node.inputs[1:]
-            start = sum(shapes[r][q] for r in refs[:piece[1]])
-            return start, start + shapes[refs[piece[1]]][q], 1
-        return slice(*node.attrs["index"][q]).indices(shapes[x][q])
+            return cls.piece_bounds([shapes[r][q] for r in node.inputs[1:]], piece[1])
+        return slice(*node.attrs["index"][q]).indices(shapes[node.inputs[0]][q])
 
     @classmethod
     def impl(cls, x, *refs, index, piece=None):
         if piece is not None:
             axis, k = piece
-            start = sum(r.shape[axis] for r in refs[:k])
-            index = tuple((start, start + refs[k].shape[axis], 1) if q == axis else t for q, t in enumerate(index))
+            at = cls.piece_bounds([r.shape[axis] for r in refs], k)
+            index = tuple(at if q == axis else t for q, t in enumerate(index))
         return x[tuple(slice(*t) for t in index)]
 
     @classmethod
@@ -202,8 +205,7 @@ class Slice(Op):
             f = F()
             axis, k = piece
             refs = node.inputs[1:]
-            parts = [g if j == k else f.broadcast_to(f.constant(np.zeros((), g.dtype)), r.shape, like=r)
-                     for j, r in enumerate(refs)]
+            parts = [g if j == k else f.cast(f.zeros_like(r), g.dtype) for j, r in enumerate(refs)]
             return (f.concat(parts, axis),) + (None,) * len(refs)
         return (make_node(Unslice, _with_ref(g, x), {"index": node.attrs["index"], "shape": x.shape}),)
 

@@ -302,3 +302,12 @@ def test_dropped_numba_functions_release_their_modules():
     del f1
     pygc.collect()
     np.testing.assert_allclose(f2(np.ones((1, 4), np.float32)), np.tanh(np.full((1, 4), 3.5)), rtol=1e-6)
+
+
+def test_zeros_like_follows_run_time_dims(backend):
+    x = gc.placeholder((None, 3), "float64", name="x")
+    f = gc.compile([x], gc.zeros_like(x) + gc.sum(x), backend=backend)
+    for n in (0, 1, 4):
+        got = f(np.ones((n, 3)))
+        assert got.shape == (n, 3) and got.dtype == np.float64
+        np.testing.assert_array_equal(got, np.full((n, 3), 3.0 * n))
