@@ -28,8 +28,12 @@ def cache_dir() -> str:
 
 
 # generated modules import these by path, so their source is part of every key
-with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "intrinsics.py")) as _f:
-    _INTRINSICS = _f.read()
+_HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "intrinsics")
+_INTRINSICS = ""
+for _name in sorted(os.listdir(_HERE)):
+    if _name.endswith(".py"):
+        with open(os.path.join(_HERE, _name)) as _f:
+            _INTRINSICS += _f.read()
 
 
 def module_key(source: str, extra: str = "") -> str:

@@ -633,7 +633,7 @@ class DriverNames:
 
 
 class NumbaNames(DriverNames):
-    """The numba driver's views: arrays with no reference count (intrinsics.py)."""
+    """The numba driver's views: arrays with no reference count (intrinsics/views.py)."""
 
     TRANSPOSE = "transposed({src})"
     RESHAPE = "reshaped({src}, {shape})"

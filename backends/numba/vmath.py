@@ -1,6 +1,6 @@
 """float32 exp, log, log1p, tanh, sigmoid, softplus, erf, sin and cos written so LLVM vectorizes
 the loops that call them: range reduction, a short polynomial and 2**n applied by AVX-512's
-vscalefps where the host has it, else built from its bits (intrinsics.py).
+vscalefps where the host has it, else built from its bits (intrinsics/bits.py).
 
 numba's math.exp/math.tanh become calls to libm's scalar expf/tanhf, which stop LLVM from
 vectorizing a fused loop (numba's SVML path needs an SVML-patched llvmlite, which PyPI's is not), so

@@ -393,7 +393,7 @@ def test_small_matmuls_are_loops_large_ones_blas_both_match_numpy():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_blas_products_in_every_order_and_empty_sizes_match_numpy(dtype):
-    # gemm (intrinsics.py) calls ?gemm itself: row- and column-major operands (transposed views),
+    # gemm (intrinsics/blas.py) calls ?gemm itself: row- and column-major operands (transposed views),
     # batched and broadcast products, vectors, and sizes of 0 (k = 0 is a product of zeros)
     rng = np.random.default_rng(5)
     a = gc.placeholder((None, 70), dtype, name="a")
