@@ -487,3 +487,74 @@ def tolerance(dtype, scale: float = 1.0):
     if np.dtype(dtype) == np.float32:
         return dict(rtol=2e-5, atol=max(2e-6, 8 * eps * scale))
     return dict(rtol=1e-12, atol=max(1e-12, 8 * eps * scale))
+
+
+# ---------------------------------------------------------------- transformer building blocks (issue 24)
+def _ln_ref(x, w=None, b=None, axis=-1, eps=1e-5, rms=False):
+    x64 = x.astype(np.float64)
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    if rms:
+        y = x64 / np.sqrt((x64 * x64).mean(axes, keepdims=True) + eps)
+    else:
+        d = x64 - x64.mean(axes, keepdims=True)
+        y = d / np.sqrt((d * d).mean(axes, keepdims=True) + eps)
+    y = y if w is None else y * w
+    y = y if b is None else y + b
+    return y.astype(x.dtype)
+
+
+def _softmax64(s):
+    s = s - s.max(-1, keepdims=True)
+    e = np.exp(s)
+    return e / e.sum(-1, keepdims=True)
+
+
+def _sdpa_ref(q, k, v, mask=None, causal=False, scale=None):
+    q64, k64, v64 = (a.astype(np.float64) for a in (q, k, v))
+    s = q64 @ np.swapaxes(k64, -1, -2) * (1 / np.sqrt(q.shape[-1]) if scale is None else scale)
+    keep = np.ones(s.shape[-2:], bool)
+    if causal:
+        keep = np.tril(keep)
+    if mask is not None and mask.dtype == np.bool_:
+        keep = keep & mask
+    elif mask is not None:
+        s = s + mask
+    s = np.where(keep, s, -np.inf)
+    return (_softmax64(s) @ v64).astype(q.dtype)
+
+
+_KEEP = np.random.default_rng(3).random((4, 5)) < 0.7
+_KEEP[:, 0] = True  # every query attends somewhere
+_BIAS = np.random.default_rng(4).normal(size=(4, 5)).astype(np.float32)
+unary("silu", gc.silu, _f64(lambda x: x / (1 + np.exp(-x))))
+CASES += [
+    Case("layer_norm", gc.layer_norm, _ln_ref, [((3, 5),), ((2, 3, 4),)], dynamic=True),
+    Case("layer_norm_affine_axis", lambda x, w, b: gc.layer_norm(x, w, b, axis=-2),
+         lambda x, w, b: _ln_ref(x, w, b, axis=-2), [((2, 3, 4), (3, 4), (3, 4))]),
+    Case("rms_norm", lambda x, w: gc.rms_norm(x, w), lambda x, w: _ln_ref(x, w, eps=1e-6, rms=True),
+         [((3, 5), (5,)), ((2, 2, 4), (4,))]),
+    Case("sdpa", gc.scaled_dot_product_attention, _sdpa_ref, [((4, 3), (5, 3), (5, 2)), ((2, 4, 3), (2, 5, 3),
+                                                                                          (2, 5, 2))]),
+    Case("sdpa_causal_scaled", lambda q, k, v: gc.scaled_dot_product_attention(q, k, v, causal=True, scale=0.3),
+         lambda q, k, v: _sdpa_ref(q, k, v, causal=True, scale=0.3), [((2, 1, 4, 3), (2, 1, 4, 3), (2, 1, 4, 2))]),
+    Case("sdpa_bool_mask", lambda q, k, v: gc.scaled_dot_product_attention(q, k, v, mask=_KEEP),
+         lambda q, k, v: _sdpa_ref(q, k, v, mask=_KEEP), [((3, 4, 3), (3, 5, 3), (3, 5, 2))]),
+    Case("sdpa_float_mask_causal", lambda q, k, v: gc.scaled_dot_product_attention(q, k, v, _BIAS, causal=True),
+         lambda q, k, v: _sdpa_ref(q, k, v, _BIAS.astype(q.dtype), causal=True),
+         [((4, 3), (5, 3), (5, 2))]),
+    Case("tril_triu", lambda x: gc.tril(x) * 2 + gc.triu(x, 1) * 3 - gc.tril(x, -2),
+         lambda x: np.tril(x) * 2 + np.triu(x, 1) * 3 - np.tril(x, -2), [((4, 5),), ((2, 3, 3),)], F + I),
+    Case("split", lambda x: gc.concat([p * (i + 1) for i, p in enumerate(gc.split(x, 2, axis=1))], 1),
+         lambda x: np.concatenate([p * (i + 1) for i, p in enumerate(np.split(x, [2, 4], axis=1))], 1),
+         [((3, 5),)], F + I),
+    Case("split_sizes", lambda x: gc.split(x, [1, 0, 3])[2] - gc.split(x, [1, 0, 3])[0],
+         lambda x: x[1:] - x[:1], [((4, 2),)]),
+    Case("einsum_attention", lambda q, k: gc.einsum("...ld,...sd->...ls", q, k),
+         lambda q, k: np.einsum("...ld,...sd->...ls", q, k), [((2, 3, 4), (2, 5, 4)), ((3, 4), (2, 5, 4))]),
+    Case("einsum_bilinear", lambda x, w, y: gc.einsum("bi,oij,bj->bo", x, w, y),
+         lambda x, w, y: np.einsum("bi,oij,bj->bo", x, w, y), [((3, 2), (4, 2, 5), (3, 5))]),
+    Case("einsum_sum_outer", lambda a, b: gc.einsum("ij,k", a, b), lambda a, b: np.einsum("ij,k", a, b),
+         [((2, 3), (4,))]),
+    Case("einsum_batch_dynamic", lambda x, w: gc.einsum("btc,cd->btd", x, w),
+         lambda x, w: np.einsum("btc,cd->btd", x, w), [((2, 3, 4), (4, 5))], dynamic=True),
+]

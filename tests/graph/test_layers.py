@@ -12,7 +12,7 @@ LAYERS = [
     ("graphc.errors", 0), ("graphc.dtypes", 0), ("graphc.protocol", 0), ("graphc.rng", 0),
     ("graphc.ir", 1), ("graphc.init", 1),
     ("graphc.ops", 2),
-    ("graphc.api", 3),
+    ("graphc.api", 3), ("graphc.frontend", 3),
     ("graphc.autodiff", 4), ("graphc.functional", 4),
     ("graphc.optim", 5), ("graphc.passes", 5),
     ("graphc.schedule", 6), ("graphc.profile", 6),

@@ -1,0 +1,6 @@
+"""The front end: the functions users build graphs with, one module per family.
+
+tensors (leaves, constants, as_node), mathops (elementwise, activations, reductions, matmul),
+shape, indexing, conv (convolution and pooling), nn (softmax and the layers' functions), losses,
+and operators (Node's Python operators, installed on import). ``graphc.api`` gathers them.
+"""
