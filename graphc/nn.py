@@ -12,12 +12,16 @@ import numpy as np
 from . import api as F
 from . import functional as fn
 from . import init as initializers
-from .errors import GraphError
+from .errors import GraphError, ShapeError
+from .frontend.shape import _reshape_keep
 from .ir import Node, user_location
 
-__all__ = ["Module", "Linear", "Sequential", "ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Identity",
-           "Dropout", "BatchNorm", "Embedding", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",
-           "RNNCell", "LSTMCell", "RNN", "LSTM", "unroll", "rnn_step", "lstm_step"]
+__all__ = [
+    "Module", "Linear", "LayerNorm", "RMSNorm", "MultiheadAttention", "TransformerBlock", "Sequential",
+    "ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Identity",            "Dropout", "BatchNorm",
+    "Embedding", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",            "RNNCell", "LSTMCell", "RNN",
+    "LSTM", "unroll", "rnn_step", "lstm_step"
+]
 
 
 class Module:
@@ -62,6 +66,60 @@ class Module:
                           if isinstance(p, Node))
         return f"{type(self).__name__}({inner})"
 
+    # ------------------------------------------------------------ PyTorch's names and layouts
+    # torch's name of each own parameter -> (the attribute, whether torch stores it transposed)
+    torch_names: dict[str, tuple[str, bool]] = {}
+    torch_ignored: tuple[str, ...] = ()  # torch entries with no graphc counterpart (counters)
+
+    def _torch_entries(self, prefix: str = ""):
+        """(torch key, parameter node, transposed) for every parameter, children included."""
+        mapped = set()
+        for key, (attr, transposed) in self.torch_names.items():
+            p = getattr(self, attr, None)
+            if p is not None:
+                mapped.add(attr)
+                yield prefix + key, p, transposed
+        for k, v in vars(self).items():
+            if isinstance(v, Node) and v.op.name == "parameter" and k not in mapped:
+                raise GraphError(f"{type(self).__name__}.{k} has no PyTorch name", user_location())
+        for k, child in self._children():
+            yield from child._torch_entries(f"{prefix}{k}.")
+
+    def _torch_ignored(self, prefix: str = ""):
+        out = {prefix + k for k in self.torch_ignored}
+        for k, child in self._children():
+            out |= child._torch_ignored(f"{prefix}{k}.")
+        return out
+
+    def torch_state_dict(self) -> dict[str, np.ndarray]:
+        """The parameters as the equivalent torch module's state_dict() names them, in torch's
+        layouts (a Linear's weight is (out, in); here W is (in, out)): NumPy arrays, no torch
+        import. torch.nn.Module.load_state_dict({k: torch.from_numpy(v) ...}) reads it."""
+        return {k: np.ascontiguousarray(p.value.T if t else p.value).copy() for k, p, t in self._torch_entries()}
+
+    def load_torch_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Set the parameters from a torch state_dict (NumPy arrays, or anything np.asarray takes:
+        {k: v.numpy() for k, v in model.state_dict().items()}), transposing where the layouts
+        differ. Every name and shape is checked before anything is written; strict: the keys must
+        match exactly (torch's counters such as num_batches_tracked are ignored)."""
+        entries = list(self._torch_entries())
+        want = {k for k, _, _ in entries}
+        given = {k for k in state if k not in self._torch_ignored()}
+        missing, unexpected = sorted(want - given), sorted(given - want)
+        if missing or (strict and unexpected):
+            raise GraphError(f"load_torch_state_dict: missing {missing or 'nothing'}, unexpected "
+                             f"{unexpected or 'nothing'}", user_location())
+        values = []
+        for k, p, t in entries:
+            arr = np.asarray(state[k])
+            arr = arr.T if t else arr
+            if arr.shape != p.shape:
+                raise ShapeError(f"load_torch_state_dict: {k} has shape {arr.shape} (torch layout), "
+                                 f"{p.label} needs {p.shape}" + (" transposed" if t else ""), user_location())
+            values.append((p, arr))
+        for p, arr in values:
+            p.value = arr
+
 
 def _initializer(init) -> Callable:
     if callable(init):
@@ -77,6 +135,8 @@ class Linear(Module):
     """y = x @ W + b with W of shape (in_features, out_features); W from `init` (default Glorot
     uniform, as Keras; pass init="he_normal" before ReLUs), b zeros."""
 
+    torch_names = {"weight": ("W", True), "bias": ("b", False)}
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init="xavier_uniform",
                  seed=None, dtype="float32"):
         W = _initializer(init)((in_features, out_features), seed=seed, dtype=dtype)
@@ -85,7 +145,12 @@ class Linear(Module):
         self.in_features, self.out_features = in_features, out_features
 
     def forward(self, x):
-        y = F.matmul(x, self.W)
+        lead = x.shape[:-1]
+        if x.ndim > 2 and x.shape[-1] is not None and sum(d is None for d in lead) <= 1:  # one GEMM, all rows
+            y = F.reshape(F.matmul(F.reshape(x, (-1, x.shape[-1])), self.W),
+                          tuple(-1 if d is None else d for d in lead) + (self.out_features,))
+        else:
+            y = F.matmul(x, self.W)
         return y if self.b is None else F.add(y, self.b)
 
     def __repr__(self):
@@ -95,6 +160,8 @@ class Linear(Module):
 class Conv2d(Module):
     """gc.conv2d with a learned weight (out, in, kh, kw), He uniform by default (fans count the
     window: in*kh*kw), and a zero bias (out,)."""
+
+    torch_names = {"weight": ("W", False), "bias": ("b", False)}
 
     def __init__(self, in_channels: int, out_channels: int, kernel, stride=1, padding=0, dilation=1,
                  bias: bool = True, init="he_uniform", seed=None, dtype="float32"):
@@ -152,6 +219,8 @@ class Flatten(Module):
 class Embedding(Module):
     """table[ids] for integer ids: a learned (num_embeddings, dim) table, N(0, 1) by default as
     torch.nn.Embedding; its gradient scatter-adds into the rows that were looked up."""
+
+    torch_names = {"weight": ("table", False)}
 
     def __init__(self, num_embeddings: int, dim: int, init="normal", seed=None, dtype="float32"):
         self.table = F.parameter(_initializer(init)((num_embeddings, dim), seed=seed, dtype=dtype), name="table")
@@ -225,6 +294,10 @@ class BatchNorm(Module):
     """Batch normalization over channel axis 1 with learned scale/shift and running statistics
     (gc.batch_norm); works for (N, C) and (N, C, H, W)."""
 
+    torch_names = {"weight": ("gamma", False), "bias": ("beta", False), "running_mean": ("running_mean", False),
+                   "running_var": ("running_var", False)}
+    torch_ignored = ("num_batches_tracked",)
+
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype="float32"):
         c = int(num_features)
         self.gamma = F.parameter(np.ones(c, dtype), name="gamma")
@@ -240,6 +313,158 @@ class BatchNorm(Module):
 
     def __repr__(self):
         return f"BatchNorm({self.gamma.shape[0]})"
+
+
+def _shape(normalized_shape) -> tuple:
+    return (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else \
+        tuple(int(d) for d in normalized_shape)
+
+
+class LayerNorm(Module):
+    """gc.layer_norm over the trailing dims `normalized_shape` (an int or a tuple, as torch), with a
+    learned weight (ones) and bias (zeros) of that shape; torch's names weight and bias."""
+
+    torch_names = {"weight": ("weight", False), "bias": ("bias", False)}
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+                 dtype="float32"):
+        self.shape = _shape(normalized_shape)
+        self.eps = float(eps)
+        self.weight = F.parameter(np.ones(self.shape, dtype), name="weight") if elementwise_affine else None
+        self.bias = F.parameter(np.zeros(self.shape, dtype), name="bias") if elementwise_affine and bias else None
+
+    def _check(self, x):
+        if x.shape[x.ndim - len(self.shape):] != self.shape:
+            raise ShapeError(f"{type(self).__name__}{self.shape}: input {x.shape} does not end in that shape",
+                             user_location())
+
+    def forward(self, x):
+        self._check(x)
+        return F.layer_norm(x, self.weight, self.bias, self.eps, axis=-len(self.shape))
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.shape}, eps={self.eps})"
+
+
+class RMSNorm(LayerNorm):
+    """gc.rms_norm over the trailing dims `normalized_shape`, with a learned weight (ones)."""
+
+    torch_names = {"weight": ("weight", False)}
+
+    def __init__(self, normalized_shape, eps: float = 1e-6, elementwise_affine: bool = True, dtype="float32"):
+        super().__init__(normalized_shape, eps, elementwise_affine, bias=False, dtype=dtype)
+
+    def forward(self, x):
+        self._check(x)
+        return F.rms_norm(x, self.weight, self.eps, axis=-len(self.shape))
+
+
+class MultiheadAttention(Module):
+    """Multi-head attention on (batch, seq, d_model), as torch.nn.MultiheadAttention with
+    batch_first=True: q, k, v = x W_q, x W_k, x W_v (one packed (d_model, 3 d_model) weight
+    W_in and bias b_in), split into num_heads heads of d_model / num_heads, each
+    gc.scaled_dot_product_attention (causal if asked; dropout on the attention weights while
+    training), the heads joined and projected by out_proj (a Linear). attn(x) is self-attention;
+    attn(x, key, value, mask=...) attends from x to key/value. Returns the output only (torch
+    also returns the averaged weights). torch's names: in_proj_weight (W_in transposed),
+    in_proj_bias, out_proj.weight, out_proj.bias. Weights Xavier uniform, biases zeros, as torch."""
+
+    torch_names = {"in_proj_weight": ("W_in", True), "in_proj_bias": ("b_in", False)}
+
+    def __init__(self, d_model: int, num_heads: int, causal: bool = False, dropout: float = 0.0, bias: bool = True,
+                 seed=None, dtype="float32"):
+        if d_model % num_heads:
+            raise GraphError(f"MultiheadAttention: d_model {d_model} is not a multiple of num_heads {num_heads}",
+                             user_location())
+        self.W_in = F.parameter(initializers.xavier_uniform((d_model, 3 * d_model), seed=seed, dtype=dtype),
+                                name="W_in")
+        self.b_in = F.parameter(np.zeros(3 * d_model, dtype), name="b_in") if bias else None
+        self.out_proj = Linear(d_model, d_model, bias=bias, seed=None if seed is None else seed + 1, dtype=dtype)
+        self.d_model, self.num_heads, self.causal, self.dropout = d_model, num_heads, causal, float(dropout)
+
+    def __call__(self, x, key=None, value=None, mask=None):
+        return self.forward(F.as_node(x), key, value, mask)
+
+    def _heads(self, t):
+        """(B, T, d_model) -> (B, heads, T, d_head), run-time B and T kept."""
+        b, n, _ = t.shape
+        h = self.num_heads
+        return F.transpose(_reshape_keep(t, (b, n, h, self.d_model // h), (0, 1, -1, -1)), (0, 2, 1, 3))
+
+    def _project(self, t, lo):
+        E = self.d_model
+        w = F.getitem(self.W_in, (slice(None), slice(lo, lo + E)))
+        y = F.matmul(t, w)
+        return y if self.b_in is None else F.add(y, F.getitem(self.b_in, slice(lo, lo + E)))
+
+    def forward(self, x, key=None, value=None, mask=None):
+        E = self.d_model
+        if x.ndim != 3 or x.shape[2] != E:
+            raise ShapeError(f"MultiheadAttention({E}): x must be (batch, seq, {E}), got {x.shape}", user_location())
+        if key is None and value is None:
+            qkv = F.matmul(x, self.W_in)
+            qkv = qkv if self.b_in is None else F.add(qkv, self.b_in)
+            q, k, v = F.split(qkv, E, axis=2)
+        else:
+            key = x if key is None else F.as_node(key)
+            value = key if value is None else F.as_node(value)
+            q, k, v = self._project(x, 0), self._project(key, E), self._project(value, 2 * E)
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+        att = _attention(q, k, v, mask, self.causal, self.dropout)
+        b, n = x.shape[0], x.shape[1]
+        joined = _reshape_keep(F.transpose(att, (0, 2, 1, 3)), (b, n, E), (0, 1, -1))
+        return self.out_proj(joined)
+
+    def __repr__(self):
+        return f"MultiheadAttention({self.d_model}, num_heads={self.num_heads}, causal={self.causal})"
+
+
+def _attention(q, k, v, mask, causal, dropout):
+    """scaled_dot_product_attention, with dropout on the attention weights while training."""
+    if not dropout:
+        return F.scaled_dot_product_attention(q, k, v, mask=mask, causal=causal)
+    return F.matmul(fn.dropout(F.attention_weights(q, k, mask=mask, causal=causal), dropout), v)
+
+
+class TransformerBlock(Module):
+    """One transformer layer on (batch, seq, d_model), as torch.nn.TransformerEncoderLayer with
+    batch_first=True: self-attention (MultiheadAttention, causal if asked) and a feed-forward
+    linear2(dropout(activation(linear1(x)))) of width d_ff, each added back to its input;
+    norm_first (the default here, GPT-2's pre-norm): x + attn(norm1(x)), then x + ff(norm2(x));
+    else post-norm norm1(x + attn(x)), norm2(x + ff(x)). activation "gelu" (exact), "gelu_tanh"
+    or "relu". torch's names: self_attn.*, linear1.*, linear2.*, norm1.*, norm2.*."""
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0, norm_first: bool = True,
+                 activation: str = "gelu", causal: bool = False, eps: float = 1e-5, seed=None, dtype="float32"):
+        acts = {"gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, "tanh"), "relu": F.relu}
+        if activation not in acts:
+            raise GraphError(f"TransformerBlock: activation must be one of {sorted(acts)}, got {activation!r}",
+                             user_location())
+        s = (lambda k: None) if seed is None else (lambda k: seed + 10 * k)
+        self.self_attn = MultiheadAttention(d_model, num_heads, causal, dropout, seed=s(1), dtype=dtype)
+        self.linear1 = Linear(d_model, d_ff, seed=s(2), dtype=dtype)
+        self.linear2 = Linear(d_ff, d_model, seed=s(3), dtype=dtype)
+        self.norm1 = LayerNorm(d_model, eps, dtype=dtype)
+        self.norm2 = LayerNorm(d_model, eps, dtype=dtype)
+        self.dropout = Dropout(dropout, seed=s(4)) if dropout else Identity()
+        self.activation, self.act, self.norm_first = activation, acts[activation], norm_first
+
+    def _ff(self, x):
+        return self.dropout(self.linear2(self.dropout(self.act(self.linear1(x)))))
+
+    def _sa(self, x):
+        return self.dropout(self.self_attn(x))
+
+    def forward(self, x):
+        if self.norm_first:
+            x = F.add(x, self._sa(self.norm1(x)))
+            return F.add(x, self._ff(self.norm2(x)))
+        x = self.norm1(F.add(x, self._sa(x)))
+        return self.norm2(F.add(x, self._ff(x)))
+
+    def __repr__(self):
+        return (f"TransformerBlock({self.self_attn.d_model}, heads={self.self_attn.num_heads}, "
+                f"d_ff={self.linear1.out_features}, norm_first={self.norm_first}, {self.activation})")
 
 
 class Sequential(Module):

@@ -76,3 +76,17 @@ def test_lstm_sequence_beats_the_persistence_baseline():
     # the full run on NumPy (~3 s): the LSTM's test error is a fraction of the baseline's
     r = _example("lstm_sequence")["main"](["--backend", "numpy", "--quiet"])
     assert r["lstm_mse"] < r["baseline_mse"] / 3
+
+
+def test_char_gpt_trains_samples_and_draws(tmp_path):
+    # a small configuration on numba; the full one (3000 steps) is `python examples/char_gpt.py`
+    r = _example("char_gpt")["main"](["--steps", "60", "--eval-every", "30", "--eval-batches", "4", "--batch", "8",
+                                      "--context", "16", "--d-model", "32", "--heads", "2", "--lr", "1e-2",
+                                      "--warmup", "10", "--sample", "30", "--quiet", "--out", str(tmp_path)])
+    first, last = r["curve"]["val"]
+    assert last < first and r["val_bpc"] < 5.0  # below 6.66 bits, the uniform guess over 101 ids
+    assert len(r["sample"]) == 30
+    assert (tmp_path / "char_gpt_curves.png").read_bytes()[:4] == b"\x89PNG"
+    step = (tmp_path / "char_gpt_step.dot").read_text()
+    assert step.startswith("digraph") and "matmul" in step and "W_in :=" in step
+    assert any(p.name.startswith("char_gpt_model.") for p in tmp_path.iterdir())

@@ -1,0 +1,99 @@
+"""Record PyTorch's losses for the models graphc must match, so `make test` compares without torch.
+
+    python tools/torch_reference.py gpt      # writes tests/data/torch_gpt.npz
+
+Run where torch is installed (`make peers` makes a venv with it: ~/.cache/graphc-peers/venv). It
+needs only NumPy and torch, not graphc. The file holds torch's initial weights (state_dict
+names and layouts), the batches, the config and the loss of each of the training steps; the test
+(tests/backends/test_torch_reference.py) loads the weights into the graphc model with
+load_torch_state_dict, takes the same steps and compares the losses.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+
+import numpy as np
+
+OUT = pathlib.Path(__file__).resolve().parents[1] / "tests" / "data"
+
+# a small GPT: examples/char_gpt.py's architecture at test size
+GPT = dict(vocab=101, d_model=32, heads=2, layers=2, context=16, d_ff=64, batch=4, steps=20, lr=3e-3, warmup=5,
+           weight_decay=0.1, betas=(0.9, 0.99), clip=1.0, seed=0)
+
+
+def cosine(lr, steps, min_lr, warmup):
+    """graphc.optim.cosine, written again here so this script needs no graphc."""
+    def schedule(s):
+        if s < warmup:
+            return lr * (s + 1) / warmup
+        frac = min(1.0, (s - warmup) / max(1, steps - warmup))
+        return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * frac))
+    return schedule
+
+
+def gpt():
+    import torch
+    from torch import nn
+
+    c = GPT
+    torch.manual_seed(c["seed"])
+
+    class TorchGPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            d = c["d_model"]
+            self.tok = nn.Embedding(c["vocab"], d)
+            self.pos = nn.Embedding(c["context"], d)
+            self.blocks = nn.ModuleList(
+                nn.TransformerEncoderLayer(d, c["heads"], c["d_ff"], dropout=0.0, activation="gelu", batch_first=True,
+                                           norm_first=True) for _ in range(c["layers"]))
+            self.norm = nn.LayerNorm(d)
+            self.head = nn.Linear(d, c["vocab"])
+
+        def forward(self, ids):
+            t = ids.shape[1]
+            x = self.tok(ids) + self.pos.weight[:t]
+            mask = nn.Transformer.generate_square_subsequent_mask(t)
+            for block in self.blocks:
+                x = block(x, src_mask=mask, is_causal=True)
+            return self.head(self.norm(x))
+
+    model = TorchGPT()
+    init = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    rng = np.random.default_rng(c["seed"])
+    xs = rng.integers(0, c["vocab"], (c["steps"], c["batch"], c["context"]))
+    ys = (xs * 7 + 3) % c["vocab"]  # a learnable target, so the loss falls
+    opt = torch.optim.AdamW(model.parameters(), lr=c["lr"], betas=c["betas"], weight_decay=c["weight_decay"])
+    schedule = cosine(c["lr"], c["steps"], c["lr"] / 10, c["warmup"])
+    losses = []
+    for s in range(c["steps"]):
+        for g in opt.param_groups:
+            g["lr"] = schedule(s)
+        logits = model(torch.from_numpy(xs[s]))
+        loss = nn.functional.cross_entropy(logits.reshape(-1, c["vocab"]), torch.from_numpy(ys[s]).reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), c["clip"])
+        opt.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        final_logits = model(torch.from_numpy(xs[0])).numpy()
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "torch_gpt.npz"
+    np.savez_compressed(path, losses=np.array(losses), xs=xs, ys=ys, final_logits=final_logits,
+                        config=np.array(repr(c)), torch_version=np.array(torch.__version__),
+                        **{f"init/{k}": v for k, v in init.items()})
+    print(f"wrote {path}: losses {losses[0]:.5f} .. {losses[-1]:.5f} (torch {torch.__version__})")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", choices=["gpt"])
+    args = ap.parse_args(argv)
+    {"gpt": gpt}[args.model]()
+
+
+if __name__ == "__main__":
+    main()
