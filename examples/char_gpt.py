@@ -14,50 +14,14 @@ Run: python examples/char_gpt.py [--steps 3000] [--backend numba|numpy|cuda] [--
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import os
-import string
 import time
 
 import numpy as np
+from datasets import MODULES, VOCAB, batches, decode, stdlib_text
 
 import graphc as gc
-
-MODULES = ["argparse", "textwrap", "functools", "heapq", "random", "string", "typing", "dataclasses",
-           "collections", "json", "pathlib", "shutil", "tempfile", "csv"]
-CHARS = string.printable  # 100 characters; id 0 is "unknown"
-
-
-def corpus() -> str:
-    """The concatenated sources of MODULES (a package contributes its __init__.py)."""
-    parts = []
-    for name in MODULES:
-        with open(importlib.import_module(name).__file__, encoding="utf-8") as f:
-            parts.append(f.read())
-    return "\n".join(parts)
-
-
-def encode(text: str) -> np.ndarray:
-    table = {c: i + 1 for i, c in enumerate(CHARS)}
-    return np.fromiter((table.get(c, 0) for c in text), dtype=np.int64, count=len(text))
-
-
-def decode(ids) -> str:
-    return "".join("?" if i == 0 else CHARS[i - 1] for i in ids)
-
-
-VOCAB = len(CHARS) + 1
-
-
-def batches(data: np.ndarray, batch: int, context: int, seed: int):
-    """An endless stream of (x, y) (batch, context) int64 windows at random offsets; y is x shifted
-    by one character."""
-    rng = np.random.default_rng(seed)
-    while True:
-        o = rng.integers(0, len(data) - context - 1, batch)
-        idx = o[:, None] + np.arange(context)
-        yield data[idx], data[idx + 1]
 
 
 class GPT(gc.nn.Module):
@@ -143,7 +107,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     say = (lambda *a: None) if args.quiet else print
 
-    data = encode(corpus())
+    data = stdlib_text()
     cut = int(len(data) * 0.9)
     train, val = data[:cut], data[cut:]
     say(f"corpus: {len(data):,} characters from {len(MODULES)} stdlib modules, vocabulary {VOCAB}; "

@@ -1,5 +1,9 @@
-"""Data sets the examples share: scikit-learn's bundled copies (no download), split and scaled."""
+"""Data sets the examples share: scikit-learn's bundled copies (no download), split and scaled, and
+text from Python's own standard library, as character ids."""
 from __future__ import annotations
+
+import importlib
+import string
 
 import numpy as np
 
@@ -28,3 +32,45 @@ def breast_cancer(seed: int = 0, test: float = 0.25):
     mu, sd = X_tr.mean(0), X_tr.std(0)
     scale = lambda a: ((a - mu) / sd).astype(np.float32)  # noqa: E731
     return (scale(X_tr), y_tr.astype(np.float32)), (scale(X_te), y_te.astype(np.float32))
+
+
+# ---------------------------------------------------------------- text that ships with every Python
+MODULES = ["argparse", "textwrap", "functools", "heapq", "random", "string", "typing", "dataclasses",
+           "collections", "json", "pathlib", "shutil", "tempfile", "csv"]
+CHARS = string.printable  # 100 characters; id 0 is "unknown"
+
+
+def _corpus() -> str:
+    """The concatenated sources of MODULES (a package contributes its __init__.py)."""
+    parts = []
+    for name in MODULES:
+        with open(importlib.import_module(name).__file__, encoding="utf-8") as f:
+            parts.append(f.read())
+    return "\n".join(parts)
+
+
+def _encode(text: str) -> np.ndarray:
+    table = {c: i + 1 for i, c in enumerate(CHARS)}
+    return np.fromiter((table.get(c, 0) for c in text), dtype=np.int64, count=len(text))
+
+
+def decode(ids) -> str:
+    return "".join("?" if i == 0 else CHARS[i - 1] for i in ids)
+
+
+VOCAB = len(CHARS) + 1
+
+
+def batches(data: np.ndarray, batch: int, context: int, seed: int):
+    """An endless stream of (x, y) (batch, context) int64 windows at random offsets; y is x shifted
+    by one character."""
+    rng = np.random.default_rng(seed)
+    while True:
+        o = rng.integers(0, len(data) - context - 1, batch)
+        idx = o[:, None] + np.arange(context)
+        yield data[idx], data[idx + 1]
+
+
+def stdlib_text() -> np.ndarray:
+    """The sources of MODULES as int64 character ids (0: a character outside CHARS)."""
+    return _encode(_corpus())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -20,7 +21,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def _char_gpt():
     spec = importlib.util.spec_from_file_location("char_gpt", ROOT / "examples" / "char_gpt.py")
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    sys.path.insert(0, str(ROOT / "examples"))  # examples import their shared datasets module
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.pop(0)
     return mod
 
 
