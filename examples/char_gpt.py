@@ -59,20 +59,18 @@ def loss_of(logits, y):
     return gc.cross_entropy(gc.reshape(logits, (-1, logits.shape[-1])), gc.reshape(y, (-1,)))
 
 
-def build(args, backend: str):
-    """(model, optimizer, train step, eval loss, logits function) compiled for backend."""
-    model = GPT(VOCAB, args.d_model, args.heads, args.layers, args.context, seed=args.seed)
+def build(args, backend: str, model):
+    """(optimizer, train step, eval loss, logits function) of a language model, compiled for backend."""
     x = gc.placeholder((args.batch, args.context), "int64", name="x")
     y = gc.placeholder((args.batch, args.context), "int64", name="y")
-    logits = model(x)
-    loss = loss_of(logits, y)
+    loss = loss_of(model(x), y)
     opt = gc.optim.AdamW(args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
     opt.clip_norm = 1.0
     step = gc.compile([x, y], loss, opt.updates(loss), backend=backend)
     evaluate = gc.compile([x, y], loss, backend=backend, training=False)
     one = gc.placeholder((1, args.context), "int64", name="prompt")
     predict = gc.compile([one], model(one), backend=backend, training=False)
-    return model, opt, step, evaluate, predict
+    return opt, step, evaluate, predict
 
 
 def sample(predict, prompt: np.ndarray, n: int, context: int, temperature: float = 0.8, seed: int = 0) -> str:
@@ -86,27 +84,27 @@ def sample(predict, prompt: np.ndarray, n: int, context: int, temperature: float
     return decode(ids[len(prompt):])
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--context", type=int, default=64)
-    ap.add_argument("--d-model", type=int, default=128)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--weight-decay", type=float, default=0.1)
+def parser(doc: str, out: str, **defaults) -> argparse.ArgumentParser:
+    """The options every character-level language model example takes (defaults overridable)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    d = dict(steps=3000, batch=32, context=64, lr=3e-3, warmup=100, weight_decay=0.1) | defaults
+    for name in ("steps", "batch", "context", "warmup"):
+        ap.add_argument(f"--{name}", type=int, default=d[name])
+    ap.add_argument("--lr", type=float, default=d["lr"])
+    ap.add_argument("--weight-decay", type=float, default=d["weight_decay"])
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--eval-batches", type=int, default=20)
     ap.add_argument("--sample", type=int, default=400, help="characters to sample at the end")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backend", default="numba")
-    ap.add_argument("--out", default="out/char_gpt", help="directory for curves and the drawing ('' for none)")
+    ap.add_argument("--out", default=out, help="directory for curves and the drawings ('' for none)")
     ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    say = (lambda *a: None) if args.quiet else print
+    return ap
 
+
+def run(args, model, describe: str, name: str) -> dict:
+    """Train a language model on the stdlib text as the module docstring says; its results."""
+    say = (lambda *a: None) if args.quiet else print
     data = stdlib_text()
     cut = int(len(data) * 0.9)
     train, val = data[:cut], data[cut:]
@@ -114,11 +112,10 @@ def main(argv=None) -> dict:
         f"train {len(train):,}, validation {len(val):,}")
 
     t0 = time.perf_counter()
-    model, opt, step, evaluate, predict = build(args, args.backend)
+    opt, step, evaluate, predict = build(args, args.backend, model)
     compile_s = time.perf_counter() - t0
     n_params = sum(p.value.size for p in model.parameters())
-    say(f"GPT: {args.layers} layers, d_model {args.d_model}, {args.heads} heads, context {args.context}, "
-        f"{n_params:,} parameters; compiled for {args.backend} in {compile_s:.1f}s "
+    say(f"{describe}, {n_params:,} parameters; compiled for {args.backend} in {compile_s:.1f}s "
         f"({len(step.kernels)} kernels in the training step)")
 
     schedule = gc.optim.cosine(args.lr, args.steps, min_lr=args.lr / 10, warmup=args.warmup)
@@ -149,13 +146,24 @@ def main(argv=None) -> dict:
         say("sample:\n" + text)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        _plot(curve, os.path.join(args.out, "char_gpt_curves.png"))
-        # the compiled model (its kernels, drawn); the training step (~300 kernels) as DOT text:
-        # Graphviz takes minutes to lay it out (dot -Tsvg char_gpt_step.dot -o step.svg)
-        gc.render(gc.to_dot(predict, stage="optimized"), os.path.join(args.out, "char_gpt_model.svg"))
-        gc.render(gc.to_dot(step, stage="optimized", collapse=True), os.path.join(args.out, "char_gpt_step.dot"))
-    return {"val_loss": final, "val_bpc": final / math.log(2), "curve": curve, "sample": text,
+        _plot(curve, os.path.join(args.out, f"{name}_curves.png"))
+        # the compiled model (its kernels, drawn); the training step (hundreds of kernels) as DOT text:
+        # Graphviz takes minutes to lay it out (dot -Tsvg NAME_step.dot -o step.svg)
+        gc.render(gc.to_dot(predict, stage="optimized"), os.path.join(args.out, f"{name}_model.svg"))
+        gc.render(gc.to_dot(step, stage="optimized", collapse=True), os.path.join(args.out, f"{name}_step.dot"))
+    return {"val_loss": final, "n_parameters": n_params, "val_bpc": final / math.log(2), "curve": curve, "sample": text,
             "seconds": seconds, "compile_seconds": compile_s}
+
+
+def main(argv=None) -> dict:
+    ap = parser(__doc__, "out/char_gpt")
+    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--layers", type=int, default=2)
+    args = ap.parse_args(argv)
+    model = GPT(VOCAB, args.d_model, args.heads, args.layers, args.context, seed=args.seed)
+    return run(args, model, f"GPT: {args.layers} layers, d_model {args.d_model}, {args.heads} heads, context "
+               f"{args.context}", "char_gpt")
 
 
 def _plot(curve, path):

@@ -37,12 +37,12 @@ def build(backend: str = "numba", steps: int = 12, hidden: int = 32, seed: int =
     head = gc.nn.Linear(hidden, 1, seed=seed + 7)
     x = gc.placeholder((None, steps, 1), "float32", name="x")
     y = gc.placeholder((None, 1), "float32", name="y")
-    _, (h, _) = lstm(x)
-    pred = head(h)
+    _, (h, _) = lstm(x)  # h: (num_layers, N, hidden)
+    pred = head(h[-1])
     loss = gc.mse(pred, y)
     opt = gc.optim.Adam(lr)
     opt.clip_norm = 1.0
-    model = gc.nn.Sequential(lstm.cell, head)  # for the Trainer: the parameters by path
+    model = gc.nn.Sequential(lstm, head)  # for the Trainer: the parameters by path
     return gc.Trainer([x, y], loss, opt, model=model, backend=backend, predict=pred)
 
 

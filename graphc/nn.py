@@ -18,9 +18,9 @@ from .ir import Node, user_location
 
 __all__ = [
     "Module", "Linear", "LayerNorm", "RMSNorm", "MultiheadAttention", "TransformerBlock", "Sequential",
-    "ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Identity",            "Dropout", "BatchNorm",
-    "Embedding", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten",            "RNNCell", "LSTMCell", "RNN",
-    "LSTM", "unroll", "rnn_step", "lstm_step"
+    "ReLU", "Tanh", "Sigmoid", "LeakyReLU", "GELU", "Identity", "Dropout", "BatchNorm", "Embedding",
+    "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "RNNCell", "LSTMCell", "RNN", "LSTM", "unroll",
+    "rnn_step", "lstm_step", "GRUCell", "GRU", "gru_step",
 ]
 
 
@@ -498,41 +498,69 @@ class Sequential(Module):
 
 
 # ---------------------------------------------------------------- recurrent networks
-def rnn_step(x, h, W_ih, W_hh, b, nonlinearity: str = "tanh"):
-    """One Elman step as a function of its weights: act(x @ W_ih + h @ W_hh + b)."""
-    z = F.add(F.add(F.matmul(x, W_ih), F.matmul(h, W_hh)), b)
+# Gate layouts are PyTorch's: W_ih (input, G*H) and W_hh (H, G*H) hold the gates side by side
+# (LSTM: input, forget, candidate, output; GRU: reset, update, new), two biases b_ih and b_hh.
+def _affine2(x, h, W_ih, W_hh, b_ih, b_hh):
+    zx, zh = F.matmul(x, W_ih), F.matmul(h, W_hh)
+    zx = zx if b_ih is None else F.add(zx, b_ih)
+    zh = zh if b_hh is None else F.add(zh, b_hh)
+    return zx, zh
+
+
+def _gates(z, k):
+    H = z.shape[-1] // k
+    return F.split(z, H, axis=-1)
+
+
+def rnn_step(x, h, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity: str = "tanh"):
+    """One Elman step as a function of its weights: act(x @ W_ih + b_ih + h @ W_hh + b_hh)."""
+    zx, zh = _affine2(x, h, W_ih, W_hh, b_ih, b_hh)
+    z = F.add(zx, zh)
     return F.tanh(z) if nonlinearity == "tanh" else F.relu(z)
 
 
-def lstm_step(x, h, c, W_ih, W_hh, b):
-    """One LSTM step as a function of its weights (W_ih (in, 4H), W_hh (H, 4H), b (4H,), gates in
-    the order input, forget, candidate, output, as PyTorch): returns (h', c')."""
-    z = F.add(F.add(F.matmul(x, W_ih), F.matmul(h, W_hh)), b)
-    H = z.shape[-1] // 4
-    i, f, g, o = (F.getitem(z, (slice(None), slice(k * H, (k + 1) * H))) for k in range(4))
+def lstm_step(x, h, c, W_ih, W_hh, b_ih=None, b_hh=None):
+    """One LSTM step as a function of its weights (W_ih (in, 4H), W_hh (H, 4H), biases (4H,); gates
+    input, forget, candidate, output, as PyTorch): returns (h', c')."""
+    zx, zh = _affine2(x, h, W_ih, W_hh, b_ih, b_hh)
+    i, f, g, o = _gates(F.add(zx, zh), 4)
     c2 = F.add(F.mul(F.sigmoid(f), c), F.mul(F.sigmoid(i), F.tanh(g)))
     return F.mul(F.sigmoid(o), F.tanh(c2)), c2
+
+
+def gru_step(x, h, W_ih, W_hh, b_ih=None, b_hh=None):
+    """One GRU step (Cho et al. 2014) as PyTorch computes it (W_ih (in, 3H), W_hh (H, 3H); gates
+    reset r, update z, new n): n = tanh(x W_in + b_in + r * (h W_hn + b_hn)),
+    h' = (1 - z) * n + z * h."""
+    zx, zh = _affine2(x, h, W_ih, W_hh, b_ih, b_hh)
+    xr, xz, xn = _gates(zx, 3)
+    hr, hz, hn = _gates(zh, 3)
+    r, z = F.sigmoid(F.add(xr, hr)), F.sigmoid(F.add(xz, hz))
+    n = F.tanh(F.add(xn, F.mul(r, hn)))
+    return F.add(n, F.mul(z, F.sub(h, n)))
 
 
 def _zeros_state(x, hidden):
     return F.broadcast_to(F.constant(np.zeros(hidden, x.dtype)), (x.shape[0], hidden), like=x)
 
 
-class RNNCell(Module):
-    """One step of an Elman network: h' = tanh(x @ W_ih + h @ W_hh + b). Weights Xavier uniform,
-    bias zeros. cell(x, h) -> h'; the state is h, of shape (N, hidden)."""
+class _Cell(Module):
+    """A recurrent cell: gates = x @ W_ih + b_ih + h @ W_hh + b_hh. Weights Xavier uniform, biases
+    zeros. torch's names weight_ih, weight_hh (transposed: torch stores (G*H, input)), bias_ih,
+    bias_hh."""
 
-    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", seed=None,
-                 dtype="float32"):
-        if nonlinearity not in ("tanh", "relu"):
-            raise GraphError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}", user_location())
-        self.W_ih = F.parameter(initializers.xavier_uniform((input_size, hidden_size), seed=seed, dtype=dtype),
-                                name="W_ih")
-        self.W_hh = F.parameter(initializers.xavier_uniform((hidden_size, hidden_size),
-                                                            seed=None if seed is None else seed + 1, dtype=dtype),
-                                name="W_hh")
-        self.b = F.parameter(np.zeros(hidden_size, self.W_ih.dtype), name="b")
-        self.input_size, self.hidden_size, self.nonlinearity = input_size, hidden_size, nonlinearity
+    gates = 1
+    torch_names = {"weight_ih": ("W_ih", True), "weight_hh": ("W_hh", True), "bias_ih": ("b_ih", False),
+                   "bias_hh": ("b_hh", False)}
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, seed=None, dtype="float32"):
+        G, H = self.gates, hidden_size
+        self.W_ih = F.parameter(initializers.xavier_uniform((input_size, G * H), seed=seed, dtype=dtype), name="W_ih")
+        self.W_hh = F.parameter(initializers.xavier_uniform((H, G * H), seed=None if seed is None else seed + 1,
+                                                            dtype=dtype), name="W_hh")
+        self.b_ih = F.parameter(np.zeros(G * H, self.W_ih.dtype), name="b_ih") if bias else None
+        self.b_hh = F.parameter(np.zeros(G * H, self.W_ih.dtype), name="b_hh") if bias else None
+        self.input_size, self.hidden_size = input_size, hidden_size
 
     def __call__(self, x, state=None):
         return self.forward(F.as_node(x), state)
@@ -541,33 +569,44 @@ class RNNCell(Module):
         """Zeros of shape (N, hidden) for a batch x (N, input): its run-time batch size included."""
         return _zeros_state(x, self.hidden_size)
 
-    def forward(self, x, state=None):
-        h = self.initial_state(x) if state is None else F.as_node(state)
-        return rnn_step(x, h, self.W_ih, self.W_hh, self.b, self.nonlinearity)
+    def weights(self):
+        return self.W_ih, self.W_hh, self.b_ih, self.b_hh
 
     def __repr__(self):
-        return f"RNNCell({self.input_size}, {self.hidden_size})"
+        return f"{type(self).__name__}({self.input_size}, {self.hidden_size})"
 
 
-class LSTMCell(Module):
+class RNNCell(_Cell):
+    """One step of an Elman network: h' = tanh(x @ W_ih + b_ih + h @ W_hh + b_hh) (or relu).
+    cell(x, h) -> h'; the state is h, of shape (N, hidden)."""
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", bias: bool = True, seed=None,
+                 dtype="float32"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise GraphError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}", user_location())
+        super().__init__(input_size, hidden_size, bias, seed, dtype)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, x, state=None):
+        h = self.initial_state(x) if state is None else F.as_node(state)
+        return rnn_step(x, h, *self.weights(), self.nonlinearity)
+
+
+class LSTMCell(_Cell):
     """One step of a long short-term memory cell (Hochreiter & Schmidhuber; the forget gate of Gers
-    et al.): gates = x @ W_ih + h @ W_hh + b split into input i, forget f, candidate g, output o;
+    et al.), as torch.nn.LSTMCell: gates split into input i, forget f, candidate g, output o;
     c' = sigmoid(f) * c + sigmoid(i) * tanh(g), h' = sigmoid(o) * tanh(c'). The state is (h, c).
-    Weights Xavier uniform; bias zeros except the forget gate's, 1 (so early gradients flow)."""
+    The forget gate's b_ih starts at forget_bias (1: early gradients flow); torch's at a random value."""
 
-    def __init__(self, input_size: int, hidden_size: int, seed=None, dtype="float32", forget_bias: float = 1.0):
-        H = hidden_size
-        self.W_ih = F.parameter(initializers.xavier_uniform((input_size, 4 * H), seed=seed, dtype=dtype),
-                                name="W_ih")
-        self.W_hh = F.parameter(initializers.xavier_uniform((H, 4 * H), seed=None if seed is None else seed + 1,
-                                                            dtype=dtype), name="W_hh")
-        b = np.zeros(4 * H, self.W_ih.dtype)
-        b[H:2 * H] = forget_bias
-        self.b = F.parameter(b, name="b")
-        self.input_size, self.hidden_size = input_size, hidden_size
+    gates = 4
 
-    def __call__(self, x, state=None):
-        return self.forward(F.as_node(x), state)
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, seed=None, dtype="float32",
+                 forget_bias: float = 1.0):
+        super().__init__(input_size, hidden_size, bias, seed, dtype)
+        if bias:
+            b = self.b_ih.value.copy()
+            b[hidden_size:2 * hidden_size] = forget_bias
+            self.b_ih.value = b
 
     def initial_state(self, x):
         """(h, c) zeros of shape (N, hidden) for a batch x (N, input)."""
@@ -576,10 +615,18 @@ class LSTMCell(Module):
 
     def forward(self, x, state=None):
         h, c = self.initial_state(x) if state is None else (F.as_node(state[0]), F.as_node(state[1]))
-        return lstm_step(x, h, c, self.W_ih, self.W_hh, self.b)
+        return lstm_step(x, h, c, *self.weights())
 
-    def __repr__(self):
-        return f"LSTMCell({self.input_size}, {self.hidden_size})"
+
+class GRUCell(_Cell):
+    """One step of a gated recurrent unit, as torch.nn.GRUCell (gates reset, update, new; see
+    gru_step). cell(x, h) -> h'."""
+
+    gates = 3
+
+    def forward(self, x, state=None):
+        h = self.initial_state(x) if state is None else F.as_node(state)
+        return gru_step(x, h, *self.weights())
 
 
 def unroll(cell, xs, state=None):
@@ -603,30 +650,86 @@ def unroll(cell, xs, state=None):
 
 
 class RNN(Module):
-    """An RNNCell unrolled over x (T, N, input) (or (N, T, input) with batch_first): returns the
-    outputs (T, N, hidden) (batch first if asked) and the final state."""
+    """num_layers RNNCells over x (T, N, input) (or (N, T, input) with batch_first), as
+    torch.nn.RNN: layer k > 0 reads layer k - 1's outputs (with dropout between layers while
+    training). layer(x, h0=None) -> (outputs (T, N, hidden) of the last layer, batch first if asked;
+    h_n (num_layers, N, hidden)). torch's names weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k},
+    bias_hh_l{k}; checkpoints name the cells l0, l1, ... The sequence is unrolled (T known)."""
 
     cell_type = RNNCell
 
-    def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, seed=None, dtype="float32"):
-        self.cell = self.cell_type(input_size, hidden_size, seed=seed, dtype=dtype)
-        self.batch_first = batch_first
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, seed=None, dtype="float32", **cell_options):
+        if num_layers < 1:
+            raise GraphError(f"{type(self).__name__}: num_layers must be >= 1, got {num_layers}", user_location())
+        for k in range(num_layers):
+            setattr(self, f"l{k}", self.cell_type(input_size if k == 0 else hidden_size, hidden_size, bias=bias,
+                                                  seed=None if seed is None else seed + 10 * k, dtype=dtype,
+                                                  **cell_options))
+        self.num_layers, self.batch_first = num_layers, batch_first
+        self.dropout = Dropout(dropout, seed=seed) if dropout else None
+
+    @property
+    def cells(self) -> list:
+        return [getattr(self, f"l{k}") for k in range(self.num_layers)]
+
+    @property
+    def cell(self):
+        """The first layer's cell."""
+        return self.l0
+
+    def _children(self):
+        for k in range(self.num_layers):
+            yield f"l{k}", getattr(self, f"l{k}")
+
+    def _torch_entries(self, prefix: str = ""):
+        for k, cell in enumerate(self.cells):
+            for key, p, t in cell._torch_entries():
+                yield f"{prefix}{key}_l{k}", p, t
 
     def __call__(self, x, state=None):
         return self.forward(F.as_node(x), state)
 
+    def _layer_states(self, state):
+        """The initial state per layer (None: zeros), from (num_layers, N, H) nodes."""
+        if state is None:
+            return [None] * self.num_layers
+        def pick(s, k):
+            return F.getitem(F.as_node(s), k)
+        if isinstance(state, (tuple, list)):
+            return [tuple(pick(s, k) for s in state) for k in range(self.num_layers)]
+        return [pick(state, k) for k in range(self.num_layers)]
+
     def forward(self, x, state=None):
+        if x.ndim != 3:
+            raise ShapeError(f"{type(self).__name__}: x must be (T, N, input) (batch_first: (N, T, input)), got "
+                             f"{x.shape}", user_location())
         if self.batch_first:
             x = F.transpose(x, (1, 0, 2))
-        out, state = unroll(self.cell, x, state)
-        return (F.transpose(out, (1, 0, 2)) if self.batch_first else out), state
+        finals = []
+        for k, (cell, s0) in enumerate(zip(self.cells, self._layer_states(state))):
+            if k and self.dropout is not None:
+                x = self.dropout(x)
+            x, s = unroll(cell, x, s0)
+            finals.append(s)
+        out = F.transpose(x, (1, 0, 2)) if self.batch_first else x
+        if isinstance(finals[0], tuple):
+            return out, tuple(F.stack([f[j] for f in finals], 0) for j in range(len(finals[0])))
+        return out, F.stack(finals, 0)
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.cell.input_size}, {self.cell.hidden_size})"
+        c = self.l0
+        return f"{type(self).__name__}({c.input_size}, {c.hidden_size}, num_layers={self.num_layers})"
 
 
 class LSTM(RNN):
-    """An LSTMCell unrolled over x (T, N, input): outputs (T, N, hidden) and the final (h, c)."""
+    """num_layers LSTMCells, as torch.nn.LSTM: layer(x, (h0, c0)=None) -> (outputs, (h_n, c_n)),
+    each state (num_layers, N, hidden)."""
 
     cell_type = LSTMCell
 
+
+class GRU(RNN):
+    """num_layers GRUCells, as torch.nn.GRU: layer(x, h0=None) -> (outputs, h_n (num_layers, N, hidden))."""
+
+    cell_type = GRUCell

@@ -90,3 +90,12 @@ def test_char_gpt_trains_samples_and_draws(tmp_path):
     step = (tmp_path / "char_gpt_step.dot").read_text()
     assert step.startswith("digraph") and "matmul" in step and "W_in :=" in step
     assert any(p.name.startswith("char_gpt_model.") for p in tmp_path.iterdir())
+
+
+def test_char_lstm_trains_and_samples(tmp_path):
+    r = _example("char_lstm")["main"](["--steps", "40", "--eval-every", "20", "--eval-batches", "4", "--batch", "8",
+                                       "--context", "8", "--embed", "16", "--hidden", "32", "--lr", "2e-2",
+                                       "--warmup", "5", "--sample", "20", "--quiet", "--out", str(tmp_path)])
+    first, last = r["curve"]["val"]
+    assert last < first and len(r["sample"]) == 20
+    assert (tmp_path / "char_lstm_curves.png").exists() and (tmp_path / "char_lstm_step.dot").exists()

@@ -1,6 +1,7 @@
 """Record PyTorch's losses for the models graphc must match, so `make test` compares without torch.
 
     python tools/torch_reference.py gpt        # writes tests/data/torch_gpt.npz
+    python tools/torch_reference.py lstm       # writes tests/data/torch_lstm.npz
     python tools/torch_reference.py gpt-full   # examples/char_gpt.py's 3000-step run, in torch
 
 Run where torch is installed (`make peers` makes a venv with it: ~/.cache/graphc-peers/venv). It
@@ -22,6 +23,9 @@ OUT = pathlib.Path(__file__).resolve().parents[1] / "tests" / "data"
 # a small GPT: examples/char_gpt.py's architecture at test size
 GPT = dict(vocab=101, d_model=32, heads=2, layers=2, context=16, d_ff=64, batch=4, steps=20, lr=3e-3, warmup=5,
            weight_decay=0.1, betas=(0.9, 0.99), clip=1.0, seed=0)
+# a small 2-layer LSTM LM: examples/char_lstm.py's architecture at test size
+LSTM = dict(vocab=101, embed=16, hidden=32, layers=2, context=8, batch=4, steps=20, lr=3e-2, warmup=5,
+            weight_decay=0.1, betas=(0.9, 0.99), clip=1.0, seed=0)
 
 
 def cosine(lr, steps, min_lr, warmup):
@@ -87,19 +91,39 @@ def train(model, c, stream, on_step=None):
     return losses
 
 
-def gpt():
+def torch_lstm_lm(c):
+    """The torch twin of examples/char_lstm.py's LSTMLM (names emb, lstm, head)."""
     import torch
-    c = GPT
-    model = torch_gpt(c)
+    from torch import nn
+
+    class TorchLSTMLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(c["vocab"], c["embed"])
+            self.lstm = nn.LSTM(c["embed"], c["hidden"], num_layers=c["layers"], batch_first=True)
+            self.head = nn.Linear(c["hidden"], c["vocab"])
+
+        def forward(self, ids):
+            out, _ = self.lstm(self.emb(ids))
+            return self.head(out)
+
+    torch.manual_seed(c["seed"])
+    return TorchLSTMLM()
+
+
+def record(name: str, c: dict, model):
+    """Train model for c["steps"] steps on seeded batches with a learnable target (so the loss
+    falls) and write tests/data/torch_<name>.npz."""
+    import torch
     init = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
     rng = np.random.default_rng(c["seed"])
     xs = rng.integers(0, c["vocab"], (c["steps"], c["batch"], c["context"]))
-    ys = (xs * 7 + 3) % c["vocab"]  # a learnable target, so the loss falls
+    ys = (xs * 7 + 3) % c["vocab"]
     losses = train(model, c, iter(zip(xs, ys)))
     with torch.no_grad():
         final_logits = model(torch.from_numpy(xs[0])).numpy()
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "torch_gpt.npz"
+    path = OUT / f"torch_{name}.npz"
     np.savez_compressed(path, losses=np.array(losses), xs=xs, ys=ys, final_logits=final_logits,
                         config=np.array(repr(c)), torch_version=np.array(torch.__version__),
                         **{f"init/{k}": v for k, v in init.items()})
@@ -144,11 +168,13 @@ def gpt_full(steps: int):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", choices=["gpt", "gpt-full"])
+    ap.add_argument("model", choices=["gpt", "lstm", "gpt-full"])
     ap.add_argument("--steps", type=int, default=3000, help="gpt-full: training steps")
     args = ap.parse_args(argv)
     if args.model == "gpt":
-        gpt()
+        record("gpt", GPT, torch_gpt(GPT))
+    elif args.model == "lstm":
+        record("lstm", LSTM, torch_lstm_lm(LSTM))
     else:
         gpt_full(args.steps)
 

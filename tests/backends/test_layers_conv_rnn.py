@@ -36,28 +36,74 @@ def test_cnn_layers_forward(backend):
     np.testing.assert_allclose(got, avg.reshape(2, -1), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("batch_first", [False, True])
-def test_lstm_layer_unrolls_the_cell(backend, batch_first):
+def _sig(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def _torch_rnn(kind, sd, X, layers, H, H0=None, C0=None):
+    """torch.nn.RNN/LSTM/GRU's formulas from its state_dict (weights (G*H, in)), x (T, N, in)."""
+    T, N, _ = X.shape
+    hs_n, cs_n = [], []
+    for k in range(layers):
+        Wi, Wh, bi, bh = (sd[f"{n}_l{k}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        h = np.zeros((N, H)) if H0 is None else H0[k]
+        c = np.zeros((N, H)) if C0 is None else C0[k]
+        outs = []
+        for t in range(T):
+            zx, zh = X[t] @ Wi.T + bi, h @ Wh.T + bh
+            if kind == "RNN":
+                h = np.tanh(zx + zh)
+            elif kind == "LSTM":
+                i, f, g, o = np.split(zx + zh, 4, axis=1)
+                c = _sig(f) * c + _sig(i) * np.tanh(g)
+                h = _sig(o) * np.tanh(c)
+            else:
+                (xr, xz, xn), (hr, hz, hn) = np.split(zx, 3, axis=1), np.split(zh, 3, axis=1)
+                r, z = _sig(xr + hr), _sig(xz + hz)
+                n = np.tanh(xn + r * hn)
+                h = (1 - z) * n + z * h
+            outs.append(h)
+        X = np.stack(outs)
+        hs_n.append(h)
+        cs_n.append(c)
+    return X, np.stack(hs_n), np.stack(cs_n)
+
+
+@pytest.mark.parametrize("kind,layers,batch_first", [("LSTM", 1, False), ("LSTM", 2, True), ("GRU", 2, False),
+                                                     ("RNN", 2, True)])
+def test_recurrent_layers_match_torchs_formulas(backend, kind, layers, batch_first):
     rng = np.random.default_rng(2)
     T, N, I, H = 3, 2, 3, 4
-    layer = gc.nn.LSTM(I, H, batch_first=batch_first, seed=3, dtype="float64")
+    layer = getattr(gc.nn, kind)(I, H, num_layers=layers, batch_first=batch_first, seed=3, dtype="float64")
+    sd = {k: rng.normal(size=v.shape) * 0.5 for k, v in layer.torch_state_dict().items()}
+    assert sorted(sd) == sorted(f"{n}_l{k}" for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                                for k in range(layers))
+    layer.load_torch_state_dict(sd)
     X = rng.normal(size=(T, N, I))
     x = gc.placeholder((N, T, I) if batch_first else (T, None, I), "float64")
-    out, (h, c) = layer(x)
-    got_out, got_c = gc.compile([x], [out, c], backend=backend)(X.transpose(1, 0, 2) if batch_first else X)
-    W, U, b = (p.value for p in (layer.cell.W_ih, layer.cell.W_hh, layer.cell.b))
-    assert np.all(b[H:2 * H] == 1) and np.all(b[:H] == 0)  # forget-gate bias 1
-    hs, cs = np.zeros((N, H)), np.zeros((N, H))
-    outs = []
-    for t in range(T):
-        z = X[t] @ W + hs @ U + b
-        i, f, g, o = (z[:, k * H:(k + 1) * H] for k in range(4))
-        cs = 1 / (1 + np.exp(-f)) * cs + 1 / (1 + np.exp(-i)) * np.tanh(g)
-        hs = 1 / (1 + np.exp(-o)) * np.tanh(cs)
-        outs.append(hs)
-    want = np.stack(outs)
-    np.testing.assert_allclose(got_out, want.transpose(1, 0, 2) if batch_first else want, rtol=1e-10)
-    np.testing.assert_allclose(got_c, cs, rtol=1e-10)
+    out, state = layer(x)
+    fetch = [out, *state] if kind == "LSTM" else [out, state]
+    got = gc.compile([x], fetch, backend=backend)(X.transpose(1, 0, 2) if batch_first else X)
+    want_out, h_n, c_n = _torch_rnn(kind, sd, X, layers, H)
+    np.testing.assert_allclose(got[0], want_out.transpose(1, 0, 2) if batch_first else want_out, rtol=1e-10)
+    np.testing.assert_allclose(got[1], h_n, rtol=1e-10)
+    if kind == "LSTM":
+        np.testing.assert_allclose(got[2], c_n, rtol=1e-10)
+
+
+def test_lstm_initial_state_and_forget_bias(backend):
+    layer = gc.nn.LSTM(2, 3, num_layers=2, seed=0, dtype="float64")
+    assert np.all(layer.l0.b_ih.value[3:6] == 1) and np.all(layer.l0.b_hh.value == 0)  # forget-gate bias 1
+    x = gc.placeholder((4, 2, 2), "float64")
+    h0 = gc.placeholder((2, 2, 3), "float64")
+    c0 = gc.placeholder((2, 2, 3), "float64")
+    rng = np.random.default_rng(5)
+    X, H0, C0 = rng.normal(size=(4, 2, 2)), rng.normal(size=(2, 2, 3)), rng.normal(size=(2, 2, 3))
+    out, (h, c) = layer(x, (h0, c0))
+    got = gc.compile([x, h0, c0], [out, h, c], backend=backend)(X, H0, C0)
+    want = _torch_rnn("LSTM", layer.torch_state_dict(), X, 2, 3, H0, C0)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-10)
 
 
 def test_rnn_layer_and_unroll_errors(backend):
@@ -66,7 +112,7 @@ def test_rnn_layer_and_unroll_errors(backend):
     x = gc.placeholder((4, 2, 2), "float64")
     out, h = rnn(x)
     got = gc.compile([x], out, backend=backend)(X)
-    W, U, b = rnn.cell.W_ih.value, rnn.cell.W_hh.value, rnn.cell.b.value
+    W, U, b = rnn.cell.W_ih.value, rnn.cell.W_hh.value, rnn.cell.b_ih.value + rnn.cell.b_hh.value
     hs = np.zeros((2, 3))
     for t in range(4):
         hs = np.tanh(X[t] @ W + hs @ U + b)
