@@ -1,4 +1,4 @@
-"""graphc's benchmark suite: workloads W0-W5 of ../shared/peers/README.md and W6-W7 (conv2d, LSTM,
+"""graphc's benchmark suite: workloads W0-W5 of ../shared/peers/README.md and W6-W8 (conv2d, LSTM, GPT,
 beside torch CPU), graphc's backends side by side with NumPy and, where installed, PyTorch, JAX and
 PyTensor, in one run.
 
@@ -42,7 +42,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SEED = 0
-WORKLOADS = ("w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7")
+WORKLOADS = ("w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8")
 PEER_SCRIPTS = {"w0": "w0_bandwidth.py", "w1": "w1_fused.py", "w2": "w2_mlp.py", "w3": "w3_first_step.py",
                 "w4": "w4_tiny.py", "w5": "w5_softmax.py"}
 # the package a peer system needs (systems not listed need only numpy/numba)
@@ -352,9 +352,65 @@ def run_w7(backend):
              "check": first_loss, "note": f"{len(getattr(step, 'kernels', []))} kernels, unrolled"}]
 
 
+# ------------------------------------------------------------- W8 GPT training step (issue 24)
+# examples/char_gpt.py's step: 2 pre-norm transformer blocks, d_model 128, 4 heads, d_ff 512,
+# context 64, batch 32, vocabulary 101, AdamW, gradients clipped to 1. Peer: the same model in
+# torch eager (tools/torch_reference.py's twin, its own initial weights).
+W8 = dict(vocab=101, d_model=128, heads=4, layers=2, context=64, d_ff=512, batch=32, seed=SEED)
+
+
+def w8_data():
+    import numpy as np
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(0, W8["vocab"], (W8["batch"], W8["context"]))
+    return x, np.roll(x, -1, axis=1)
+
+
+def run_w8(backend):
+    import graphc as gc
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+    import char_gpt
+    X, Y = w8_data()
+    model = char_gpt.GPT(W8["vocab"], W8["d_model"], W8["heads"], W8["layers"], W8["context"], W8["d_ff"], SEED)
+    x = gc.placeholder(X.shape, "int64", name="x")
+    y = gc.placeholder(Y.shape, "int64", name="y")
+    loss = char_gpt.loss_of(model(x), y)
+    t0 = time.perf_counter()
+    step = gc.compile([x, y], loss, gc.optim.AdamW(1e-3).updates(loss, clip_norm=1.0), backend=backend)
+    first_loss = float(step(X, Y))
+    first = time.perf_counter() - t0
+    t = median(timeit(lambda: step(X, Y), 3, 10))
+    return [{"system": f"graphc {backend}", "ms": 1e3 * t, "steps_per_s": 1 / t, "first_call_s": first,
+             "check": first_loss, "note": f"{len(getattr(step, 'kernels', []))} kernels"}]
+
+
+def _torch_w8():
+    import torch
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_reference import torch_gpt
+    X, Y = w8_data()
+    model = torch_gpt(W8)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    tx, ty = torch.from_numpy(X), torch.from_numpy(Y)
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(tx).reshape(-1, W8["vocab"]), ty.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss
+    first = float(step())
+    t = median(timeit(step, 3, 10))
+    return [{"system": "torch CPU eager", "ms": 1e3 * t, "steps_per_s": 1 / t, "check": first,
+             "note": f"torch {torch.__version__}; its own initial weights"}]
+
+
 def run_torch(workload):
     import torch
     torch.set_num_threads(THREADS)
+    if workload == "w8":
+        return _torch_w8()
     if workload == "w6":
         X, Wv, Bv = w6_data()
         w = torch.tensor(Wv, requires_grad=True)
@@ -541,6 +597,7 @@ def _gpu_run(fn):
 
 
 GRAPHC_RUNS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "w5": run_w5, "w6": run_w6, "w7": run_w7,
+               "w8": run_w8,
                "g1": _gpu_run(run_g1), "g2": _gpu_run(run_g2), "g3": _gpu_run(run_g3)}
 
 
@@ -548,7 +605,7 @@ GRAPHC_RUNS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "w5": run
 def child(spec: str) -> None:
     """--system wN:graphc_BACKEND: run one graphc system in this process; JSON lines on stdout."""
     workload, system = spec.split(":")
-    if system == "torch_cpu":  # W6/W7's peer, run under the peers' Python
+    if system == "torch_cpu":  # W6-W8's peer, run under the peers' Python
         try:
             for rec in run_torch(workload):
                 print(json.dumps({"workload": workload.upper(), "status": "ok", **rec}), flush=True)
@@ -632,7 +689,7 @@ def run_all(args) -> list[dict]:
     for w in args.workloads:
         systems = [(f"graphc_{b}", [sys.executable, me, "--system", f"{w}:graphc_{b}"], None)
                    for b in args.backends] if w != "w0" else []
-        if w in ("w6", "w7") and args.peers_python:
+        if w in ("w6", "w7", "w8") and args.peers_python:
             systems.append(("torch_cpu", [args.peers_python, me, "--system", f"{w}:torch_cpu"], None))
         if peers and w in PEER_SCRIPTS:  # the GPU workloads measure their references themselves
             found, missing = peer_systems(args.peers_python, peers, w)
@@ -759,7 +816,8 @@ def tables(records) -> str:
                 f"{rs[0].get('note', '')} |")
         add("")
     for w, title in (("W6", "W6 conv2d 3x3 forward + backward, x (64, 16, 16, 16), 32 filters"),
-                     ("W7", "W7 LSTM training step, unrolled 8 steps, batch 64, 32 -> 128, Adam")):
+                     ("W7", "W7 LSTM training step, unrolled 8 steps, batch 64, 32 -> 128, Adam"),
+                     ("W8", "W8 GPT training step: 2 blocks, d_model 128, 4 heads, context 64, batch 32, AdamW")):
         g = _groups(records, w)
         if g:
             add(f"## {title}\n")
@@ -810,7 +868,7 @@ def main(argv=None) -> int:
                                  "W1 fused elementwise chain, W2 MLP training step, W3 first step in a fresh "
                                  "process, W4 XOR step overhead, W5 softmax/logsumexp.")
     ap.add_argument("-w", "--workloads", default=None,
-                    help="comma-separated, e.g. w1,w4 (default: w0-w7; g1-g3 with --backend cuda)")
+                    help="comma-separated, e.g. w1,w4 (default: w0-w8; g1-g3 with --backend cuda)")
     ap.add_argument("--backends", default="numba,numpy", help="graphc backends to measure (numba,numpy,cuda)")
     ap.add_argument("--backend", help="one graphc backend (same as --backends NAME)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of separate processes")
