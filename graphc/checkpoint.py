@@ -15,36 +15,24 @@ import tempfile
 
 import numpy as np
 
-from .errors import GraphError
+from .errors import CheckpointError
 from .ir import Node, user_location
+
+__all__ = ["CheckpointError", "load", "named_state", "read", "save"]
 
 FORMAT = "graphc-checkpoint-2"
 OLD_FORMAT = "graphc-checkpoint-1"  # arrays stored under their names, beside __format__
 
 
-class CheckpointError(GraphError, ValueError):
-    """A checkpoint does not fit what it is loaded into (names, shapes or dtypes)."""
-
-
 def named_state(obj) -> dict[str, Node]:
     """The parameters a checkpoint of obj holds, by name.
 
-    obj: a gc.nn.Module (paths such as '0.W'), an optimizer ('lr', 'step', '<i>.m'), a Trainer
-    (model and optimizer), a compiled Function (its parameters by name; random keys left out), a
-    dict of name -> parameter, or a list of parameters (names '0', '1', ...)."""
-    from .function import Function
-    from .nn import Module
-    from .optim import Optimizer
-    from .train import Trainer
-
-    if isinstance(obj, Trainer):
-        return obj.named_state()
-    if isinstance(obj, Module):
+    obj: anything with a named_state() method — a gc.nn.Module (paths such as '0.W'), an optimizer
+    ('lr', 'step', '<i>.m'), a Trainer (model and optimizer), a compiled Function (its parameters by
+    name; random keys left out) — or a dict of name -> parameter, or a list of parameters (names
+    '0', '1', ...)."""
+    if callable(getattr(obj, "named_state", None)):
         out = obj.named_state()
-    elif isinstance(obj, Optimizer):
-        out = obj.state()
-    elif isinstance(obj, Function):
-        out = function_state(obj)
     elif isinstance(obj, dict):
         out = dict(obj)
     elif isinstance(obj, Node):
@@ -58,29 +46,6 @@ def named_state(obj) -> dict[str, Node]:
         if not isinstance(k, str) or not isinstance(p, Node) or p.op.name != "parameter":
             raise CheckpointError(f"checkpoint entry {k!r} must map a name to a parameter, got {p!r}",
                                   user_location())
-    return out
-
-
-def by_label(params) -> dict[str, Node]:
-    """Parameters by their labels; two parameters with one label make an error that names them."""
-    out: dict[str, Node] = {}
-    for p in params:
-        if p.label in out and out[p.label] is not p:
-            raise CheckpointError(f"two parameters are named {p.label!r}; give them distinct names "
-                                  "(gc.parameter(..., name=...)) to checkpoint them", user_location())
-        out[p.label] = p
-    return out
-
-
-def function_state(fn) -> dict[str, Node]:
-    """A compiled function's parameters by name (random keys left out); an unnamed one by its
-    position among the function's parameters, '#<k>', which the same graph compiled in another
-    process gives again (a serial label such as parameter#2 would not)."""
-    params = [p for p in fn.program.parameters if p.data.role != "rng"]
-    out = by_label([p for p in params if p.name])
-    for k, p in enumerate(params):
-        if not p.name:
-            out[f"#{k}"] = p
     return out
 
 

@@ -49,3 +49,8 @@ class GraphRuntimeError(GraphError, RuntimeError):
 
 class OutOfMemoryError(GraphRuntimeError, MemoryError):
     """The arrays a call needs for its feed shapes do not fit in memory."""
+
+
+class CheckpointError(GraphError, ValueError):
+    """A checkpoint does not fit what it is loaded into (names, shapes or dtypes), or two parameters
+    to be saved share a name."""

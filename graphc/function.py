@@ -5,7 +5,7 @@ import numpy as np
 
 from . import ir
 from .errors import FeedError, format_loc
-from .ir import Node, user_location
+from .ir import Node, by_label, user_location
 from .ops.base import fmt_shape
 
 
@@ -187,6 +187,17 @@ class Function:
     def cache_info(self) -> dict:
         """Where the compiled module lives and whether this compile reused cached work."""
         return self._exe.cache_info()
+
+    def named_state(self) -> dict[str, Node]:
+        """What a checkpoint of the function holds: its parameters by name (random keys left out); an
+        unnamed one by its position among the function's parameters, '#<k>', which the same graph
+        compiled in another process gives again (a serial label such as parameter#2 would not)."""
+        params = [p for p in self.program.parameters if p.data.role != "rng"]
+        out = by_label([p for p in params if p.name])
+        for k, p in enumerate(params):
+            if not p.name:
+                out[f"#{k}"] = p
+        return out
 
     def __repr__(self):
         return (f"<Function {self.backend}: {len(self.program.inputs)} inputs, "

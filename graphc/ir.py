@@ -301,3 +301,16 @@ def format_graph(outputs, names: dict | None = None) -> str:
             extra += f"  # {names[n]}"
         lines.append(f"{ids[n]} = {n.op.name}({', '.join(args)}) : {fmt_shape(n.shape)} {n.dtype}{extra}")
     return "\n".join(lines)
+
+
+def by_label(params) -> dict:
+    """Parameters by their labels (what checkpoints name them); two parameters with one label are a
+    CheckpointError naming them."""
+    from .errors import CheckpointError
+    out: dict = {}
+    for p in params:
+        if p.label in out and out[p.label] is not p:
+            raise CheckpointError(f"two parameters are named {p.label!r}; give them distinct names "
+                                  "(gc.parameter(..., name=...)) to checkpoint them", user_location())
+        out[p.label] = p
+    return out

@@ -105,6 +105,10 @@ class Optimizer:
                 out[f"{k}.{what}"] = node
         return out
 
+    def named_state(self) -> dict[str, Node]:
+        """What a checkpoint of the optimizer holds: state()."""
+        return self.state()
+
     def __repr__(self):
         return f"<{type(self).__name__} lr={self.lr:g} on {len(self.params)} parameters>"
 

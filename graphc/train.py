@@ -20,7 +20,7 @@ import numpy as np
 
 from .compiler import compile as gc_compile
 from .errors import FeedError, GraphError
-from .ir import Node, toposort, user_location
+from .ir import Node, by_label, toposort, user_location
 from .optim import Adam, Optimizer, trainable_parameters
 
 __all__ = ["Trainer", "History", "EarlyStopping", "CrossValidation", "cross_validate"]
@@ -179,7 +179,6 @@ class Trainer:
 
     def named_state(self) -> dict[str, Node]:
         """Model parameters (and statistics) and optimizer state by name: what gc.save writes."""
-        from .checkpoint import by_label
         model = self.model.named_state() if self.model is not None else by_label(self._weights())
         out = {f"model/{k}": v for k, v in model.items()}
         out.update({f"optimizer/{k}": v for k, v in self.optimizer.state().items()})
