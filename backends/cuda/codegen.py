@@ -22,6 +22,7 @@ from ..common.source import (
     convert,
     extent,
     index,
+    literal,
     np_type,
     shape_exprs,
 )
@@ -259,9 +260,9 @@ def render_logsumexp(kern, dims, cfg):
     return k
 
 
-def render_log_softmax(kern, dims, cfg):
-    """A thread per row: the max (a NaN or a +-inf max makes the row NaN), the sum of exp(x - max),
-    then each element's (x - max) - log(sum)."""
+def _row_map(kern, dims, cfg, stats, value):
+    """A row primitive of x's shape: a thread per row runs the lines stats(node, T, x[at], nest,
+    count) give, then writes each element's value(x[at])."""
     node = kern.nodes[0]
     k = CudaKernel(kern, cfg)
     xn = node.inputs[0]
@@ -277,13 +278,33 @@ def render_log_softmax(kern, dims, cfg):
     def nest(inner):
         return _nest(axes, var, ext, inner)
 
-    body = ([f"m = {T}(-np.inf)", "bad = False"]
-            + nest([f"v = {x}[{at}]", "bad = bad or v != v", "m = v if v > m else m"])
-            + ["if bad or m == np.inf or m == -np.inf:", f"    m = {T}(np.nan)", f"    ls = {T}(0)", "else:",
-               f"    s = {T}(0)"] + ["    " + ln for ln in nest([f"s += math.exp({x}[{at}] - m)"])]
-            + [f"    ls = {T}(math.log(s))"] + nest([f"{o}[{at}] = ({x}[{at}] - m) - ls"]))
+    xa = f"{x}[{at}]"
+    body = stats(node, T, xa, nest, " * ".join(f"({ext[q]})" for q in axes)) + nest([f"{o}[{at}] = {value(xa)}"])
     k.elementwise("", [ext[q] for q in outer], body)
     return k
+
+
+def render_log_softmax(kern, dims, cfg):
+    """A thread per row: the max (a NaN or a +-inf max makes the row NaN), the sum of exp(x - max),
+    then each element's (x - max) - log(sum)."""
+    def stats(node, T, xa, nest, cnt):
+        return ([f"m = {T}(-np.inf)", "bad = False"]
+                + nest([f"v = {xa}", "bad = bad or v != v", "m = v if v > m else m"])
+                + ["if bad or m == np.inf or m == -np.inf:", f"    m = {T}(np.nan)", f"    ls = {T}(0)", "else:",
+                   f"    s = {T}(0)"] + ["    " + ln for ln in nest([f"s += math.exp({xa} - m)"])]
+                + [f"    ls = {T}(math.log(s))"])
+    return _row_map(kern, dims, cfg, stats, lambda xa: f"({xa} - m) - ls")
+
+
+def render_normalize(kern, dims, cfg):
+    """A thread per row: the mean (0 when not centred), the variance of the deviations, then each
+    element's (x - mean) / sqrt(var + eps)."""
+    def stats(node, T, xa, nest, cnt):
+        mean = ([f"s = {T}(0)"] + nest([f"s += {xa}"]) + [f"m = s / {T}({cnt})"]) if node.attrs["center"] \
+            else [f"m = {T}(0)"]
+        return (mean + [f"q = {T}(0)"] + nest([f"d = {xa} - m", "q += d * d"])
+                + [f"rs = {T}(1) / {T}(math.sqrt(q / {T}({cnt}) + {literal(node.attrs['eps'], node.dtype)}))"])
+    return _row_map(kern, dims, cfg, stats, lambda xa: f"({xa} - m) * rs")
 
 
 class GpuTarget(movement.Target):
@@ -316,7 +337,8 @@ class GpuTarget(movement.Target):
 
 RENDER = {
     "loop": render_loop, "matmul": render_matmul,
-    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, **movement.rules(GpuTarget),
+    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "normalize": render_normalize,
+    **movement.rules(GpuTarget),
 }
 
 

@@ -420,9 +420,9 @@ def render_logsumexp(kern, dims):
     return k
 
 
-def render_log_softmax(kern, dims):
-    """Per row (the outer axes), the max and the sum of exp(x - max) (_lse_lines), then each
-    element's (x - max) - log(sum)."""
+def _row_map(kern, dims, stats, value):
+    """A row primitive of x's shape on its own: per row (the outer axes) the lines stats(k, node, v,
+    inner vars, inner extents) give, then each element's value(v)."""
     node = kern.nodes[0]
     k = KernelSource(kern)
     xn = node.inputs[0]
@@ -433,13 +433,43 @@ def render_log_softmax(kern, dims):
     ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     iv = [f"i{q}" for q in range(xn.ndim)]
     v = f"{x}[{index(iv, xn.ndim)}]"
-    write = []
-    _loops(write, [iv[q] for q in axes], [ext[q] for q in axes], [f"{o}[{index(iv, xn.ndim)}] = ({v} - m) - ls"],
+    block = stats(k, node, v, [iv[q] for q in axes], [ext[q] for q in axes])
+    _loops(block, [iv[q] for q in axes], [ext[q] for q in axes], [f"{o}[{index(iv, xn.ndim)}] = {value(v)}"],
            depth=0)
-    block = _lse_lines(k, node, v, [iv[q] for q in axes], [ext[q] for q in axes], log_softmax=True) + write
     k.parallel = bool(outer) and _parallel_ok(xn.shape, k, [ext[q] for q in range(xn.ndim)])
     _per_row(k, [iv[q] for q in outer], [ext[q] for q in outer], block)
     return k
+
+
+def render_log_softmax(kern, dims):
+    """Per row the max and the sum of exp(x - max) (_lse_lines), then each element's
+    (x - max) - log(sum)."""
+    return _row_map(kern, dims, lambda k, node, v, iv, ie: _lse_lines(k, node, v, iv, ie, log_softmax=True),
+                    lambda v: f"({v} - m) - ls")
+
+
+def _norm_lines(k, node, v, inner_vars, inner_ext) -> list[str]:
+    """Lines giving `m` (the row's mean, 0 when not centred) and `rs` = 1 / sqrt(var + eps) for
+    normalize's row of element v: a pass for the sum, a pass for the squared deviations (both
+    vectorized, reassociated sums)."""
+    T = np_type(node.dtype)
+    k.fastmath = REASSOC
+    n = " * ".join(f"({e})" for e in inner_ext) or "1"
+    lines = [f"cnt = {T}({n})"]
+    if node.attrs["center"]:
+        lines.append(f"s = {T}(0)")
+        _loops(lines, inner_vars, inner_ext, [f"s += {v}"], depth=0)
+        lines.append("m = s / cnt")
+    else:
+        lines.append(f"m = {T}(0)")
+    lines.append(f"q = {T}(0)")
+    _loops(lines, inner_vars, inner_ext, [f"d = {v} - m", "q += d * d"], depth=0)
+    return lines + [f"rs = {T}(1) / {T}(math.sqrt(q / cnt + {literal(node.attrs['eps'], node.dtype)}))"]
+
+
+def render_normalize(kern, dims):
+    """Per row the mean and the variance (_norm_lines), then each element's (x - mean) * rs."""
+    return _row_map(kern, dims, _norm_lines, lambda v: f"({v} - m) * rs")
 
 
 def _per_row(k, outer_vars, outer_ext, block):
@@ -484,9 +514,10 @@ def render_rows(kern, dims):
     inside = set(epi)
     sub_ins = tuple(dict.fromkeys(i for m in epi for i in reads(m) if i not in inside))
     sub = Kernel(kern.index, "loop", tuple(epi), sub_ins, tuple(epi_outs), shape)
-    # log_softmax: one value per element of the row, (x - max) - log(sum); logsumexp: one per row
-    lsm = red.op.name == "log_softmax"
-    value = f"((({v}) - m) - ls)" if lsm else "lse"
+    # log_softmax and normalize: one value per element of the row; logsumexp: one per row
+    norm = red.op.name == "normalize"
+    lsm = red.op.name == "log_softmax" or norm
+    value = f"((({v}) - m) * rs)" if norm else f"((({v}) - m) - ls)" if lsm else "lse"
     p = loop_parts(sub, dims, k, fail=lambda _s, m, what: index_error(kern, m, what), prefix="e",
                    scalars={red: value}, extents=extents)
     inner_v, inner_e = [iv[q] for q in axes], [extents[q] for q in axes]
@@ -495,7 +526,9 @@ def render_rows(kern, dims):
     _loops(epilogue, inner_v, inner_e, own + p.body + p.writes, depth=0)
     dst = index(["0" if q in axes else iv[q] for q in range(r)], r)
     write = [f"{ro}[{dst}] = lse"] if ro is not None and not lsm else []
-    if _softmax_epilogue(red, epi, epi_outs) and not own:
+    if norm:
+        block = _norm_lines(k, red, v, inner_v, inner_e) + epilogue
+    elif _softmax_epilogue(red, epi, epi_outs) and not own:
         lines = _lse_lines(k, red, v, inner_v, inner_e, softmax=(p.out_arrays[0], index(iv, r)), log_softmax=lsm)
         block = lines + ["    " + ln for ln in epilogue] + write  # the else branch: a +-inf max
     else:
@@ -534,7 +567,8 @@ CPU = CpuTarget()
 
 RENDER = {
     "loop": render_loop, "matmul": render_matmul,
-    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "rows": render_rows,
+    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "normalize": render_normalize,
+    "rows": render_rows,
     **movement.rules(lambda: CPU),
 }
 

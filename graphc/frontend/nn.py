@@ -12,7 +12,7 @@ from ..ir import Node, make_node, user_location
 from ..ops import REGISTRY as _OPS
 from ..ops.base import fmt_shape
 from .indexing import triangle_mask
-from .mathops import add, cast, div, exp, logical_and, matmul, mean, mul, sqrt, sub, where
+from .mathops import add, cast, exp, logical_and, matmul, mul, where
 from .shape import transpose
 from .tensors import _axes, as_node, constant
 
@@ -54,11 +54,11 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5, axis: int = -1) -> 
     """(x - mean) / sqrt(var + eps) over the axes from `axis` to the last (ONNX LayerNormalization;
     torch.nn.functional.layer_norm with normalized_shape = x.shape[axis:]), then * weight + bias,
     each of that shape (None: 1 and 0). The variance is the biased one, of the deviations from
-    the mean (two passes over x, so a large mean costs no precision)."""
+    the mean (two passes over each row, so a large mean costs no precision). A primitive
+    (normalize): on numba one row kernel, the weight and bias fused into it."""
     x = as_node(x)
     axes = _trailing(x, axis, "layer_norm")
-    d = sub(x, mean(x, axes, keepdims=True))
-    y = div(d, sqrt(add(mean(mul(d, d), axes, keepdims=True), float(eps))))
+    y = make_node(_op("normalize"), (x,), {"axes": axes, "eps": float(eps), "center": True})
     return _affine(y, weight, bias, x.shape[axes[0]:], "layer_norm")
 
 
@@ -67,7 +67,7 @@ def rms_norm(x, weight=None, eps: float = 1e-6, axis: int = -1) -> Node:
     shape), as torch.nn.functional.rms_norm."""
     x = as_node(x)
     axes = _trailing(x, axis, "rms_norm")
-    y = div(x, sqrt(add(mean(mul(x, x), axes, keepdims=True), float(eps))))
+    y = make_node(_op("normalize"), (x,), {"axes": axes, "eps": float(eps), "center": False})
     return _affine(y, weight, None, x.shape[axes[0]:], "rms_norm")
 
 

@@ -136,14 +136,10 @@ class LogSumExp(Reduce):
         return (expand_back(node, g) * F().exp(x - expand_back(node, node)),)  # softmax
 
 
-class LogSoftmax(Op):
-    """x - max - log(sum(exp(x - max))) over axes (attrs axes; the output has x's shape).
+class RowMap(Op):
+    """A primitive of a float x's shape computed row by row over trailing axes (statistics of the
+    row, then one value per element): a "rows" kernel on numba, its epilogue fused in."""
 
-    A primitive, not x - logsumexp(x): that subtraction of two large numbers loses what they differ
-    by (logits of 1e6 in float32: 2.4375 for 2.4076). A row with a NaN or a +-inf max is all NaN, as
-    the formula gives in NumPy."""
-
-    name = "log_softmax"
     kind = "reduction"  # a row reduction, then one value per element
     arity = 1
     row_reduction = True
@@ -153,8 +149,18 @@ class LogSoftmax(Op):
         (x,) = inputs
         if x.dtype.kind != "f":
             from ..errors import DTypeError
-            raise DTypeError(f"log_softmax needs floats, got {x.dtype}")
+            raise DTypeError(f"{cls.name} needs floats, got {x.dtype}")
         return x.shape, x.dtype
+
+
+class LogSoftmax(RowMap):
+    """x - max - log(sum(exp(x - max))) over axes (attrs axes; the output has x's shape).
+
+    A primitive, not x - logsumexp(x): that subtraction of two large numbers loses what they differ
+    by (logits of 1e6 in float32: 2.4375 for 2.4076). A row with a NaN or a +-inf max is all NaN, as
+    the formula gives in NumPy."""
+
+    name = "log_softmax"
 
     @classmethod
     def impl(cls, x, *, axes):
@@ -217,3 +223,44 @@ class DimSize(Op):
     @classmethod
     def impl(cls, x, *, axes, dtype):
         return np.asarray(math.prod(x.shape[a] for a in axes), dtype=dtype)
+
+
+class Normalize(RowMap):
+    """Each row of x over trailing `axes` standardised: (x - mean) / sqrt(var + eps) (center) or
+    x / sqrt(mean(x**2) + eps) (not center: RMS norm); attrs axes, eps, center; the output has x's
+    shape and dtype. The statistics are x's dtype, the variance that of the deviations from the mean
+    (two passes over the row), as ONNX's LayerNormalization and torch compute them. A primitive so
+    that a backend computes each row in one kernel, the weight and bias fused after it (layer_norm
+    and rms_norm build on it)."""
+
+    name = "normalize"
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        (x,) = inputs
+        axes = tuple(attrs["axes"])
+        if not axes or axes != tuple(range(x.ndim - len(axes), x.ndim)):
+            raise ShapeError(f"normalize: axes {axes} must be the trailing axes of {fmt_shape(x.shape)}")
+        return super().infer(inputs, attrs)
+
+    @classmethod
+    def impl(cls, x, *, axes, eps, center):
+        if x.size == 0:
+            return x.copy()
+        d = x - np.mean(x, axis=axes, keepdims=True) if center else x
+        v = np.mean(d * d, axis=axes, keepdims=True)
+        return (d / np.sqrt(v + x.dtype.type(eps))).astype(x.dtype, copy=False)
+
+    @classmethod
+    def grad(cls, node, g):
+        """dx = rs (g - mean(g) - y mean(g y)) (without the mean(g) term when not centred), rs =
+        1 / sqrt(var + eps) computed again from x."""
+        f = F()
+        (x,) = node.inputs
+        axes, eps, center = node.attrs["axes"], node.attrs["eps"], node.attrs["center"]
+        d = f.sub(x, f.mean(x, axes, keepdims=True)) if center else x
+        rs = f.div(1.0, f.sqrt(f.add(f.mean(f.mul(d, d), axes, keepdims=True), eps)))
+        inner = f.sub(g, f.mul(node, f.mean(f.mul(g, node), axes, keepdims=True)))
+        if center:
+            inner = f.sub(inner, f.mean(g, axes, keepdims=True))
+        return (f.mul(rs, inner),)

@@ -632,3 +632,30 @@ def test_kernel_sources_carry_their_facts():
     assert refs and all(e == f"dims[{e.slot}]" for e in refs)
     plan = f._exe.plan([(5, 4), (3,)])
     assert 5 in {int_value(e, plan.dims) for e in refs}
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_layer_and_rms_norm_are_one_row_kernel_with_their_affine(center):
+    # x read once per row pass, the weight and bias fused into the same kernel; rows of a
+    # run-time batch, a large mean (two passes keep float32's precision)
+    x = gc.placeholder((None, 3, 40), "float32", name="x")
+    w = gc.parameter(np.linspace(0.5, 2, 40, dtype=np.float32))
+    b = gc.parameter(np.linspace(-1, 1, 40, dtype=np.float32))
+    y = gc.layer_norm(x, w, b) if center else gc.rms_norm(x, w) + b
+    f = gc.compile([x], y, backend="numba")
+    assert [k.kind for k in f.kernels] == ["rows"], f.kernels
+    X = (np.random.default_rng(0).normal(size=(5, 3, 40)) + (1000 if center else 0)).astype(np.float32)
+    X64 = X.astype(np.float64)
+    if center:
+        d = X64 - X64.mean(-1, keepdims=True)
+        want = d / np.sqrt((d * d).mean(-1, keepdims=True) + 1e-5) * w.value + b.value
+    else:
+        want = X64 / np.sqrt((X64 * X64).mean(-1, keepdims=True) + 1e-6) * w.value + b.value
+    # float32 sums of 40 values near 1000 put the mean off by ~1e-4 (ulp(4e4) = 4e-3 per add, over
+    # 40): outputs of size ~1 are that far off; E[x^2] - E[x]^2 in one pass would be off by ~1e-1
+    np.testing.assert_allclose(f(X), want, rtol=1e-5, atol=1e-3 if center else 2e-6)
+    if center:
+        one_pass = (X - X.mean(-1, keepdims=True, dtype=np.float32)) / np.sqrt(
+            (X * X).mean(-1, keepdims=True, dtype=np.float32) - X.mean(-1, keepdims=True, dtype=np.float32) ** 2
+            + np.float32(1e-5)) * w.value + b.value
+        assert np.abs(f(X) - want).max() * 20 < np.nanmax(np.abs(one_pass - want))
