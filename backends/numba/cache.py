@@ -144,7 +144,12 @@ def compile_jobs() -> int:
 def _compile(disp) -> None:
     """One @kernel function for its signature: from numba's cache if it is there, else compiled
     (and written to the cache)."""
-    disp.compile(disp.graphc_signature)
+    import warnings
+
+    from numba.core.errors import NumbaExperimentalFeatureWarning
+    with warnings.catch_warnings():  # numba calls a dispatcher passed to kcall "experimental"
+        warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)
+        disp.compile(disp.graphc_signature)
     disp.disable_compile()  # as @njit(signature) does: a call with other types is an error
 
 

@@ -805,6 +805,31 @@ def render_rule(rules: dict, kern: Kernel, backend: str):
     return rule
 
 
+DRIVER_PART = 80  # statements per part of a long driver
+
+
+def _driver_chunks(body) -> list[list[str]]:
+    """The driver's statements cut into parts of at most DRIVER_PART, each part's lines beginning
+    with the definitions (views) it reads, theirs included, in the driver's order; one part (the
+    lines as they are) when the driver is short."""
+    stmts = [b for b in body if b[2] is None]
+    if len(stmts) <= DRIVER_PART:
+        return [[line for line, _, _ in body]]
+    defs = {d: (line, uses) for line, uses, d in body if d is not None}
+    order = {d: i for i, (_, _, d) in enumerate(body) if d is not None}
+    chunks = []
+    for start in range(0, len(stmts), DRIVER_PART):
+        part = stmts[start:start + DRIVER_PART]
+        need, stack = set(), [u for _, uses, _ in part for u in uses]
+        while stack:
+            u = stack.pop()
+            if u in defs and u not in need:
+                need.add(u)
+                stack.extend(defs[u][1])
+        chunks.append([defs[d][0] for d in sorted(need, key=order.get)] + [line for line, _, _ in part])
+    return chunks
+
+
 def render_module(program, kernels, check_numerics: bool = False) -> Module:
     dims = Dims()
     sources = [None if kern.kind == "view" else render_rule(RENDER, kern, "numba")(kern, dims) for kern in kernels]
@@ -814,11 +839,14 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     names, args, views = name.names, name.args, name.views
     for u, p in inplace.items():  # the kernel writing u writes the parameter itself
         names[u] = name(p)
+    # body: (line, names it reads, name it defines or None); definitions are the driver's views
     body, defs, called = [], [], []  # called: the function each kernel call runs, in order
     defined = {}  # a kernel function's text (signature, options, body) -> its name
     for kern, ks in zip(kernels, sources):
         if ks is None:
-            body.append(name.view(kern.nodes[0], dims))
+            src = name(kern.nodes[0].inputs[0])
+            line = name.view(kern.nodes[0], dims)
+            body.append((line, {src}, names[kern.nodes[0]]))
             continue
         call_args = [name(n) for n in ks.arrays] + [expr for _, expr in ks.ints]
         # transposed views are column-major arrays in the kernels that read them
@@ -838,6 +866,7 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
         if fn is None:  # a kernel like an earlier one but for its sizes calls that one's function
             fn = defined[deco + text] = kern.name
             defs.append(f"{deco}def {fn}{text}")
+        uses = {name(n) for n in ks.arrays}
         if split:
             ints = dict(ks.ints)
             extent = ints.get(ks.split, ks.split)
@@ -845,19 +874,25 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
             # branch here per kernel makes the driver's compile time explode)
             threads = "True" if ks.size is None else \
                 " * ".join(ints.get(e, e) for e in ks.size) + f" >= {PARALLEL_MIN}"
-            body.append(f"    pcall({fn}, fns[{len(called)}], {extent}, {threads}, {', '.join(call_args)})")
+            line = f"    pcall({fn}, fns[{len(called)}], {extent}, {threads}, {', '.join(call_args)})"
         else:
-            body.append(f"    kcall({fn}, fns[{len(called)}], {', '.join(call_args)})")
+            line = f"    kcall({fn}, fns[{len(called)}], {', '.join(call_args)})"
         called.append(fn)
         if check_numerics:
             for n in kern.outputs:
                 if n.dtype.kind == "f":
-                    body.append(f"    if not all_finite({names[n]}):")
-                    body.append(f'        raise FloatingPointError("graphc:{kern.index}:{kern.position(n)}: '
-                                f'NaN or inf")')
-    copies, tail = driver_tail(program, views, name, lambda d, src: f"    copy_into({d}, {src})",
+                    line += (f"\n    if not all_finite({names[n]}):\n        raise FloatingPointError("
+                             f'"graphc:{kern.index}:{kern.position(n)}: NaN or inf")')
+        body.append((line, uses, None))
+    read = set()
+
+    def name_in_tail(n):
+        read.add(name(n))
+        return name(n)
+    copies, tail = driver_tail(program, views, name_in_tail, lambda d, src: f"    copy_into({d}, {src})",
                                lambda t, src: [f"    {t} = {src}.copy()"], inplace)
-    body += tail
+    if tail:
+        body.append(("\n".join(tail), read, None))
     # every value that is neither fed, a parameter, a constant nor a returned output lives in one
     # flat arena per dtype, laid out by the plan: views of it made here cost nothing per call
     fresh = set(fresh_outputs(program))
@@ -866,16 +901,31 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     arenas = list(dict.fromkeys(np.dtype(n.dtype).name for n in work))
     made = [(n, driver_shape(n, dims)) for n in work]
     base = len(dims.specs)
-    body[:0] = [f"    {names[n]} = arena_view(ws_{np.dtype(n.dtype).name}, dims[{base + i}], {tuple_text(shape)})"
-                for i, (n, shape) in enumerate(made)]
-    # the run-time sizes and the kernels' addresses as tuples: a constant index into a tuple is
-    # one extract when compiled, where each getitem on an array compiles NumPy's indexing again
-    body[:0] = [f"    dims = ints(sizes, {base + len(made)})", f"    fns = ints(addresses, {len(called)})"]
+    body[:0] = [(f"    {names[n]} = arena_view(ws_{np.dtype(n.dtype).name}, dims[{base + i}], {tuple_text(shape)})",
+                 set(), names[n]) for i, (n, shape) in enumerate(made)]
     sig = ", ".join([arr_type(n.dtype, n.ndim) for n in args + copies] + [arr_type(a, 1) for a in arenas]
                     + ['T.Array(T.int64, 1, "C")'] * 2)
-    params = [names[n] for n in args] + [f"r{j}" for j in range(len(copies))] + [f"ws_{a}" for a in arenas]
-    driver = (f"\n\n@kernel(nb.void({sig}), **OPTS)\n"
-              f"def driver({', '.join(params)}, sizes, addresses):\n" + "\n".join(body or ["    pass"]) + "\n")
+    params = ", ".join([names[n] for n in args] + [f"r{j}" for j in range(len(copies))] + [f"ws_{a}" for a in arenas]
+                       + ["sizes", "addresses"])
+    chunks = _driver_chunks(body)
+    parts = [] if len(chunks) == 1 else [f"driver_p{j}" for j in range(len(chunks))]
+    n_fns = len(called) + len(parts)
+    # the run-time sizes and the kernels' addresses as tuples: a constant index into a tuple is
+    # one extract when compiled, where each getitem on an array compiles NumPy's indexing again
+    head = [f"    dims = ints(sizes, {base + len(made)})", f"    fns = ints(addresses, {n_fns})"]
+
+    def function(fn, lines):
+        return f"\n\n@kernel(nb.void({sig}), **OPTS)\ndef {fn}({params}):\n" + "\n".join(lines or ["    pass"]) + "\n"
+    if not parts:
+        driver = function("driver", head + [line for line, _, _ in body])
+    else:
+        # numba's compile time of one function grows much faster than its length (a driver of 2159
+        # lines took 110 s, one of 1099 lines 15 s): a long driver is cut into parts of at most
+        # DRIVER_PART statements, each making the views it reads, called in order through kcall
+        driver = "".join(function(fn, head + chunk) for fn, chunk in zip(parts, chunks))
+        driver += function("driver", [f"    fns = ints(addresses, {n_fns})"] +
+                           [f"    kcall({fn}, fns[{len(called) + j}], {params})" for j, fn in enumerate(parts)])
+        called = called + parts
     source = HEADER.format(n_kernels=len([k for k in kernels if k.kind != "view"]))
     if any(m.op.kind == "random" for kern in kernels for m in kern.nodes):
         source += RANDOM_HELPERS.format(key_mul=hex(rnd.KEY_MUL), idx_mul=hex(rnd.IDX_MUL), fmix1=hex(rnd.FMIX1),

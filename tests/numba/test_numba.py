@@ -659,3 +659,24 @@ def test_layer_and_rms_norm_are_one_row_kernel_with_their_affine(center):
             (X * X).mean(-1, keepdims=True, dtype=np.float32) - X.mean(-1, keepdims=True, dtype=np.float32) ** 2
             + np.float32(1e-5)) * w.value + b.value
         assert np.abs(f(X) - want).max() * 20 < np.nanmax(np.abs(one_pass - want))
+
+
+def test_a_long_driver_is_cut_into_parts():
+    # numba's compile time of one function grows much faster than its length: past DRIVER_PART
+    # statements the driver calls parts of it, each making the workspace views it reads
+    from graphc.backends.numba.codegen import DRIVER_PART
+    rng = np.random.default_rng(1)
+    x = gc.placeholder((None, 4), "float64", name="x")
+    ws = [gc.parameter(rng.normal(size=(4, 4)) / 2) for _ in range(DRIVER_PART + 10)]
+    y, outs = x, []
+    for k, w in enumerate(ws):
+        y = gc.tanh(y @ w)
+        if k % 37 == 0:
+            outs.append(y)  # values from early parts read by the end
+    total = sum(gc.sum(o) for o in outs) + gc.sum(y)
+    fn = gc.compile([x], [total, y], backend="numba")
+    src = fn.source()
+    assert "def driver_p0(" in src and "def driver_p1(" in src and "def driver_p2(" in src
+    X = rng.normal(size=(3, 4))
+    for got, want in zip(fn(X), gc.compile([x], [total, y])(X)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
