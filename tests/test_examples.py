@@ -81,7 +81,8 @@ def test_lstm_sequence_beats_the_persistence_baseline():
 def test_char_gpt_trains_samples_and_draws(tmp_path):
     # a small configuration on the NumPy backend (tests/backends/test_torch_reference.py runs this
     # model on numba against torch); the full one (3000 steps) is `python examples/char_gpt.py`
-    r = _example("char_gpt")["main"](["--backend", "numpy", "--steps", "60", "--eval-every", "30", "--eval-batches", "4", "--batch", "8",
+    r = _example("char_gpt")["main"](["--backend", "numpy", "--steps", "60", "--eval-every", "30",
+                                      "--eval-batches", "4", "--batch", "8",
                                       "--context", "16", "--d-model", "32", "--heads", "2", "--lr", "1e-2",
                                       "--warmup", "10", "--sample", "30", "--quiet", "--out", str(tmp_path)])
     first, last = r["curve"]["val"]
@@ -94,7 +95,8 @@ def test_char_gpt_trains_samples_and_draws(tmp_path):
 
 
 def test_char_lstm_trains_and_samples(tmp_path):
-    r = _example("char_lstm")["main"](["--backend", "numpy", "--steps", "40", "--eval-every", "20", "--eval-batches", "4", "--batch", "8",
+    r = _example("char_lstm")["main"](["--backend", "numpy", "--steps", "40", "--eval-every", "20",
+                                       "--eval-batches", "4", "--batch", "8",
                                        "--context", "8", "--embed", "16", "--hidden", "32", "--lr", "2e-2",
                                        "--warmup", "5", "--sample", "20", "--quiet", "--out", str(tmp_path)])
     first, last = r["curve"]["val"]
