@@ -12,7 +12,7 @@ import numpy as np
 from . import api as F
 from . import functional as fn
 from . import init as initializers
-from .errors import GraphError, ShapeError
+from .errors import DTypeError, GraphError, ShapeError
 from .frontend.shape import _reshape_keep
 from .ir import Node, user_location
 
@@ -116,6 +116,8 @@ class Module:
             if arr.shape != p.shape:
                 raise ShapeError(f"load_torch_state_dict: {k} has shape {arr.shape} (torch layout), "
                                  f"{p.label} needs {p.shape}" + (" transposed" if t else ""), user_location())
+            if not np.can_cast(arr.dtype, p.dtype, "same_kind"):
+                raise DTypeError(f"load_torch_state_dict: {k} is {arr.dtype}, {p.label} is {p.dtype}", user_location())
             values.append((p, arr))
         for p, arr in values:
             p.value = arr

@@ -1,8 +1,9 @@
-"""Shape ops: reshape, transpose, broadcast, expand/squeeze/flatten, concat/stack, pad."""
+"""Shape ops: reshape, transpose, broadcast, expand/squeeze/flatten, concat/stack, pad, split."""
 from __future__ import annotations
 
 import builtins
 import math
+import operator
 
 import numpy as np
 
@@ -187,7 +188,11 @@ def split(x, sections, axis: int = 0) -> tuple:
             raise ShapeError(f"split: the piece size must be >= 1, got {sections}", user_location())
         sizes = [int(sections)] * (n // sections) + ([n % sections] if n % sections else [])
     else:
-        sizes = [int(s) for s in sections]
+        try:
+            sizes = [operator.index(s) for s in sections]
+        except TypeError:
+            raise ShapeError(f"split: sections must be an int or a list of ints, got {sections!r}",
+                             user_location()) from None
         if any(s < 0 for s in sizes) or builtins.sum(sizes) != n:
             raise ShapeError(f"split: sizes {sizes} must be >= 0 and sum to axis {axis}'s size {n} "
                              f"(x {fmt_shape(x.shape)})", user_location())

@@ -110,6 +110,9 @@ def test_load_torch_state_dict_checks_everything_before_writing(rng):
         block.load_torch_state_dict(missing)
     with pytest.raises(gc.GraphError, match="extra"):
         block.load_torch_state_dict({**sd, "extra": np.zeros(1)})
+    wrong_type = {**bad, "norm2.bias": np.array(["a"] * 8)}  # last in order: the others come first
+    with pytest.raises(gc.DTypeError, match="norm2.bias"):
+        block.load_torch_state_dict(wrong_type)
     block.load_torch_state_dict({**sd, "extra": np.zeros(1)}, strict=False)
     assert all(np.array_equal(block.torch_state_dict()[k], before[k]) for k in sd)  # nothing was written
     bn = gc.nn.BatchNorm(3)
@@ -132,6 +135,8 @@ def test_post_norm_block_and_errors():
         gc.nn.LayerNorm(5)(x)
     with pytest.raises(gc.ShapeError, match="sum to"):
         gc.split(x, [1, 1], axis=2)
+    with pytest.raises(gc.ShapeError, match="list of ints"):
+        gc.split(x, 2.5, axis=2)
     with pytest.raises(gc.ShapeError, match="repeated"):
         gc.einsum("ii->i", gc.placeholder((3, 3)))
     with pytest.raises(gc.ShapeError, match="causal needs known lengths"):
