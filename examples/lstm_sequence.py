@@ -2,7 +2,7 @@
 
 Each sequence is sin(w t + phase) plus Gaussian noise for T steps, with a frequency and phase of its
 own; the target is the clean value at step T + 1. The persistence baseline predicts the last noisy
-observation; the LSTM (unrolled for T steps, trained with Adam and gradients clipped to a global
+observation; the LSTM (gc.nn.LSTM: one gc.scan over the T steps, trained with Adam and gradients clipped to a global
 norm of 1, as the course advises against exploding gradients) has to learn both to filter the
 noise and to extrapolate the phase. Both are scored by mean squared error on held-out sequences.
 
@@ -31,7 +31,7 @@ def waves(n: int, steps: int, noise: float = 0.2, seed: int = 0):
 
 
 def build(backend: str = "numba", steps: int = 12, hidden: int = 32, seed: int = 0, lr: float = 1e-2):
-    """The unrolled LSTM regressor and its Trainer: x (N, steps, 1) -> the next value (N, 1)."""
+    """The LSTM regressor and its Trainer: x (N, steps, 1) -> the next value (N, 1)."""
     gc.seed(seed)
     lstm = gc.nn.LSTM(1, hidden, batch_first=True, seed=seed)
     head = gc.nn.Linear(hidden, 1, seed=seed + 7)
@@ -49,7 +49,7 @@ def build(backend: str = "numba", steps: int = 12, hidden: int = 32, seed: int =
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--steps", type=int, default=12, help="sequence length (the unrolled steps)")
+    ap.add_argument("--steps", type=int, default=12, help="sequence length")
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--train", type=int, default=2000, help="training sequences")
     ap.add_argument("--backend", default="numba")
@@ -60,7 +60,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     trainer = build(args.backend, args.steps, args.hidden)
     compile_s = time.perf_counter() - t0
-    print(f"compiled the unrolled training step ({args.steps} steps) for {args.backend} in {compile_s:.1f}s "
+    print(f"compiled the training step ({args.steps} steps, one scan per layer) for {args.backend} in {compile_s:.1f}s "
           f"({len(trainer.train_step.kernels)} kernels)")
     h = trainer.fit(Xtr, ytr, epochs=args.epochs, batch_size=64, schedule=gc.optim.cosine(1e-2, args.epochs),
                     verbose=False if args.quiet else True)

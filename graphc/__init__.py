@@ -72,6 +72,7 @@ from .api import (
     reshape,
     rms_norm,
     scaled_dot_product_attention,
+    scan,
     sigmoid,
     sign,
     silu,

@@ -5,6 +5,7 @@ The functions live in graphc/frontend/, one module per family; this module only 
 from __future__ import annotations
 
 from .frontend import operators as _operators  # noqa: F401 - installs Node's operators
+from .frontend.control import *  # noqa: F403
 from .frontend.conv import *  # noqa: F403
 from .frontend.einsum import *  # noqa: F403
 from .frontend.indexing import *  # noqa: F403

@@ -10,12 +10,13 @@ import numpy as np
 
 from . import api as F
 from .errors import DTypeError, GraphError, ShapeError
-from .ir import Node, new_uid, toposort, user_location
+from .ir import Node, new_uid, substitute, toposort, user_location
 from .ops.base import fmt_shape
+from .ops.control import Scan, close_body, make_scan, output
 
 
 def _differentiable(x: Node) -> bool:
-    return x.dtype.kind == "f"
+    return x.dtype.kind == "f" or x.op.tuple_valued
 
 
 def sum_to_shape(g: Node, x: Node) -> Node:
@@ -46,6 +47,14 @@ def _mark(new_nodes_from, since: int, fwd: Node) -> None:
         if n.origin is None:
             object.__setattr__(n, "origin", fwd)  # set once, right after the rule built n
             stack.extend(i for i in n.inputs if i.serial > since and i.origin is None)
+
+
+def _per_result(n: Node, parts) -> list:
+    """The cotangent of each result of the tuple-valued n (None where nothing reads it)."""
+    cots = [None] * len(n.op.result_specs(n))
+    for k, g in parts:
+        cots[k] = g if cots[k] is None else F.add(cots[k], g)
+    return cots
 
 
 def vjp(y, xs, cotangent) -> list[Node]:
@@ -83,19 +92,21 @@ def vjp(y, xs, cotangent) -> list[Node]:
         parts = contribs.pop(n, None)
         if parts is None:
             continue
-        g = parts[0]
-        if len(parts) > 1:  # n is used several times: its cotangent is the sum of the uses' parts
-            since = new_uid()
-            for p in parts[1:]:
+        since = new_uid()
+        if n.op.tuple_valued:  # parts are (result index, cotangent) from its projections
+            g = _per_result(n, parts)
+        else:
+            g = parts[0]
+            for p in parts[1:]:  # n is used several times: its cotangent is the sum of the uses' parts
                 g = F.add(g, p)
-            _mark([g], since, n)
-        total[n] = g
+            total[n] = g
+        _mark(g if n.op.tuple_valued else [g], since, n)
         if not n.inputs or not n.op.differentiable or not _differentiable(n):
             continue
         if not any(i in reaches and _differentiable(i) for i in n.inputs):
             continue
         since = new_uid()  # every node the rule builds has a larger serial
-        grads = n.op.grad(n, g)
+        grads = reverse_scan(n, g) if n.op.tuple_valued else n.op.grad(n, g)
         if len(grads) != len(n.inputs):
             raise GraphError(f"gradient rule of {n.op.name} returned {len(grads)} cotangents for "
                              f"{len(n.inputs)} inputs (a graphc bug)", n.loc)
@@ -103,6 +114,10 @@ def vjp(y, xs, cotangent) -> list[Node]:
         for inp, gi in zip(n.inputs, grads):
             if gi is None or inp not in reaches or not _differentiable(inp):
                 out.append(None)
+                continue
+            if inp.op.tuple_valued:  # a projection's cotangent: that of one result of inp
+                contribs.setdefault(inp, []).append((n.attrs["index"], gi))
+                out.append(gi)
                 continue
             gi = sum_to_shape(F.as_node(gi, like=inp), inp)
             contribs.setdefault(inp, []).append(gi)
@@ -126,6 +141,67 @@ def grad(y, xs) -> list[Node]:
         raise DTypeError(f"grad of {y.label} ({y.dtype}): only floating-point outputs have gradients",
                          user_location())
     return vjp(y, xs, F.constant(np.ones((), y.dtype)))
+
+
+def reverse_scan(node: Node, cots) -> tuple:
+    """The cotangents of a scan's inputs, as a scan running the other way: carried, the
+    cotangents of the carries and the sums of the captured values' gradients; read per step, the
+    carries the forward scan saved (the step's inner values are recomputed from them, not stored)
+    and the ys' cotangents; out per step, the cotangents of that step's x slices. cots: one
+    cotangent (or None) per result of node."""
+    body, reverse = node.attrs["body"], node.attrs["reverse"]
+    nc, nx, nk, ny = len(body.carry), len(body.xs), len(body.captured), len(body.ys)
+    xs, caps = node.inputs[nc:nc + nx], node.inputs[nc + nx:]
+    dcar, dys, dsaved = cots[:nc], cots[nc:nc + ny], cots[nc + ny:]
+    fc = [j for j in range(nc) if body.carry[j].dtype.kind == "f"]    # differentiable carries
+    fx = [i for i in range(nx) if body.xs[i].dtype.kind == "f"]
+    fk = [m for m in range(nk) if body.captured[m].dtype.kind == "f"]
+    wy = [q for q in range(ny) if dys[q] is not None and body.ys[q].dtype.kind == "f"]
+    ws = [j for j in fc if dsaved[j] is not None]
+    ph = F.placeholder
+    p_dc = [ph(body.carry[j].shape, body.carry[j].dtype) for j in fc]
+    p_dk = [ph(body.captured[m].shape, body.captured[m].dtype) for m in fk]
+    p_x = [ph(p.shape, p.dtype) for p in body.xs]
+    p_c = [ph(p.shape, p.dtype) for p in body.carry]
+    p_dy = [ph(body.ys[q].shape, body.ys[q].dtype) for q in wy]
+    p_ds = [ph(body.carry[j].shape, body.carry[j].dtype) for j in ws]
+    p_k = [ph(p.shape, p.dtype) for p in body.captured]
+    c_out, y_out = body.instantiate(p_c, p_x, p_k)
+    terms = [F.sum(F.mul(c_out[j], d)) for j, d in zip(fc, p_dc)]
+    terms += [F.sum(F.mul(y_out[q], d)) for q, d in zip(wy, p_dy)]
+    targets = [p_c[j] for j in fc] + [p_x[i] for i in fx] + [p_k[m] for m in fk]
+    if not terms or not targets:
+        return (None,) * len(node.inputs)
+    if len({t.dtype for t in terms}) > 1:  # float32 and float64 carries: add in float64
+        terms = [F.cast(t, "float64") for t in terms]
+    loss = terms[0]
+    for t in terms[1:]:
+        loss = F.add(loss, t)
+    g = grad(loss, targets)
+    g_c, g_x, g_k = g[:len(fc)], g[len(fc):len(fc) + len(fx)], g[len(fc) + len(fx):]
+    ds_of = dict(zip(ws, p_ds))
+    new_dc = [F.add(gc_, ds_of[j]) if j in ds_of else gc_ for j, gc_ in zip(fc, g_c)]
+    new_dk = [F.add(d, gk) for d, gk in zip(p_dk, g_k)]
+    # the rule differentiated with respect to stand-ins for the captured values (two of them may be
+    # related: W and W.T); the outer values go back in, so what depends on them alone (W.T) is
+    # computed once outside the loop and captured
+    nb = len(new_dc) + len(new_dk)
+    outs = substitute(new_dc + new_dk + list(g_x), dict(zip(p_k, caps)))
+    bwd, captured = close_body(p_dc + p_dk, p_x + p_c + p_dy + p_ds, outs[:nb], outs[nb:])
+    saved = [output(node, nc + ny + j) for j in range(nc)]
+    start = [dcar[j] if dcar[j] is not None else F.zeros_like(output(node, j)) for j in fc]
+    start += [F.zeros_like(caps[m]) for m in fk]
+    bxs = list(xs) + saved + [dys[q] for q in wy] + [dsaved[j] for j in ws]
+    back = make_scan(bwd, start, bxs, captured, not reverse, Scan.steps(node), loc=node.loc)
+    n_dc = len(fc)
+    out = [None] * len(node.inputs)
+    for a, j in enumerate(fc):
+        out[j] = output(back, a)
+    for a, m in enumerate(fk):
+        out[nc + nx + m] = output(back, n_dc + a)
+    for a, i in enumerate(fx):
+        out[nc + i] = output(back, n_dc + len(fk) + a)
+    return tuple(out)
 
 
 def hvp(y, x, v) -> Node:

@@ -12,7 +12,8 @@ from .ops.mode import TrainSwitch
 from .ops.mode import resolve as resolve_switch
 from .passes import Graph, rewrite, unfused
 from .passes import optimize as run_passes
-from .protocol import Fusion
+from .protocol import NO_FUSION, Fusion
+from .staged import Staged, has_loops
 
 # Backends by name, imported lazily (CUDA must not be imported unless asked for).
 BACKENDS = {
@@ -150,7 +151,30 @@ def compile(inputs, outputs, updates=None, backend: str = "numpy", *,  # noqa: A
         raise CompileError(f"the graph needs placeholder {m.label} {fmt_shape(m.shape)} {m.dtype} "
                            f"(made at {format_loc(m.loc)}), which is not in inputs", loc)
     be = get_backend(backend)
-    graph = run_passes(source, fusion=be.FUSION) if optimize else (unfused(source) if be.FUSION.kernels else source)
-    program = Program(ins, list(graph.outputs), list(graph.updates), graph.nodes, graph.groups, source,
-                      check_numerics, training)
+    if has_loops(source):  # cut at its scans: parts and bodies compiled one by one, run by a host loop
+        graph = run_passes(source, fusion=NO_FUSION) if optimize else source
+        program = Program(ins, list(graph.outputs), list(graph.updates), graph.nodes, None, source,
+                          check_numerics, training)
+        return Function(program, Staged(graph, _builder(be, optimize, check_numerics, training)), backend, single)
+    program = _program(source, be, optimize, check_numerics, training)
     return Function(program, be.build(program), backend, single)
+
+
+def _program(graph: Graph, be, optimize: bool, check_numerics: bool, training: bool) -> Program:
+    """The scan-free graph after the passes, as the backend compiles it."""
+    source = graph
+    graph = run_passes(graph, fusion=be.FUSION) if optimize else (unfused(graph) if be.FUSION.kernels else graph)
+    return Program(list(graph.inputs), list(graph.outputs), list(graph.updates), graph.nodes, graph.groups,
+                   source, check_numerics, training)
+
+
+def _builder(be, optimize: bool, check_numerics: bool, training: bool):
+    """build(graph) -> an executable: what Staged compiles its parts and scan bodies with (a body
+    in the mode of its program; a body holding a scan is staged in turn)."""
+    def build(graph: Graph):
+        graph = _resolve_mode(graph, training)
+        if has_loops(graph):
+            inner = run_passes(graph, fusion=NO_FUSION) if optimize else graph
+            return Staged(inner, build)
+        return be.build(_program(graph, be, optimize, check_numerics, training))
+    return build

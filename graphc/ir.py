@@ -314,3 +314,24 @@ def by_label(params) -> dict:
                                   "(gc.parameter(..., name=...)) to checkpoint them", user_location())
         out[p.label] = p
     return out
+
+
+def substitute(roots, mapping: dict) -> list:
+    """The roots rebuilt with the nodes in mapping replaced by their values (everything between
+    cloned through the constructor cache, keeping each node's uid, name, data, line and origin)."""
+    new = dict(mapping)
+    for n in toposort([r for r in roots if r not in new]):
+        if n in new:
+            continue
+        if n.is_leaf:
+            new[n] = n
+            continue
+        ins = tuple(new[i] for i in n.inputs)
+        if all(a is b for a, b in zip(ins, n.inputs)):
+            new[n] = n
+            continue
+        m = make_node(n.op, ins, dict(n.attrs), uid=n.uid, name=n.name, data=n.data, loc=n.loc)
+        if m.origin is None and n.origin is not None:
+            object.__setattr__(m, "origin", n.origin)
+        new[n] = m
+    return [new[r] for r in roots]

@@ -14,7 +14,7 @@ from . import functional as fn
 from . import init as initializers
 from .errors import DTypeError, GraphError, ShapeError
 from .frontend.shape import _reshape_keep
-from .ir import Node, user_location
+from .ir import Node, fmt_shape, user_location
 
 __all__ = [
     "Module", "Linear", "LayerNorm", "RMSNorm", "MultiheadAttention", "TransformerBlock", "Sequential",
@@ -147,12 +147,7 @@ class Linear(Module):
         self.in_features, self.out_features = in_features, out_features
 
     def forward(self, x):
-        lead = x.shape[:-1]
-        if x.ndim > 2 and x.shape[-1] is not None and sum(d is None for d in lead) <= 1:  # one GEMM, all rows
-            y = F.reshape(F.matmul(F.reshape(x, (-1, x.shape[-1])), self.W),
-                          tuple(-1 if d is None else d for d in lead) + (self.out_features,))
-        else:
-            y = F.matmul(x, self.W)
+        y = dense(x, self.W)
         return y if self.b is None else F.add(y, self.b)
 
     def __repr__(self):
@@ -502,11 +497,17 @@ class Sequential(Module):
 # ---------------------------------------------------------------- recurrent networks
 # Gate layouts are PyTorch's: W_ih (input, G*H) and W_hh (H, G*H) hold the gates side by side
 # (LSTM: input, forget, candidate, output; GRU: reset, update, new), two biases b_ih and b_hh.
-def _affine2(x, h, W_ih, W_hh, b_ih, b_hh):
-    zx, zh = F.matmul(x, W_ih), F.matmul(h, W_hh)
-    zx = zx if b_ih is None else F.add(zx, b_ih)
-    zh = zh if b_hh is None else F.add(zh, b_hh)
-    return zx, zh
+def dense(x, W):
+    """x (..., in) @ W (in, out): the rows of every leading dim in one GEMM."""
+    lead = x.shape[:-1]
+    if x.ndim > 2 and x.shape[-1] is not None and sum(d is None for d in lead) <= 1:
+        return F.reshape(F.matmul(F.reshape(x, (-1, x.shape[-1])), W),
+                         tuple(-1 if d is None else d for d in lead) + (W.shape[-1],))
+    return F.matmul(x, W)
+
+
+def _affine(x, W, b):
+    return F.matmul(x, W) if b is None else F.add(F.matmul(x, W), b)
 
 
 def _gates(z, k):
@@ -514,32 +515,44 @@ def _gates(z, k):
     return F.split(z, H, axis=-1)
 
 
+def rnn_update(zx, h, W_hh, b_hh=None, nonlinearity: str = "tanh"):
+    """An Elman step from its input gates zx = x @ W_ih + b_ih: act(zx + h @ W_hh + b_hh)."""
+    z = F.add(zx, _affine(h, W_hh, b_hh))
+    return F.tanh(z) if nonlinearity == "tanh" else F.relu(z)
+
+
+def lstm_update(zx, h, c, W_hh, b_hh=None):
+    """An LSTM step from its input gates zx = x @ W_ih + b_ih (gates input, forget, candidate,
+    output, as PyTorch): returns (h', c')."""
+    i, f, g, o = _gates(F.add(zx, _affine(h, W_hh, b_hh)), 4)
+    c2 = F.add(F.mul(F.sigmoid(f), c), F.mul(F.sigmoid(i), F.tanh(g)))
+    return F.mul(F.sigmoid(o), F.tanh(c2)), c2
+
+
+def gru_update(zx, h, W_hh, b_hh=None):
+    """A GRU step from its input gates zx = x @ W_ih + b_ih (gates reset r, update z, new n):
+    n = tanh(x W_in + b_in + r * (h W_hn + b_hn)), h' = (1 - z) * n + z * h."""
+    xr, xz, xn = _gates(zx, 3)
+    hr, hz, hn = _gates(_affine(h, W_hh, b_hh), 3)
+    r, z = F.sigmoid(F.add(xr, hr)), F.sigmoid(F.add(xz, hz))
+    n = F.tanh(F.add(xn, F.mul(r, hn)))
+    return F.add(n, F.mul(z, F.sub(h, n)))
+
+
 def rnn_step(x, h, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity: str = "tanh"):
     """One Elman step as a function of its weights: act(x @ W_ih + b_ih + h @ W_hh + b_hh)."""
-    zx, zh = _affine2(x, h, W_ih, W_hh, b_ih, b_hh)
-    z = F.add(zx, zh)
-    return F.tanh(z) if nonlinearity == "tanh" else F.relu(z)
+    return rnn_update(_affine(x, W_ih, b_ih), h, W_hh, b_hh, nonlinearity)
 
 
 def lstm_step(x, h, c, W_ih, W_hh, b_ih=None, b_hh=None):
     """One LSTM step as a function of its weights (W_ih (in, 4H), W_hh (H, 4H), biases (4H,); gates
     input, forget, candidate, output, as PyTorch): returns (h', c')."""
-    zx, zh = _affine2(x, h, W_ih, W_hh, b_ih, b_hh)
-    i, f, g, o = _gates(F.add(zx, zh), 4)
-    c2 = F.add(F.mul(F.sigmoid(f), c), F.mul(F.sigmoid(i), F.tanh(g)))
-    return F.mul(F.sigmoid(o), F.tanh(c2)), c2
+    return lstm_update(_affine(x, W_ih, b_ih), h, c, W_hh, b_hh)
 
 
 def gru_step(x, h, W_ih, W_hh, b_ih=None, b_hh=None):
-    """One GRU step (Cho et al. 2014) as PyTorch computes it (W_ih (in, 3H), W_hh (H, 3H); gates
-    reset r, update z, new n): n = tanh(x W_in + b_in + r * (h W_hn + b_hn)),
-    h' = (1 - z) * n + z * h."""
-    zx, zh = _affine2(x, h, W_ih, W_hh, b_ih, b_hh)
-    xr, xz, xn = _gates(zx, 3)
-    hr, hz, hn = _gates(zh, 3)
-    r, z = F.sigmoid(F.add(xr, hr)), F.sigmoid(F.add(xz, hz))
-    n = F.tanh(F.add(xn, F.mul(r, hn)))
-    return F.add(n, F.mul(z, F.sub(h, n)))
+    """One GRU step (Cho et al. 2014) as PyTorch computes it (W_ih (in, 3H), W_hh (H, 3H))."""
+    return gru_update(_affine(x, W_ih, b_ih), h, W_hh, b_hh)
 
 
 def _zeros_state(x, hidden):
@@ -574,6 +587,38 @@ class _Cell(Module):
     def weights(self):
         return self.W_ih, self.W_hh, self.b_ih, self.b_hh
 
+    def input_gates(self, x):
+        """x @ W_ih + b_ih for x (..., input): for a whole sequence, one GEMM before the loop."""
+        z = dense(x, self.W_ih)
+        return z if self.b_ih is None else F.add(z, self.b_ih)
+
+    def forward(self, x, state=None):
+        """One step: the new state for input x (N, input)."""
+        return self.update(self.input_gates(x), self.initial_state(x) if state is None else state)
+
+    @staticmethod
+    def output(state):
+        """The step's output h of a state."""
+        return state
+
+    def scan(self, xs, state=None, reverse: bool = False):
+        """The cell over a sequence xs (T, N, input) as one gc.scan (not unrolled; T may be known only
+        at run time): (outputs (T, N, hidden), final state). The input gates of every step are one
+        GEMM before the loop; the loop's body is h @ W_hh and the gates."""
+        xs = F.as_node(xs)
+        if xs.ndim != 3:
+            raise ShapeError(f"{type(self).__name__}.scan: xs must be (T, N, input), got {fmt_shape(xs.shape)}",
+                             user_location())
+        s0 = self.initial_state(F.getitem(xs, 0)) if state is None else state
+        single = not isinstance(s0, tuple)
+
+        def step(carry, z):
+            new = self.update(z, carry[0] if single else tuple(carry))
+            return ((new,) if single else tuple(new)), self.output(new)
+        final, ys = F.scan(step, (F.as_node(s0),) if single else tuple(F.as_node(s) for s in s0),
+                           self.input_gates(xs), reverse=reverse)
+        return ys, final[0] if single else tuple(final)
+
     def __repr__(self):
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size})"
 
@@ -589,9 +634,8 @@ class RNNCell(_Cell):
         super().__init__(input_size, hidden_size, bias, seed, dtype)
         self.nonlinearity = nonlinearity
 
-    def forward(self, x, state=None):
-        h = self.initial_state(x) if state is None else F.as_node(state)
-        return rnn_step(x, h, *self.weights(), self.nonlinearity)
+    def update(self, zx, h):
+        return rnn_update(zx, F.as_node(h), self.W_hh, self.b_hh, self.nonlinearity)
 
 
 class LSTMCell(_Cell):
@@ -615,20 +659,22 @@ class LSTMCell(_Cell):
         z = _zeros_state(x, self.hidden_size)
         return z, z
 
-    def forward(self, x, state=None):
-        h, c = self.initial_state(x) if state is None else (F.as_node(state[0]), F.as_node(state[1]))
-        return lstm_step(x, h, c, *self.weights())
+    def update(self, zx, state):
+        return lstm_update(zx, F.as_node(state[0]), F.as_node(state[1]), self.W_hh, self.b_hh)
+
+    @staticmethod
+    def output(state):
+        return state[0]
 
 
 class GRUCell(_Cell):
     """One step of a gated recurrent unit, as torch.nn.GRUCell (gates reset, update, new; see
-    gru_step). cell(x, h) -> h'."""
+    gru_update). cell(x, h) -> h'."""
 
     gates = 3
 
-    def forward(self, x, state=None):
-        h = self.initial_state(x) if state is None else F.as_node(state)
-        return gru_step(x, h, *self.weights())
+    def update(self, zx, h):
+        return gru_update(zx, F.as_node(h), self.W_hh, self.b_hh)
 
 
 def unroll(cell, xs, state=None):
@@ -656,7 +702,8 @@ class RNN(Module):
     torch.nn.RNN: layer k > 0 reads layer k - 1's outputs (with dropout between layers while
     training). layer(x, h0=None) -> (outputs (T, N, hidden) of the last layer, batch first if asked;
     h_n (num_layers, N, hidden)). torch's names weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k},
-    bias_hh_l{k}; checkpoints name the cells l0, l1, ... The sequence is unrolled (T known)."""
+    bias_hh_l{k}; checkpoints name the cells l0, l1, ... Each layer is one gc.scan over the sequence
+    (not unrolled: T may be known only at run time, and the compile time does not grow with it)."""
 
     cell_type = RNNCell
 
@@ -712,7 +759,7 @@ class RNN(Module):
         for k, (cell, s0) in enumerate(zip(self.cells, self._layer_states(state))):
             if k and self.dropout is not None:
                 x = self.dropout(x)
-            x, s = unroll(cell, x, s0)
+            x, s = cell.scan(x, s0)
             finals.append(s)
         out = F.transpose(x, (1, 0, 2)) if self.batch_first else x
         if isinstance(finals[0], tuple):

@@ -33,12 +33,14 @@ COLORS = {
     "movement": "#e2e2f0",
     "random": "#e4c1f9",
     "mode": "#ffffff",
+    "control": "#b8e0f6",
     "update": "#ffc8dd",
 }
 BACKWARD_PEN = "#1f4e9e"  # outline of nodes a gradient rule built
 UPDATE_EDGE = "#c9184a"   # the assignment of a new value into its parameter
 SHAPES = {"placeholder": "invhouse", "parameter": "box", "constant": "box", "reduction": "invtrapezium",
-          "matmul": "box3d", "movement": "parallelogram", "random": "hexagon", "mode": "diamond"}
+          "matmul": "box3d", "movement": "parallelogram", "random": "hexagon", "mode": "diamond",
+          "control": "octagon"}
 
 
 @dataclass
@@ -149,7 +151,7 @@ def to_dot(obj, stage: str = "forward", *, collapse: bool = False, rankdir: str 
             if a is None or a == b or (a, b, i) in drawn:  # inside a collapsed kernel: one edge per value
                 continue
             drawn.add((a, b, i))
-            attrs = {"label": fmt_shape(i.shape)} if edge_labels else {}
+            attrs = {"label": fmt_shape(i.shape)} if edge_labels and not i.op.tuple_valued else {}
             if n in view.backward and i not in view.backward:
                 attrs["color"] = "#7d9bd1"  # the forward values the backward pass reads
             dot.edge(a, b, **attrs)
@@ -173,9 +175,50 @@ def to_dot(obj, stage: str = "forward", *, collapse: bool = False, rankdir: str 
                  **{"class": "update"})
     for c in clusters.values():
         dot.subgraph(c)
+    for n in view.nodes:
+        if n.op.tuple_valued and n in where:
+            _draw_body(dot, n, where[n], edge_labels)
     if legend:
         dot.attr(label=_legend(view, len(view.outputs)), labelloc="b", labeljust="l", fontsize="10")
     return dot
+
+
+def _draw_body(dot, scan: Node, at: str, edge_labels: bool) -> None:
+    """A scan's body as a dashed cluster beside it (a scan in the body gets one of its own), its
+    placeholders named carry j, x j, or after the outer value they are fed."""
+    import graphviz
+    body = scan.attrs["body"]
+    nodes = body.nodes
+    names = {p: f"carry {j}" for j, p in enumerate(body.carry)}
+    names.update({p: f"x {j}" for j, p in enumerate(body.xs)})
+    caps = scan.inputs[len(body.carry) + len(body.xs):]
+    names.update({p: f"captured {v.label}" for p, v in zip(body.captured, caps)})
+    view = _classify(nodes, [], [], "")
+    view.names.update(names)
+    role: dict = {}
+    for what, outs in (("new carry", body.carry_out), ("y", body.ys)):
+        for j, n in enumerate(outs):
+            role[n] = (role[n] + ", " if n in role else "→ ") + f"{what} {j}"
+    ids = {n: f"{at}_b{k}" for k, n in enumerate(nodes)}
+    sub = graphviz.Digraph(name=f"cluster_{at}_body")
+    sub.attr(label=_esc(f"body of {scan.label}: {len(body.carry)} carries, {len(body.xs)} xs, "
+                        f"{len(body.captured)} captured -> new carries, {len(body.ys)} ys"
+                        f"{' (reverse)' if scan.attrs['reverse'] else ''}"), labeljust="l",
+             style="rounded,dashed", color="#3a86b4", fontcolor="#1d4e6e", fontsize="9", **{"class": "scan-body"})
+    for n in nodes:
+        attrs = _node_attrs(n, view)
+        if n in role:
+            attrs["label"] += "\\n" + _esc(role[n])
+            attrs["penwidth"] = "2.5"
+        sub.node(ids[n], **attrs)
+        for i in n.inputs:
+            sub.edge(ids[i], ids[n], **({"label": fmt_shape(i.shape)} if edge_labels else {}))
+        if n.op.tuple_valued:
+            _draw_body(sub, n, ids[n], edge_labels)
+    dot.subgraph(sub)
+    first = body.inputs[0] if body.inputs else nodes[0]
+    dot.edge(at, ids[first], style="dotted", color="#3a86b4", arrowhead="none", label="body",
+             fontcolor="#3a86b4")
 
 
 def to_networkx(obj, stage: str = "forward"):
@@ -341,7 +384,12 @@ def _node_attrs(n: Node, view: _View) -> dict:
         lines += [n.name or view.names[n], n.op.name]
     else:
         lines.append(n.op.name)
-    lines.append(f"{fmt_shape(n.shape)} {n.dtype}")
+    if n.op.tuple_valued:
+        lines.append(n.op.describe(n))
+    else:
+        if n.op.projection:
+            lines.append(n.inputs[0].op.result_name(n.inputs[0], n.attrs["index"]))
+        lines.append(f"{fmt_shape(n.shape)} {n.dtype}")
     style = ["filled"]
     attrs = {"shape": SHAPES.get(c, "ellipse" if c in ("elementwise", "update") else "box"),
              "fillcolor": COLORS.get(c, "#ffffff")}

@@ -338,6 +338,34 @@ CASES += [
          _lstm_ref, [((3, 4), (3, 2), (3, 2), (4, 8), (2, 8), (8,))], domain=("small",) * 6),
 ]
 
+# ---------------------------------------------------------------- scan (a loop node; T = 0 and 1 too)
+def _scan_rnn_ref(xs, h, W):
+    total = np.zeros_like(h)
+    for x in xs:
+        total = total + h * x
+        h = np.tanh(h @ W + x)
+    return total + h
+
+
+def _scan_rev_ref(xs):
+    s, m, ys = np.zeros(xs.shape[1:], xs.dtype), np.ones(xs.shape[1:], xs.dtype), []
+    for x in xs[::-1]:
+        ys.append(s * m)
+        s, m = s + x, m * xs.dtype.type(0.5) + np.sin(x)
+    return np.stack(ys[::-1] or [np.zeros_like(s)])[: len(xs)].sum(0) + s + m
+
+
+CASES += [
+    Case("scan_rnn", lambda xs, h, W: (lambda r: gc.sum(r[1], 0) + r[0])(
+        gc.scan(lambda c, x: (gc.tanh(c @ W + x), c * x), h, xs)),
+        _scan_rnn_ref, [((4, 3, 2), (3, 2), (2, 2)), ((1, 3, 2), (3, 2), (2, 2)), ((0, 3, 2), (3, 2), (2, 2))],
+        domain=("small",) * 3),
+    Case("scan_reverse", lambda xs: (lambda r: gc.sum(r[1], 0) + r[0][0] + r[0][1])(
+        gc.scan(lambda c, x: ((c[0] + x, c[1] * 0.5 + gc.sin(x)), c[0] * c[1]),
+                (gc.zeros_like(xs[0]), gc.zeros_like(xs[0]) + 1.0), xs, reverse=True)),
+        _scan_rev_ref, [((5, 3),), ((1, 2),)], domain=("small",)),
+]
+
 # ---------------------------------------------------------------- matmul
 CASES.append(Case("matmul", lambda a, b: a @ b, np.matmul,
                   [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),

@@ -1,5 +1,5 @@
-"""graphc's benchmark suite: workloads W0-W5 of ../shared/peers/README.md and W6-W8 (conv2d, LSTM, GPT,
-beside torch CPU), graphc's backends side by side with NumPy and, where installed, PyTorch, JAX and
+"""graphc's benchmark suite: workloads W0-W5 of ../shared/peers/README.md and W6-W8, W10 (conv2d, LSTM, GPT,
+LSTM language model, beside torch CPU), graphc's backends side by side with NumPy and, where installed, PyTorch, JAX and
 PyTensor, in one run.
 
     python tools/bench.py                      # everything, 3 rounds: ~25 minutes on 2 cores
@@ -42,7 +42,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SEED = 0
-WORKLOADS = ("w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8")
+WORKLOADS = ("w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w10")
 PEER_SCRIPTS = {"w0": "w0_bandwidth.py", "w1": "w1_fused.py", "w2": "w2_mlp.py", "w3": "w3_first_step.py",
                 "w4": "w4_tiny.py", "w5": "w5_softmax.py"}
 # the package a peer system needs (systems not listed need only numpy/numba)
@@ -298,7 +298,7 @@ def run_w5(backend):
 # ------------------------------------------------------------- W6 conv2d, W7 LSTM (issue 9)
 # W6: conv2d 3x3, padding 1, x (64, 16, 16, 16) float32, w (32, 16, 3, 3), bias, relu: forward and the
 # gradients for x, w and b of sum(relu(conv)). W7: the training step of an LSTM (input 32, hidden
-# 128) unrolled over 8 steps, batch 64, a linear head and MSE, Adam. Peers: PyTorch CPU eager (its
+# 128) over 8 steps (one gc.scan), batch 64, a linear head and MSE, Adam. Peers: PyTorch CPU eager (its
 # oneDNN convolution and fused LSTM), run by this script under the peers' Python.
 W6_X, W6_W = (64, 16, 16, 16), (32, 16, 3, 3)
 W6_FLOP = 3 * 2 * W6_X[0] * W6_W[0] * W6_X[2] * W6_X[3] * W6_W[1] * 9   # forward + 2 backward GEMMs
@@ -349,7 +349,7 @@ def run_w7(backend):
     first = time.perf_counter() - t0
     t = median(timeit(lambda: step(X, Y), 3, 15))
     return [{"system": f"graphc {backend}", "ms": 1e3 * t, "steps_per_s": 1 / t, "first_call_s": first,
-             "check": first_loss, "note": f"{len(getattr(step, 'kernels', []))} kernels, unrolled"}]
+             "check": first_loss, "note": f"{len(getattr(step, 'kernels', []))} kernels, one scan"}]
 
 
 # ------------------------------------------------------------- W8 GPT training step (issue 24)
@@ -384,22 +384,29 @@ def run_w8(backend):
              "check": first_loss, "note": f"{len(getattr(step, 'kernels', []))} kernels"}]
 
 
+def _torch_lm_step(model, opt, X, Y, vocab, clip=None):
+    """One torch training step of a language model on (X, Y) token ids, returned as a function."""
+    import torch
+    tx, ty = torch.from_numpy(X), torch.from_numpy(Y)
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(tx).reshape(-1, vocab), ty.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        return loss
+    return step
+
+
 def _torch_w8():
     import torch
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from torch_reference import torch_gpt
     X, Y = w8_data()
     model = torch_gpt(W8)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    tx, ty = torch.from_numpy(X), torch.from_numpy(Y)
-
-    def step():
-        loss = torch.nn.functional.cross_entropy(model(tx).reshape(-1, W8["vocab"]), ty.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return loss
+    step = _torch_lm_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), X, Y, W8["vocab"], clip=1.0)
     first = float(step())
     t = median(timeit(step, 3, 10))
     return [{"system": "torch CPU eager", "ms": 1e3 * t, "steps_per_s": 1 / t, "check": first,
@@ -411,6 +418,8 @@ def run_torch(workload):
     torch.set_num_threads(THREADS)
     if workload == "w8":
         return _torch_w8()
+    if workload.startswith("w10-"):
+        return _torch_w10(int(workload[4:]))
     if workload == "w6":
         X, Wv, Bv = w6_data()
         w = torch.tensor(Wv, requires_grad=True)
@@ -444,6 +453,54 @@ def run_torch(workload):
     return [{"system": "torch CPU eager", "ms": 1e3 * t, "steps_per_s": 1 / t, "check": first,
              "note": f"torch {torch.__version__} (fused LSTM); weights differ from graphc's, same shapes"}]
 
+
+# ------------------------------------------------- W10 LSTM language model step, cold (issues 24, 25)
+# examples/char_lstm.py's model: vocabulary 100, embedding 64, a 2-layer LSTM of 128 (one gc.scan
+# per layer), a linear head, cross-entropy over every position, Adam; batch 32, for T = 8, 32 and
+# 128. Each T in a fresh process with empty caches: first_call_s is the cold compile (plus the first
+# step). Peer: the same model in torch eager (its fused LSTM), its own initial weights.
+W10 = dict(vocab=100, embed=64, hidden=128, layers=2, batch=32, seed=SEED)
+W10_T = (8, 32, 128)
+
+
+def w10_data(T):
+    import numpy as np
+    rng = np.random.default_rng(SEED)
+    x = rng.integers(0, W10["vocab"], (W10["batch"], T))
+    return x, np.roll(x, -1, axis=1)
+
+
+def run_w10(backend, T):
+    import graphc as gc
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+    import char_lstm
+    X, Y = w10_data(T)
+    model = char_lstm.LSTMLM(W10["vocab"], W10["embed"], W10["hidden"], W10["layers"], SEED)
+    x = gc.placeholder(X.shape, "int64", name="x")
+    y = gc.placeholder(Y.shape, "int64", name="y")
+    loss = gc.cross_entropy(gc.reshape(model(x), (-1, W10["vocab"])), gc.reshape(y, (-1,)))
+    t0 = time.perf_counter()
+    step = gc.compile([x, y], loss, gc.optim.Adam(1e-3).updates(loss), backend=backend)
+    first_loss = float(step(X, Y))
+    first = time.perf_counter() - t0
+    t = median(timeit(lambda: step(X, Y), 3, 10))
+    return [{"system": f"graphc {backend}", "T": T, "ms": 1e3 * t, "steps_per_s": 1 / t, "first_call_s": first,
+             "check": first_loss, "note": f"{len(getattr(step, 'kernels', []))} kernels, one scan per layer"}]
+
+
+def _torch_w10(T):
+    import torch
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_reference import torch_lstm_lm
+    X, Y = w10_data(T)
+    model = torch_lstm_lm(W10)
+    step = _torch_lm_step(model, torch.optim.Adam(model.parameters(), lr=1e-3), X, Y, W10["vocab"])
+    t0 = time.perf_counter()
+    first = float(step())
+    first_s = time.perf_counter() - t0
+    t = median(timeit(step, 3, 10))
+    return [{"system": "torch CPU eager", "T": T, "ms": 1e3 * t, "steps_per_s": 1 / t, "first_call_s": first_s,
+             "check": first, "note": f"torch {torch.__version__} (fused LSTM); its own initial weights"}]
 
 # ------------------------------------------------------------------- GPU workloads (backend cuda)
 # G1: the W1 chain's kernel against the device's own copy bandwidth (goal >= 70 %); G2: a 2048^3
@@ -597,7 +654,7 @@ def _gpu_run(fn):
 
 
 GRAPHC_RUNS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "w5": run_w5, "w6": run_w6, "w7": run_w7,
-               "w8": run_w8,
+               "w8": run_w8, "w10": run_w10,
                "g1": _gpu_run(run_g1), "g2": _gpu_run(run_g2), "g3": _gpu_run(run_g3)}
 
 
@@ -608,13 +665,14 @@ def child(spec: str) -> None:
     if system == "torch_cpu":  # W6-W8's peer, run under the peers' Python
         try:
             for rec in run_torch(workload):
-                print(json.dumps({"workload": workload.upper(), "status": "ok", **rec}), flush=True)
+                print(json.dumps({"workload": workload.split("-")[0].upper(), "status": "ok", **rec}), flush=True)
         except ImportError:
             print(json.dumps({"workload": workload.upper(), "system": "torch CPU eager", "status": "not installed"}))
         return
     backend = system.split("_", 1)[1]
+    workload, _, arg = workload.partition("-")  # w10-32: W10 at T = 32
     try:
-        res = GRAPHC_RUNS[workload](backend)
+        res = GRAPHC_RUNS[workload](backend, *([int(arg)] if arg else []))
         for rec in res if isinstance(res, list) else [res]:
             rec.setdefault("status", "ok")
             rec["versions"] = gc_versions()
@@ -687,10 +745,11 @@ def run_all(args) -> list[dict]:
     peers = args.peers if args.peers and os.path.isdir(args.peers) else None
     records = []
     for w in args.workloads:
-        systems = [(f"graphc_{b}", [sys.executable, me, "--system", f"{w}:graphc_{b}"], None)
-                   for b in args.backends] if w != "w0" else []
-        if w in ("w6", "w7", "w8") and args.peers_python:
-            systems.append(("torch_cpu", [args.peers_python, me, "--system", f"{w}:torch_cpu"], None))
+        specs = [f"w10-{T}" for T in W10_T] if w == "w10" else [w]  # W10: one process per sequence length
+        systems = [(f"graphc_{b}", [sys.executable, me, "--system", f"{spec}:graphc_{b}"], None)
+                   for spec in specs for b in args.backends] if w != "w0" else []
+        if w in ("w6", "w7", "w8", "w10") and args.peers_python:
+            systems += [("torch_cpu", [args.peers_python, me, "--system", f"{spec}:torch_cpu"], None) for spec in specs]
         if peers and w in PEER_SCRIPTS:  # the GPU workloads measure their references themselves
             found, missing = peer_systems(args.peers_python, peers, w)
             for key in found:
@@ -701,6 +760,13 @@ def run_all(args) -> list[dict]:
         print(f"== {w}: {len(systems)} systems x {args.rounds} rounds", file=sys.stderr, flush=True)
         for rnd in range(1, args.rounds + 1):
             for key, cmd, cwd in systems:
+                if w == "w10" and key.startswith("graphc"):  # cold: empty caches for every process
+                    folder = tempfile.mkdtemp(prefix="w10-")
+                    for rec in spawn(cmd, env_extra=w3_cache_env(key, folder), cwd=cwd, fields={"round": rnd}):
+                        rec.setdefault("workload", "W10")
+                        records.append(rec)
+                    shutil.rmtree(folder, ignore_errors=True)
+                    continue
                 if w != "w3":
                     for rec in spawn(cmd, cwd=cwd, fields={"round": rnd}):
                         rec.setdefault("workload", w.upper())
@@ -816,7 +882,7 @@ def tables(records) -> str:
                 f"{rs[0].get('note', '')} |")
         add("")
     for w, title in (("W6", "W6 conv2d 3x3 forward + backward, x (64, 16, 16, 16), 32 filters"),
-                     ("W7", "W7 LSTM training step, unrolled 8 steps, batch 64, 32 -> 128, Adam"),
+                     ("W7", "W7 LSTM training step, 8 steps (one scan), batch 64, 32 -> 128, Adam"),
                      ("W8", "W8 GPT training step: 2 blocks, d_model 128, 4 heads, context 64, batch 32, AdamW")):
         g = _groups(records, w)
         if g:
@@ -828,6 +894,15 @@ def tables(records) -> str:
                     f"{_fmt(rs, 'first_call_s', 2, False) if 'first_call_s' in rs[0] else '–'} | "
                     f"{rs[0].get('note', '')} |")
             add("")
+    g = _groups(records, "W10", ("system", "T"))
+    if g:
+        add("## W10 LSTM LM training step (vocab 100, embed 64, 2 layers of 128, batch 32, Adam), cold\n")
+        add("| system | T | ms/step | steps/s | cold compile + first step s | loss 1 | note |")
+        add("|---|---|---|---|---|---|---|")
+        for (s_, T), rs in sorted(g.items(), key=lambda kv: (kv[0][1], _agg(kv[1], "ms")[0])):
+            add(f"| {s_} | {T} | {_fmt(rs, 'ms')} | {_fmt(rs, 'steps_per_s', 1, False)} | "
+                f"{_fmt(rs, 'first_call_s', 2)} | {rs[0].get('check', float('nan')):.4f} | {rs[0].get('note', '')} |")
+        add("")
     gpu = [r for r in records if r.get("workload", "").startswith("G") and r.get("status") == "ok"]
     if gpu:
         add("## GPU (backend cuda): G1 W1 chain vs copy bandwidth, G2 GEMM 2048³ vs cuBLAS, G3 W2 step vs torch\n")
@@ -868,7 +943,7 @@ def main(argv=None) -> int:
                                  "W1 fused elementwise chain, W2 MLP training step, W3 first step in a fresh "
                                  "process, W4 XOR step overhead, W5 softmax/logsumexp.")
     ap.add_argument("-w", "--workloads", default=None,
-                    help="comma-separated, e.g. w1,w4 (default: w0-w8; g1-g3 with --backend cuda)")
+                    help="comma-separated, e.g. w1,w4 (default: w0-w10; g1-g3 with --backend cuda)")
     ap.add_argument("--backends", default="numba,numpy", help="graphc backends to measure (numba,numpy,cuda)")
     ap.add_argument("--backend", help="one graphc backend (same as --backends NAME)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of separate processes")

@@ -2,5 +2,6 @@
 
 tensors (leaves, constants, as_node), mathops (elementwise, activations, reductions, matmul),
 shape, indexing, conv (convolution and pooling), nn (softmax and the layers' functions), losses,
-and operators (Node's Python operators, installed on import). ``graphc.api`` gathers them.
+control (gc.scan), and operators (Node's Python operators, installed on import). ``graphc.api``
+gathers them.
 """

@@ -14,8 +14,8 @@ REGISTRY: dict[str, type[Op]] = {}
 class Op:
     """A primitive: a shape/dtype rule (infer) and its NumPy meaning (impl). Never instantiated.
 
-    kind is one of leaf, elementwise, reduction, movement, matmul, random: passes, backends
-    and drawings dispatch on it.
+    kind is one of leaf, elementwise, reduction, movement, matmul, random, control: passes,
+    backends and drawings dispatch on it.
     """
 
     name: ClassVar[str] = ""
@@ -30,6 +30,8 @@ class Op:
     loop_reduction: ClassVar[bool] = False  # a reduction the loop computing its input folds in
     row_reduction: ClassVar[bool] = False   # computed per row by a "rows" kernel before an epilogue
     view: ClassVar[bool] = False            # a view of its input's buffer: no kernel computes it
+    tuple_valued: ClassVar[bool] = False    # stands for several results (a scan), read by projections
+    projection: ClassVar[bool] = False      # picks result attrs["index"] of its tuple-valued input
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

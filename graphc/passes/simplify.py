@@ -27,7 +27,7 @@ def _keeps(n: Node, r: Node) -> Node | None:
 
 def fold(n: Node):
     """op(constants) -> constant, for small results."""
-    if n.is_leaf or not all(i.op.name == "constant" for i in n.inputs) or n.op.kind == "random":
+    if n.is_leaf or not all(i.op.name == "constant" for i in n.inputs) or n.op.kind in ("random", "control"):
         return None
     if None in n.shape or int(np.prod(n.shape)) > FOLD_MAX_ELEMENTS:
         return None

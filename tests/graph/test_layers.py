@@ -17,7 +17,7 @@ LAYERS = [
     ("graphc.optim", 5), ("graphc.passes", 5),
     ("graphc.schedule", 6), ("graphc.profile", 6),
     ("graphc.backends", 7),
-    ("graphc.function", 8),
+    ("graphc.function", 8), ("graphc.staged", 8),
     ("graphc.compiler", 9),
     ("graphc.gradcheck", 10), ("graphc.nn", 10),
     ("graphc.train", 11), ("graphc.checkpoint", 11), ("graphc.viz", 11),

@@ -12,7 +12,7 @@ from graphc.ops import REGISTRY, Op
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_primitive_has_every_rule(name):
     op = REGISTRY[name]
-    assert op.kind in {"leaf", "elementwise", "reduction", "movement", "matmul", "random", "mode"}, name
+    assert op.kind in {"leaf", "elementwise", "reduction", "movement", "matmul", "random", "mode", "control"}, name
     assert op.infer.__func__ is not Op.infer.__func__, f"{name}: no shape rule"
     assert op.impl.__func__ is not Op.impl.__func__, f"{name}: no NumPy implementation"
     assert op.__doc__ or type(op).__mro__[1].__doc__, f"{name}: undocumented"
@@ -34,6 +34,10 @@ def test_op_tests_cover_every_primitive():
 @pytest.mark.parametrize("name", sorted(n for n, op in REGISTRY.items() if op.kind != "leaf"))
 def test_primitive_has_a_gradient_rule_or_says_it_has_none(name):
     op = REGISTRY[name]
+    if op.tuple_valued:  # a scan: differentiating its body takes the driver, graphc.autodiff.reverse_scan
+        from graphc import autodiff
+        assert op.differentiable and callable(autodiff.reverse_scan)
+        return
     if op.differentiable:
         assert op.grad.__func__ is not Op.grad.__func__, f"{name}: no gradient rule"
     # rules live on the primitive (or a base that only primitives of one family share)
@@ -62,5 +66,7 @@ def test_traits_are_consistent():
             assert op.kind == "reduction" and not (op.loop_reduction and op.row_reduction), name
         if op.view:
             assert op.kind == "movement" and not op.fusible, name
+        if op.tuple_valued or op.projection:  # a loop and its results: never fused, never folded
+            assert op.kind == "control" and not op.fusible and not (op.tuple_valued and op.projection), name
     assert {n for n, op in REGISTRY.items() if op.loop_reduction} == {"sum", "prod", "max", "min"}
     assert all(op.kind != "elementwise" or op.fusible for op in REGISTRY.values())

@@ -1,0 +1,231 @@
+"""Programs with loops: the graph cut at its scans into parts the backend compiles, and the host
+loop that runs each scan's compiled body once per step. The same for every backend.
+
+A value's stage is the number of scans on its longest path from the feeds. Part s computes the
+stage-s nodes; the scans whose inputs are ready after part s run next; the last part computes the
+outputs and applies the updates (so a call that fails changes no parameter). Each part and each
+body is compiled once, by the backend, as an ordinary program.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ShapeError
+from .ir import consumers, fmt_shape, substitute
+from .ops.control import Scan
+from .protocol import Executable
+
+
+class _Part:
+    """A scan-free piece of the graph: exe computes `results` (outer nodes) from `sources`."""
+
+    def __init__(self, label, exe, sources, results):
+        self.label, self.exe, self.sources, self.results = label, exe, sources, results
+
+
+class _Loop:
+    """A scan: its compiled body, its outer inputs, and the outer node of each result read."""
+
+    def __init__(self, label, node, exe, wanted):
+        self.label, self.node, self.exe, self.wanted = label, node, exe, wanted
+        body = node.attrs["body"]
+        self.nc, self.nx, self.ny = len(body.carry), len(body.xs), len(body.ys)
+
+
+def _shaped(shape, dtype) -> np.ndarray:
+    """An array of this shape that owns no memory (every element the same one): for shape queries."""
+    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), tuple(shape), (0,) * len(shape))
+
+
+class Staged(Executable):
+    """A graph with scans, run as parts and loops; build(graph) compiles a scan-free graph (or a
+    body) on the backend."""
+
+    def __init__(self, graph, build):
+        from .frontend.tensors import placeholder
+        from .passes import Graph
+        order = graph.nodes
+        stage = {}
+        for n in order:
+            if n.is_leaf:
+                stage[n] = 0
+            elif n.op.projection:
+                stage[n] = stage[n.inputs[0]] + 1
+            else:
+                stage[n] = max(stage[i] for i in n.inputs)
+        roots = graph.roots
+        last = max((stage[r] for r in roots), default=0)
+        root_set = set(roots)
+        users = consumers(order)
+        self.steps = []
+        self._consts = {}
+        for s in range(last + 1):
+            members = [n for n in order if not n.is_leaf and n.op.kind != "control" and stage[n] == s]
+            inside = set(members)
+            if s == last:
+                wanted = list(graph.outputs)
+                results = wanted
+            else:
+                wanted = [n for n in members if n in root_set or any(u not in inside for u in users[n])]
+                results = wanted
+            reads = {}
+            for n in members:
+                for i in n.inputs:
+                    if i not in inside:
+                        reads[i] = None
+            if s == last:
+                for r in roots:
+                    if r not in inside:
+                        reads[r] = None
+            if members or s == last:
+                outer = [v for v in reads if v.op.name == "placeholder"]
+                boundary = [v for v in reads if not v.is_leaf]
+                phs = {v: placeholder(v.shape, v.dtype) for v in boundary}
+                outs = substitute(wanted, phs)
+                ups = ()
+                if s == last:
+                    new_u = substitute([u for _, u in graph.updates], phs)
+                    ups = tuple((p, u) for (p, _), u in zip(graph.updates, new_u))
+                part = Graph(tuple(outer + list(phs.values())), tuple(outs), ups)
+                self.steps.append(_Part(f"part{s}", build(part), outer + boundary, results))
+            for n in order:
+                if n.op.tuple_valued and stage[n] == s:
+                    want = {u.attrs["index"]: u for u in users[n]}
+                    body = n.attrs["body"]
+                    bexe = build(Graph(body.inputs, body.outputs, ()))
+                    self.steps.append(_Loop(f"scan{len(self.steps)}:{n.label}", n, bexe, want))
+        self.device = any(st.exe.device for st in self.steps)
+        self.kernels = [k for st in self.steps for k in st.exe.kernels]
+        self.inputs = list(graph.inputs)
+
+    # ------------------------------------------------------------ running
+    def _value(self, env, v):
+        if v in env:
+            return env[v]
+        if v.op.name == "parameter":
+            return v.data.array
+        if v.op.name == "constant":
+            a = self._consts.get(v)
+            if a is None:
+                a = self._consts[v] = np.array(v.data)  # writable: backends take feeds as such
+            return a
+        raise KeyError(v)
+
+    def _env(self, feeds) -> dict:
+        return dict(zip(self.inputs, feeds))
+
+    def run(self, feeds, out=None):
+        env = self._env(feeds)
+        for st in self.steps[:-1]:
+            self._step(st, env)
+        return self.steps[-1].exe.run([self._value(env, v) for v in self.steps[-1].sources])
+
+    def _step(self, st, env):
+        if isinstance(st, _Part):
+            res = st.exe.run([self._value(env, v) for v in st.sources])
+            env.update(zip(st.results, res))
+        else:
+            env.update(self._loop(st, [self._value(env, v) for v in st.node.inputs]))
+
+    def _length(self, st, args) -> int:
+        node = st.node
+        xs = args[st.nc:st.nc + st.nx]
+        lengths = {x.shape[0] for x in xs}
+        if node.attrs["length"] is not None:
+            lengths.add(node.attrs["length"])
+        if len(lengths) != 1:
+            shapes = ", ".join(fmt_shape(x.shape) for x in xs)
+            raise ShapeError(f"scan ({node.label}): its xs were fed with different numbers of steps ({shapes}"
+                             f"{'; length=' + str(node.attrs['length']) if node.attrs['length'] is not None else ''})",
+                             node.loc)
+        return lengths.pop()
+
+    def _loop(self, st, args) -> dict:
+        node, exe, nc, nx, ny = st.node, st.exe, st.nc, st.nx, st.ny
+        T = self._length(st, args)
+        init, xs, caps = args[:nc], args[nc:nc + nx], args[nc + nx:]
+        carry = list(init)
+        first = carry + [x[0, ...] if T else _shaped(x.shape[1:], x.dtype) for x in xs] + list(caps)
+        want = st.wanted
+        ys = {}
+        if any(nc <= k < nc + ny for k in want):
+            shapes = exe.output_shapes(first)
+            ys = {q: np.empty((T,) + tuple(shapes[nc + q]), node.attrs["body"].ys[q].dtype)
+                  for q in range(ny) if nc + q in want}
+        saved = {j: np.empty((T,) + c.shape, c.dtype) for j, c in enumerate(init) if nc + ny + j in want}
+        steps = range(T - 1, -1, -1) if node.attrs["reverse"] else range(T)
+        takes_out = exe.takes_out
+        for i in steps:
+            for j, a in saved.items():
+                a[i] = carry[j]
+            feeds = carry + [x[i, ...] for x in xs] + list(caps)  # [i, ...]: a 0-d view, not a scalar
+            if takes_out:
+                res = exe.run(feeds, out={nc + q: a[i, ...] for q, a in ys.items()})
+            else:
+                res = exe.run(feeds)
+                for q, a in ys.items():
+                    a[i] = res[nc + q]
+            carry = res[:nc]
+        result = {}
+        for k, proj in want.items():
+            if k < nc:
+                result[proj] = carry[k] if T else np.array(carry[k], copy=True)  # never a caller's array
+            elif k < nc + ny:
+                result[proj] = ys[k - nc]
+            else:
+                result[proj] = saved[k - nc - ny]
+        return result
+
+    # ------------------------------------------------------------ shapes and introspection
+    def output_shapes(self, feeds) -> list[tuple]:
+        env = self._env(feeds)
+        for st in self.steps[:-1]:
+            args = [self._value(env, v) for v in (st.sources if isinstance(st, _Part) else st.node.inputs)]
+            if isinstance(st, _Part):
+                env.update((r, _shaped(s, r.dtype)) for r, s in zip(st.results, st.exe.output_shapes(args)))
+                continue
+            T, nc = self._length(st, args), st.nc
+            step = args[:nc] + [_shaped(x.shape[1:], x.dtype) for x in args[nc:nc + st.nx]] + args[nc + st.nx:]
+            shapes = st.exe.output_shapes(step)
+            for k, proj in st.wanted.items():
+                s = shapes[k] if k < nc else (T,) + tuple(shapes[k] if k < nc + st.ny else args[k - nc - st.ny].shape)
+                env[proj] = _shaped(s, proj.dtype)
+        last = self.steps[-1]
+        return last.exe.output_shapes([self._value(env, v) for v in last.sources])
+
+    def source(self) -> str:
+        return "\n\n".join(f"# ======== {st.label}\n{st.exe.source()}" for st in self.steps)
+
+    def cache_info(self) -> dict:
+        parts = [st.exe.cache_info() for st in self.steps]
+        info = {"backend": parts[0].get("backend"), "module": None, "parts": parts,
+                "reused": all(p.get("reused") for p in parts)}
+        if all("compile_seconds" in p for p in parts):
+            info["compile_seconds"] = sum(p["compile_seconds"] for p in parts)
+        return info
+
+    def profile(self, feeds, repeat: int):
+        """Each part's kernels on this call's values, and each body's on its first step (names
+        prefixed by the part or scan); parameters unchanged (the last part is profiled, not run)."""
+        from .profile import KernelProfile, Profile
+        env = self._env(feeds)
+        out = Profile()
+        for k, st in enumerate(self.steps):
+            if isinstance(st, _Part):
+                args = [self._value(env, v) for v in st.sources]
+            else:
+                args = [self._value(env, v) for v in st.node.inputs]
+                nc, nx = st.nc, st.nx
+                if not self._length(st, args):
+                    continue
+                args = args[:nc] + [x[0, ...] for x in args[nc:nc + nx]] + args[nc + nx:]
+            for kp in st.exe.profile(args, repeat):
+                out.append(KernelProfile(f"{st.label}/{kp.name}", kp.ops, kp.seconds, kp.bytes, kp.flops))
+            if k < len(self.steps) - 1:
+                self._step(st, env)
+        return out
+
+
+def has_loops(graph) -> bool:
+    """Whether the graph holds a scan (it is then compiled as a Staged program)."""
+    return any(n.op is Scan for n in graph.nodes)
