@@ -143,32 +143,61 @@ def grad(y, xs) -> list[Node]:
     return vjp(y, xs, F.constant(np.ones((), y.dtype)))
 
 
+def _terms(g: Node) -> list[Node]:
+    """g as the summands of its top-level chain of same-shaped adds."""
+    if g.op.name == "add" and g.inputs[0].shape == g.inputs[1].shape == g.shape:
+        return _terms(g.inputs[0]) + _terms(g.inputs[1])
+    return [g]
+
+
+def _outer_product(t: Node, per_step: set):
+    """(a, b) when t is a^T @ b of 2-d values that both change per step (read one of `per_step`):
+    summed over the steps that is one GEMM of the stacked values after the loop (a weight's
+    gradient)."""
+    if t.op.name != "matmul" or t.ndim != 2 or t.inputs[0].op.name != "transpose":
+        return None
+    a, b = t.inputs[0].inputs[0], t.inputs[1]
+    if a.ndim != 2 or b.ndim != 2 or t.inputs[0].attrs["perm"] != (1, 0):
+        return None
+    if not all(any(n in per_step for n in toposort([v])) for v in (a, b)):
+        return None
+    return a, b
+
+
 def reverse_scan(node: Node, cots) -> tuple:
-    """The cotangents of a scan's inputs, as a scan running the other way: carried, the
-    cotangents of the carries and the sums of the captured values' gradients; read per step, the
-    carries the forward scan saved (the step's inner values are recomputed from them, not stored)
-    and the ys' cotangents; out per step, the cotangents of that step's x slices. cots: one
-    cotangent (or None) per result of node."""
+    """The cotangents of a scan's inputs, as a scan running the other way.
+
+    Carried: the cotangents of the carries, and the running sums of the captured values'
+    gradients. Read per step: the carries and residuals (the body's products) the forward scan
+    saved, the step's x slices and the ys' cotangents; the step's elementwise work is recomputed
+    from them. Out per step: the x slices' cotangents. A captured value's gradient term of the form
+    a^T @ b (a weight's, through h @ W) is not summed in the loop: a and b leave it stacked, and one
+    GEMM over all steps follows it. cots: one cotangent (or None) per result of node."""
     body, reverse = node.attrs["body"], node.attrs["reverse"]
     nc, nx, nk, ny = len(body.carry), len(body.xs), len(body.captured), len(body.ys)
     xs, caps = node.inputs[nc:nc + nx], node.inputs[nc + nx:]
-    dcar, dys, dsaved = cots[:nc], cots[nc:nc + ny], cots[nc + ny:]
+    dcar, dys, dsaved = cots[:nc], cots[nc:nc + ny], cots[nc + ny:2 * nc + ny]
     fc = [j for j in range(nc) if body.carry[j].dtype.kind == "f"]    # differentiable carries
     fx = [i for i in range(nx) if body.xs[i].dtype.kind == "f"]
     fk = [m for m in range(nk) if body.captured[m].dtype.kind == "f"]
     wy = [q for q in range(ny) if dys[q] is not None and body.ys[q].dtype.kind == "f"]
     ws = [j for j in fc if dsaved[j] is not None]
+    dres = cots[2 * nc + ny:]  # the residuals' cotangents (a second derivative has them)
+    wr = [r for r, d in enumerate(dres) if d is not None and body.residuals[r].dtype.kind == "f"]
     ph = F.placeholder
-    p_dc = [ph(body.carry[j].shape, body.carry[j].dtype) for j in fc]
-    p_dk = [ph(body.captured[m].shape, body.captured[m].dtype) for m in fk]
-    p_x = [ph(p.shape, p.dtype) for p in body.xs]
-    p_c = [ph(p.shape, p.dtype) for p in body.carry]
-    p_dy = [ph(body.ys[q].shape, body.ys[q].dtype) for q in wy]
-    p_ds = [ph(body.carry[j].shape, body.carry[j].dtype) for j in ws]
-    p_k = [ph(p.shape, p.dtype) for p in body.captured]
-    c_out, y_out = body.instantiate(p_c, p_x, p_k)
+
+    def like(v):
+        return ph(v.shape, v.dtype)
+    p_dc = [like(body.carry[j]) for j in fc]
+    p_x, p_c, p_k = [like(p) for p in body.xs], [like(p) for p in body.carry], [like(p) for p in body.captured]
+    p_r = [like(r) for r in body.residuals]
+    p_dy = [like(body.ys[q]) for q in wy]
+    p_ds = [like(body.carry[j]) for j in ws]
+    p_dr = [like(body.residuals[r]) for r in wr]
+    c_out, y_out, r_out = body.instantiate(p_c, p_x, p_k)
     terms = [F.sum(F.mul(c_out[j], d)) for j, d in zip(fc, p_dc)]
     terms += [F.sum(F.mul(y_out[q], d)) for q, d in zip(wy, p_dy)]
+    terms += [F.sum(F.mul(r_out[r], d)) for r, d in zip(wr, p_dr)]
     targets = [p_c[j] for j in fc] + [p_x[i] for i in fx] + [p_k[m] for m in fk]
     if not terms or not targets:
         return (None,) * len(node.inputs)
@@ -181,26 +210,58 @@ def reverse_scan(node: Node, cots) -> tuple:
     g_c, g_x, g_k = g[:len(fc)], g[len(fc):len(fc) + len(fx)], g[len(fc) + len(fx):]
     ds_of = dict(zip(ws, p_ds))
     new_dc = [F.add(gc_, ds_of[j]) if j in ds_of else gc_ for j, gc_ in zip(fc, g_c)]
-    new_dk = [F.add(d, gk) for d, gk in zip(p_dk, g_k)]
-    # the rule differentiated with respect to stand-ins for the captured values (two of them may be
-    # related: W and W.T); the outer values go back in, so what depends on them alone (W.T) is
-    # computed once outside the loop and captured
+    # each captured value's gradient: products a^T @ b after the loop, the rest summed in it
+    per_step = set(p_dc + p_x + p_c + p_dy + p_ds + p_dr) | set(r_out)
+    step_of = {}  # index among fk -> the terms summed in the loop
+    products = []  # (index among fk, a, b)
+    for m, gk in enumerate(g_k):
+        rest = []
+        for t in _terms(gk):
+            ab = _outer_product(t, per_step)
+            if ab is None:
+                rest.append(t)
+            else:
+                products.append((m, *ab))
+        if rest:
+            step_of[m] = rest
+    p_dk = {m: like(body.captured[fk[m]]) for m in step_of}
+    new_dk = []
+    for m, rest in step_of.items():
+        acc = p_dk[m]
+        for t in rest:
+            acc = F.add(acc, t)
+        new_dk.append(acc)
+    # the step's inputs the backward reads, and the values the products stack (the placeholders
+    # among them are stacked already: the outer values they slice)
+    outer_of = dict(zip(p_x, xs)) | dict(zip(p_c, [output(node, nc + ny + j) for j in range(nc)]))
+    outer_of |= dict(zip(p_r, [output(node, 2 * nc + ny + r) for r in range(len(p_r))]))
+    gx_of = {v: a for a, v in enumerate(g_x)}  # a value the backward outputs anyway is not stacked twice
+    stack = list(dict.fromkeys(v for _, a, b in products for v in (a, b) if v not in outer_of and v not in gx_of))
     nb = len(new_dc) + len(new_dk)
-    outs = substitute(new_dc + new_dk + list(g_x), dict(zip(p_k, caps)))
-    bwd, captured = close_body(p_dc + p_dk, p_x + p_c + p_dy + p_ds, outs[:nb], outs[nb:])
-    saved = [output(node, nc + ny + j) for j in range(nc)]
+    # differentiated through the recomputed products, which the saved ones then replace
+    outs = substitute(new_dc + new_dk + list(g_x) + stack, dict(zip(p_k, caps)) | dict(zip(r_out, p_r)))
+    reads = set(toposort(outs))
+    seq = [p for p in p_x + p_c + p_r if p in reads]
+    bwd, captured = close_body(p_dc + [p_dk[m] for m in step_of], seq + p_dy + p_ds + p_dr, outs[:nb], outs[nb:])
     start = [dcar[j] if dcar[j] is not None else F.zeros_like(output(node, j)) for j in fc]
-    start += [F.zeros_like(caps[m]) for m in fk]
-    bxs = list(xs) + saved + [dys[q] for q in wy] + [dsaved[j] for j in ws]
+    start += [F.zeros_like(caps[fk[m]]) for m in step_of]
+    bxs = [outer_of[p] for p in seq] + [dys[q] for q in wy] + [dsaved[j] for j in ws] + [dres[r] for r in wr]
     back = make_scan(bwd, start, bxs, captured, not reverse, Scan.steps(node), loc=node.loc)
     n_dc = len(fc)
     out = [None] * len(node.inputs)
     for a, j in enumerate(fc):
         out[j] = output(back, a)
-    for a, m in enumerate(fk):
-        out[nc + nx + m] = output(back, n_dc + a)
+    for a, m in enumerate(step_of):
+        out[nc + nx + fk[m]] = output(back, n_dc + a)
     for a, i in enumerate(fx):
-        out[nc + i] = output(back, n_dc + len(fk) + a)
+        out[nc + i] = output(back, n_dc + len(step_of) + a)
+    stacked = dict(outer_of) | {v: output(back, n_dc + len(step_of) + a) for v, a in gx_of.items()}
+    stacked |= {v: output(back, n_dc + len(step_of) + len(fx) + s) for s, v in enumerate(stack)}
+    for m, a, b in products:
+        A, B = stacked[a], stacked[b]
+        prod = F.matmul(F.transpose(F.reshape(A, (-1, a.shape[-1]))), F.reshape(B, (-1, b.shape[-1])))
+        k = nc + nx + fk[m]
+        out[k] = prod if out[k] is None else F.add(out[k], prod)
     return tuple(out)
 
 

@@ -8,6 +8,8 @@ body is compiled once, by the backend, as an ordinary program.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .errors import ShapeError
@@ -26,10 +28,23 @@ class _Part:
 class _Loop:
     """A scan: its compiled body, its outer inputs, and the outer node of each result read."""
 
-    def __init__(self, label, node, exe, wanted):
+    def __init__(self, label, node, exe, wanted, residuals):
         self.label, self.node, self.exe, self.wanted = label, node, exe, wanted
         body = node.attrs["body"]
         self.nc, self.nx, self.ny = len(body.carry), len(body.xs), len(body.ys)
+        self.residuals = residuals  # the residuals read, in the order the compiled body outputs them
+        self.dtypes = []            # of the compiled body's outputs
+        self.spare = {}             # the stacked arrays of the last call, for the next one
+
+    def stacked(self, key, shape, dtype) -> np.ndarray:
+        """An array for stacked per-step values: the last call's when nobody holds it any more (a
+        fresh one of some MiB costs more in page faults than the steps that fill it)."""
+        a = self.spare.get(key)
+        if a is not None and a.shape == shape and a.dtype == dtype and sys.getrefcount(a) == 3:
+            return a  # held by self.spare, `a` and getrefcount's argument
+        a = np.empty(shape, dtype)
+        self.spare[key] = a
+        return a
 
 
 def _shaped(shape, dtype) -> np.ndarray:
@@ -92,8 +107,12 @@ class Staged(Executable):
                 if n.op.tuple_valued and stage[n] == s:
                     want = {u.attrs["index"]: u for u in users[n]}
                     body = n.attrs["body"]
-                    bexe = build(Graph(body.inputs, body.outputs, ()))
-                    self.steps.append(_Loop(f"scan{len(self.steps)}:{n.label}", n, bexe, want))
+                    first = 2 * len(body.carry) + len(body.ys)
+                    res = sorted(k - first for k in want if k >= first)
+                    outs = body.outputs + tuple(body.residuals[r] for r in res)
+                    loop = _Loop(f"scan{len(self.steps)}:{n.label}", n, build(Graph(body.inputs, outs, ())), want, res)
+                    loop.dtypes = [o.dtype for o in outs]
+                    self.steps.append(loop)
         self.device = any(st.exe.device for st in self.steps)
         self.kernels = [k for st in self.steps for k in st.exe.kernels]
         self.inputs = list(graph.inputs)
@@ -147,24 +166,23 @@ class Staged(Executable):
         carry = list(init)
         first = carry + [x[0, ...] if T else _shaped(x.shape[1:], x.dtype) for x in xs] + list(caps)
         want = st.wanted
-        ys = {}
-        if any(nc <= k < nc + ny for k in want):
-            shapes = exe.output_shapes(first)
-            ys = {q: np.empty((T,) + tuple(shapes[nc + q]), node.attrs["body"].ys[q].dtype)
-                  for q in range(ny) if nc + q in want}
-        saved = {j: np.empty((T,) + c.shape, c.dtype) for j, c in enumerate(init) if nc + ny + j in want}
+        ys = {}  # position among the body's outputs -> the stacked array it fills
+        if any(nc <= k < nc + ny for k in want) or st.residuals:
+            shapes, dtypes = exe.output_shapes(first), st.dtypes
+            ys = {q: st.stacked(("y", q), (T,) + tuple(shapes[nc + q]), dtypes[nc + q])
+                  for q in range(ny + len(st.residuals)) if q >= ny or nc + q in want}
+        saved = {j: st.stacked(("c", j), (T,) + c.shape, c.dtype) for j, c in enumerate(init) if nc + ny + j in want}
         steps = range(T - 1, -1, -1) if node.attrs["reverse"] else range(T)
         takes_out = exe.takes_out
         for i in steps:
             for j, a in saved.items():
                 a[i] = carry[j]
             feeds = carry + [x[i, ...] for x in xs] + list(caps)  # [i, ...]: a 0-d view, not a scalar
-            if takes_out:
-                res = exe.run(feeds, out={nc + q: a[i, ...] for q, a in ys.items()})
-            else:
-                res = exe.run(feeds)
-                for q, a in ys.items():
-                    a[i] = res[nc + q]
+            rows = {nc + q: a[i, ...] for q, a in ys.items()}
+            res = exe.run(feeds, out=rows) if takes_out else exe.run(feeds)
+            for pos, row in rows.items():
+                if res[pos] is not row:  # computed elsewhere (or one value fetched at two positions)
+                    row[...] = res[pos]
             carry = res[:nc]
         result = {}
         for k, proj in want.items():
@@ -172,8 +190,10 @@ class Staged(Executable):
                 result[proj] = carry[k] if T else np.array(carry[k], copy=True)  # never a caller's array
             elif k < nc + ny:
                 result[proj] = ys[k - nc]
-            else:
+            elif k < 2 * nc + ny:
                 result[proj] = saved[k - nc - ny]
+            else:
+                result[proj] = ys[ny + st.residuals.index(k - 2 * nc - ny)]
         return result
 
     # ------------------------------------------------------------ shapes and introspection
@@ -186,9 +206,16 @@ class Staged(Executable):
                 continue
             T, nc = self._length(st, args), st.nc
             step = args[:nc] + [_shaped(x.shape[1:], x.dtype) for x in args[nc:nc + st.nx]] + args[nc + st.nx:]
-            shapes = st.exe.output_shapes(step)
+            shapes, ny = st.exe.output_shapes(step), st.ny
             for k, proj in st.wanted.items():
-                s = shapes[k] if k < nc else (T,) + tuple(shapes[k] if k < nc + st.ny else args[k - nc - st.ny].shape)
+                if k < nc:
+                    s = shapes[k]
+                elif k < nc + ny:
+                    s = (T,) + tuple(shapes[k])
+                elif k < 2 * nc + ny:
+                    s = (T,) + args[k - nc - ny].shape
+                else:
+                    s = (T,) + tuple(shapes[nc + ny + st.residuals.index(k - 2 * nc - ny)])
                 env[proj] = _shaped(s, proj.dtype)
         last = self.steps[-1]
         return last.exe.output_shapes([self._value(env, v) for v in last.sources])

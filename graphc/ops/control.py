@@ -23,12 +23,23 @@ class Body:
     xs and for the captured outer values; its outputs the new carries and the step's ys. Two bodies
     are equal only if they are the same object (each trace makes a new one)."""
 
-    __slots__ = ("carry", "xs", "captured", "carry_out", "ys", "serial")
+    __slots__ = ("carry", "xs", "captured", "carry_out", "ys", "residuals", "serial")
     _count = 0
 
     def __init__(self, carry, xs, captured, carry_out, ys):
         self.carry, self.xs, self.captured = tuple(carry), tuple(xs), tuple(captured)
         self.carry_out, self.ys = tuple(carry_out), tuple(ys)
+        # what a reverse scan reads from the forward one instead of recomputing it: the products
+        # that depend on the step's inputs (the elementwise work around them is recomputed)
+        own = set(self.carry) | set(self.xs)
+        depends = set(own)
+        residuals = []
+        for n in self.nodes:
+            if n not in own and any(i in depends for i in n.inputs):
+                depends.add(n)
+                if n.op.kind == "matmul":
+                    residuals.append(n)
+        self.residuals = tuple(residuals)
         Body._count += 1
         self.serial = Body._count
 
@@ -46,19 +57,22 @@ class Body:
         return toposort(list(self.outputs))
 
     def evaluate(self, arrays) -> list:
-        """The step in NumPy, node by node with each op's meaning: its outputs for these inputs."""
+        """The step in NumPy, node by node with each op's meaning: its outputs, then its residuals,
+        for these inputs."""
         vals = dict(zip(self.inputs, arrays))
-        for n in self.nodes:
+        for n in toposort(list(self.outputs) + list(self.residuals)):
             if n not in vals:
                 vals[n] = n.data if n.op.name == "constant" else n.op.impl(*(vals[i] for i in n.inputs),
                                                                             **n.attrs)
-        return [np.asarray(vals[o]) for o in self.outputs]
+        return [np.asarray(vals[o]) for o in self.outputs + self.residuals]
 
-    def instantiate(self, carry, xs, captured) -> tuple[list, list]:
-        """(new carries, ys) of the step applied to these nodes (the body's graph cloned onto them)."""
+    def instantiate(self, carry, xs, captured) -> tuple[list, list, list]:
+        """(new carries, ys, residuals) of the step applied to these nodes (the body's graph cloned
+        onto them)."""
         mapping = dict(zip(self.inputs, list(carry) + list(xs) + list(captured)))
-        outs = substitute(list(self.outputs), mapping)
-        return outs[:len(self.carry_out)], outs[len(self.carry_out):]
+        outs = substitute(list(self.outputs) + list(self.residuals), mapping)
+        nc, no = len(self.carry_out), len(self.outputs)
+        return outs[:nc], outs[nc:no], outs[no:]
 
     def __repr__(self):
         return (f"body{self.serial}(carry {len(self.carry)}, xs {len(self.xs)}, captured {len(self.captured)}, "
@@ -174,19 +188,23 @@ class Scan(Op):
 
     @classmethod
     def result_specs(cls, node) -> list[tuple]:
-        """(shape, dtype) of each result, in order: final carries, stacked ys, stacked carries."""
+        """(shape, dtype) of each result, in order: final carries, stacked ys, stacked carries,
+        stacked residuals."""
         body, T = node.attrs["body"], cls.steps(node)
         nc = len(body.carry)
         carries = [(v.shape, v.dtype) for v in node.inputs[:nc]]
         ys = [((T,) + y.shape, y.dtype) for y in body.ys]
-        return carries + ys + [((T,) + s, d) for s, d in carries]
+        res = [((T,) + r.shape, r.dtype) for r in body.residuals]
+        return carries + ys + [((T,) + s, d) for s, d in carries] + res
 
     @classmethod
     def result_name(cls, node, k: int) -> str:
-        """What result k of a scan is, in words: final carry j, ys j or saved carries j."""
+        """What result k of a scan is, in words: final carry j, ys j, saved carries j or residual j."""
         body = node.attrs["body"]
         nc, ny = len(body.carry), len(body.ys)
-        return f"final carry {k}" if k < nc else f"ys {k - nc}" if k < nc + ny else f"saved carries {k - nc - ny}"
+        if k < nc + ny:
+            return f"final carry {k}" if k < nc else f"ys {k - nc}"
+        return f"saved carries {k - nc - ny}" if k < 2 * nc + ny else f"residual {k - 2 * nc - ny}"
 
     @classmethod
     def describe(cls, node) -> str:
@@ -200,7 +218,7 @@ class Scan(Op):
         nc, nx = len(body.carry), len(body.xs)
         carry, xs, caps = list(args[:nc]), args[nc:nc + nx], list(args[nc + nx:])
         T = length if length is not None else xs[0].shape[0]
-        ys = [[] for _ in body.ys]
+        ys = [[] for _ in body.ys + body.residuals]
         saved = [[None] * T for _ in range(nc)]
         for i in (range(T - 1, -1, -1) if reverse else range(T)):
             for j in range(nc):
@@ -211,16 +229,18 @@ class Scan(Op):
                 ys[q].append(y)
         if reverse:
             ys = [v[::-1] for v in ys]
-        stacked = [np.stack(v) if v else np.zeros((0,) + tuple(y.shape), y.dtype) for v, y in zip(ys, body.ys)]
+        stacked = [np.stack(v) if v else np.zeros((0,) + tuple(d or 0 for d in y.shape), y.dtype)
+                   for v, y in zip(ys, body.ys + body.residuals)]
         saved_arr = [np.stack(v) if T else np.zeros((0,) + np.shape(c), np.asarray(c).dtype)
                      for v, c in zip(saved, args[:nc])]
-        return tuple(np.asarray(c) for c in carry) + tuple(stacked) + tuple(saved_arr)
+        ny = len(body.ys)
+        return tuple(np.asarray(c) for c in carry) + tuple(stacked[:ny]) + tuple(saved_arr) + tuple(stacked[ny:])
 
     # its gradient rule is graphc.autodiff.reverse_scan: differentiating the body takes the driver
 
 
 class ScanOutput(Op):
-    """Result `index` of a scan (final carries, then stacked ys, then stacked carries)."""
+    """Result `index` of a scan (final carries, stacked ys, stacked carries, stacked residuals)."""
 
     name = "scan_output"
     kind = "control"

@@ -196,3 +196,19 @@ def test_the_numpy_meaning_of_scan_matches_the_staged_loop(backend):
             vals[n] = n.data if n.op.name == "constant" else n.op.impl(*(vals[i] for i in n.inputs), **n.attrs)
     got = gc.compile([xs, h, W], out, backend=backend)(vals[xs], vals[h], vals[W])
     np.testing.assert_allclose(got, vals[out], rtol=1e-12, atol=1e-12)
+
+
+def test_the_reverse_scan_reads_saved_products_and_sums_weight_gradients_after_the_loop():
+    """The backward body does not recompute h @ W_hh (the forward scan saved it: a residual), and
+    W_hh's gradient, a sum over steps of h^T dz, is one GEMM of the stacked values after the loop."""
+    from graphc.ir import toposort
+    cell = gc.nn.RNNCell(2, 3, seed=0)
+    ys, _ = cell.scan(gc.placeholder((4, 5, 2)))
+    (gW,) = gc.grad(gc.sum(ys * ys), [cell.W_hh])
+    fwd, bwd = sorted((n for n in toposort([gW]) if n.op.name == "scan"), key=lambda n: n.attrs["reverse"])
+    body = fwd.attrs["body"]
+    first_residual = 2 * len(body.carry) + len(body.ys)
+    assert [n.op.name for n in bwd.attrs["body"].nodes].count("matmul") == 1  # dz @ W_hh^T only
+    assert any(x.op.name == "scan_output" and x.inputs[0] is fwd and x.attrs["index"] >= first_residual
+               for x in bwd.inputs)
+    assert gW.op.name == "matmul" and all(i.op.name in ("transpose", "reshape") for i in gW.inputs)
