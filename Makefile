@@ -6,7 +6,7 @@ PYTHON ?= python3
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export GRAPHC_CACHE_DIR ?= $(CURDIR)/.cache/graphc
 
-.PHONY: demo test test-cuda fuzz install graphviz docs bench peers clean
+.PHONY: demo test test-cuda fuzz onnx-conformance install graphviz docs bench peers clean
 
 install: $(VENV)/.installed
 
@@ -53,6 +53,11 @@ FUZZ_EXAMPLES ?= 400
 fuzz: install
 	GRAPHC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) GRAPHC_FUZZ_CUDA=$$(( $(FUZZ_EXAMPLES) / 4 )) \
 	  $(VENV)/bin/pytest -q tests/backends/test_fuzz.py -k random_graphs
+
+# the ONNX backend conformance suite's node tests on numpy and numba, with pass counts per op
+# (make test runs all of them on numpy and a subset on numba: tests/onnx)
+onnx-conformance: install
+	$(PY) tools/onnx_conformance.py --backends numpy,numba --per-op
 
 # on a machine with an NVIDIA GPU: the backends tier and tests/cuda on the real device
 test-cuda: install

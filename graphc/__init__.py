@@ -128,4 +128,11 @@ from .rng import seed
 from .train import CrossValidation, EarlyStopping, History, Trainer, cross_validate
 from .viz import render, to_dot, to_networkx
 
+
+def __getattr__(name):  # gc.onnx on first use: importing graphc does not need the onnx package
+    if name == "onnx":
+        import importlib
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")
+
 __version__ = "0.1.0"

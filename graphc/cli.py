@@ -81,10 +81,25 @@ def drawable(module, path: str, backend: str | None):
     return obj
 
 
+def onnx_function(path: str, backend: str | None, inputs=()):
+    """An ONNX file imported and compiled (values: inputs fixed at import, for shape-like ones)."""
+    from . import onnx as gonnx
+    from .compiler import compile as compile_
+    if not os.path.isfile(path):
+        raise CLIError(f"no such file: {path}")
+    try:
+        model = gonnx.load(path, values=dict(inputs))
+        return model, compile_(model.inputs, model.outputs, backend=backend or "numba")
+    except gonnx.UnsupportedError as e:
+        raise CLIError(str(e)) from None
+
+
 def cmd_viz(args) -> int:
     from .viz import render, to_dot
-    module = load_example(args.file)
-    obj = drawable(module, args.file, args.backend)
+    if args.file.endswith(".onnx"):  # an ONNX model, imported and compiled
+        obj = onnx_function(args.file, args.backend)[1]
+    else:
+        obj = drawable(load_example(args.file), args.file, args.backend)
     dot = to_dot(obj, stage=args.stage, collapse=args.collapse, rankdir=args.rankdir,
                  edge_labels=not args.no_edge_labels)
     if args.output == "-":
@@ -93,6 +108,29 @@ def cmd_viz(args) -> int:
     out = args.output or f"{os.path.splitext(os.path.basename(args.file))[0]}_{args.stage}.{args.format or 'svg'}"
     written = render(dot, out, format=args.format)
     print(f"wrote {written}")
+    return 0
+
+
+def cmd_onnx_run(args) -> int:
+    """Run an ONNX model on arrays from .npy files; print each output's shape, dtype and values (or
+    save them with --save DIR)."""
+    import numpy as np
+    feeds = {}
+    for item in args.input:
+        name, _, file = item.partition("=")
+        if not file:
+            raise CLIError(f"--input wants NAME=FILE.npy, got {item!r}")
+        feeds[name] = np.load(file)
+    model, fn = onnx_function(args.file, args.backend)
+    missing = [n for n in model.input_names if n not in feeds]
+    if missing:
+        raise CLIError(f"the model's inputs {missing} have no --input NAME=FILE.npy")
+    outs = fn(*[feeds[n] for n in model.input_names])
+    for name, out in zip(model.output_names, outs):
+        if args.save:
+            os.makedirs(args.save, exist_ok=True)
+            np.save(os.path.join(args.save, f"{name}.npy"), out)
+        print(f"{name}: {out.shape} {out.dtype}\n{np.array2string(out, threshold=20)}")
     return 0
 
 
@@ -145,11 +183,11 @@ def parser() -> argparse.ArgumentParser:
         "graph at any stage of the compiler, train it, or run the benchmarks.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"graphc {__version__}")
-    sub = ap.add_subparsers(dest="command", metavar="{viz,train,bench}")
+    sub = ap.add_subparsers(dest="command", metavar="{viz,onnx-run,train,bench}")
 
     v = sub.add_parser("viz", help="draw the graph an example's build() returns",
                        description="Draw the graph an example's build() returns with Graphviz.")
-    v.add_argument("file", help="an example file defining build()")
+    v.add_argument("file", help="an example file defining build(), or an ONNX model (.onnx)")
     v.add_argument("--stage", choices=["forward", "backward", "optimized"], default="optimized",
                    help="forward: the graph as built; backward: plus gradient and update nodes; "
                         "optimized: after the passes, fused kernels as clusters (default)")
@@ -162,6 +200,14 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--rankdir", choices=["TB", "LR"], default="TB", help="top-to-bottom or left-to-right")
     v.add_argument("--no-edge-labels", action="store_true", help="leave the shapes off the edges")
     v.set_defaults(run=cmd_viz)
+
+    r = sub.add_parser("onnx-run", help="run an ONNX model on .npy inputs",
+                       description="Import an ONNX model (gc.onnx.load), compile it and run it once.")
+    r.add_argument("file", help="the model (.onnx; external data beside it loads too)")
+    r.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="one per graph input")
+    r.add_argument("--backend", default="numba", help="numba (default), numpy or cuda")
+    r.add_argument("--save", metavar="DIR", help="write each output to DIR/NAME.npy")
+    r.set_defaults(run=cmd_onnx_run)
 
     t = sub.add_parser("train", help="run an example's training: its main(ARGS)",
                        description="Run an example's main(argv) with the arguments that follow the file.")
