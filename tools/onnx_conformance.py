@@ -50,11 +50,11 @@ def node_tests(backend: str):
     return case, sorted(m for m in dir(case) if m.startswith("test_") and m.endswith("_cpu"))
 
 
-def run(backend: str, pattern: str | None = None) -> dict:
-    """{test name: None (passed) or the failure's last line}."""
+def run(backend: str, pattern: str | None = None, shard=(0, 1)) -> dict:
+    """{test name: None (passed) or the failure's last line}; shard (k, n): every n-th test from k."""
     case, names = node_tests(backend)
     out = {}
-    for n in names:
+    for n in names[shard[0]::shard[1]]:
         if pattern and not re.search(pattern, n):
             continue
         r = unittest.TestResult()
@@ -74,12 +74,20 @@ def main(argv=None) -> int:
     ap.add_argument("-k", help="only tests whose name matches this regular expression")
     ap.add_argument("--write-expected", action="store_true", help="rewrite the expected-failure list (numpy's)")
     ap.add_argument("--per-op", action="store_true", help="print pass counts per op")
+    ap.add_argument("--jobs", type=int, default=1, help="processes per backend (numba compiles dominate)")
     args = ap.parse_args(argv)
     import onnx
     results = {}
     for be in args.backends.split(","):
         t0 = time.time()
-        results[be] = run(be, args.k)
+        if args.jobs > 1:
+            from concurrent.futures import ProcessPoolExecutor
+            with ProcessPoolExecutor(args.jobs) as pool:
+                shards = [(k, args.jobs) for k in range(args.jobs)]
+                parts = pool.map(run, [be] * args.jobs, [args.k] * args.jobs, shards)
+                results[be] = {k: v for part in parts for k, v in part.items()}
+        else:
+            results[be] = run(be, args.k)
         res = results[be]
         passed = sum(v is None for v in res.values())
         cats = collections.Counter(category(v) for v in res.values() if v is not None)

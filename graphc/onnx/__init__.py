@@ -5,8 +5,10 @@
 
 Converters are keyed by (domain, op type, since version) in graphc/onnx/converters.py; what cannot
 be expressed is an UnsupportedError naming the op, its opset, the node and what is missing.
-graphc.onnx.backend is an onnx.backend.base backend, for the ONNX conformance suite.
+graphc.onnx.backend is an onnx.backend.base backend, for the ONNX conformance suite;
+gc.onnx.export(fn, "model.onnx") writes an inference graph back out.
 """
+from .exporter import export
 from .importer import OnnxModel, UnsupportedError, load
 
-__all__ = ["OnnxModel", "UnsupportedError", "load"]
+__all__ = ["OnnxModel", "UnsupportedError", "export", "load"]

@@ -13,6 +13,7 @@ import numpy as np
 from .. import api as F
 from ..errors import GraphError
 from ..ir import Node
+from .importer import SymShape
 
 CONVERTERS: dict[tuple[str, str], dict[int, object]] = {}
 
@@ -110,6 +111,13 @@ def _cast_like(ctx):
 
 @converter("Where", 9, 16)
 def _where(ctx):
+    a, b = ctx.value(1), ctx.value(2)
+    if isinstance(a, SymShape) or isinstance(b, SymShape):  # choosing entries of a run-time shape
+        sym, other, take_sym = (a, b, True) if isinstance(a, SymShape) else (b, a, False)
+        mask = ctx.static(0).reshape(-1).astype(bool)
+        other = np.broadcast_to(np.asarray(other).reshape(-1), mask.shape)
+        dims = tuple(d if m == take_sym else int(o) for d, m, o in zip(sym.dims, mask, other))
+        return SymShape(dims, sym.like) if None in dims else np.array(dims, np.int64)
     return F.where(ctx.node(0), ctx.node(1), ctx.node(2))
 
 
@@ -402,11 +410,22 @@ def _pad_input(x, begins, ends, value):
 @converter("Conv", 1, 11)
 def _conv(ctx):
     x, w = ctx.node(0), ctx.node(1)
-    one = x.ndim == 3  # a 1-d convolution: a 2-d one over a height of 1
-    if x.ndim not in (3, 4):
+    if x.ndim not in (3, 4):  # 1-d: a 2-d convolution over a height of 1
         raise ctx.unsupported(f"a {x.ndim - 2}-d convolution (graphc has 1-d and 2-d)")
-    if ctx.attr("group", 1) != 1:
-        raise ctx.unsupported("grouped convolution (group > 1)")
+    groups = ctx.attr("group", 1)
+    if groups != 1:  # one convolution per group of channels, concatenated
+        C, O = x.shape[1], w.shape[0]
+        if C is None:
+            raise ctx.unsupported("grouped convolution over a channel count known only at run time")
+        xs = F.split(x, C // groups, axis=1)
+        ws = F.split(w, O // groups, axis=0)
+        bs = F.split(ctx.node(2), O // groups, axis=0) if ctx.has(2) else [None] * groups
+        return F.concat([_conv_one(ctx, xi, wi, bi) for xi, wi, bi in zip(xs, ws, bs)], 1)
+    return _conv_one(ctx, x, w, ctx.node(2) if ctx.has(2) else None)
+
+
+def _conv_one(ctx, x, w, b):
+    one = x.ndim == 3
     k = tuple(w.shape[2:])
     nd = len(k)
     strides = tuple(ctx.attr("strides", [1] * nd))
@@ -416,21 +435,22 @@ def _conv(ctx):
         x, w = F.expand_dims(x, 2), F.expand_dims(w, 2)
         k, strides, dil, begins, ends = (1,) + k, (1,) + strides, (1,) + dil, [0] + begins, [0] + ends
     x, pad = _pad_input(x, begins, ends, 0.0)
-    b = ctx.node(2) if ctx.has(2) else None
     y = F.conv2d(x, w, b, stride=strides, padding=pad, dilation=dil)
     return F.squeeze(y, 2) if one else y
 
 
-def _pool(ctx, fn, pad_value):
-    x = ctx.node(0)
+def _pool(ctx, fn, pad_value, x=None, count_pads=None):
+    """A max or average pool of x (default: input 0) with the node's window attributes."""
+    x = ctx.node(0) if x is None else x
+    count_pads = bool(ctx.attr("count_include_pad", 0)) if count_pads is None else count_pads
     if x.ndim == 3:  # 1-d: a 2-d pool over a height of 1
-        return F.squeeze(_pool2(ctx, fn, pad_value, F.expand_dims(x, 2), one=True), 2)
+        return F.squeeze(_pool2(ctx, fn, pad_value, F.expand_dims(x, 2), count_pads, one=True), 2)
     if x.ndim != 4:
         raise ctx.unsupported(f"{x.ndim - 2}-d pooling (graphc has 1-d and 2-d pools)")
-    return _pool2(ctx, fn, pad_value, x)
+    return _pool2(ctx, fn, pad_value, x, count_pads)
 
 
-def _pool2(ctx, fn, pad_value, x, one=False):
+def _pool2(ctx, fn, pad_value, x, count_pads, one=False):
     nd = 1 if one else 2
     if any(d != 1 for d in ctx.attr("dilations", [1] * nd)):
         raise ctx.unsupported("dilated pooling")
@@ -453,7 +473,7 @@ def _pool2(ctx, fn, pad_value, x, one=False):
             ends[a] += max(0, (out - 1) * strides[a] + k[a] - (n + begins[a] + ends[a]))
     if any(begins) or any(ends):
         widths = [(0, 0), (0, 0)] + list(zip(begins, ends))
-        if fn is F.avg_pool2d and not ctx.attr("count_include_pad", 0):  # the mean of the real elements
+        if fn is F.avg_pool2d and not count_pads:  # the mean of the real elements
             ones = F.pad(F.add(F.zeros_like(x), 1.0), widths, 0.0)
             total = fn(F.pad(x, widths, 0.0), k, stride=strides, padding=0)
             return F.div(total, fn(ones, k, stride=strides, padding=0))
@@ -491,11 +511,12 @@ def _static_or_shape(ctx, i):
 @converter("Shape", 1, 13, 15, 19, 21)
 def _shape(ctx):
     x = ctx.node(0)
-    if any(d is None for d in x.shape):
-        raise ctx.unsupported("Shape of a value with dims known only at run time")
-    dims = list(x.shape)
     start, end = ctx.attr("start", 0), ctx.attr("end", None)
-    return np.array(dims[slice(start, end)], np.int64)
+    if any(d is None for d in x.shape):  # a shape with run-time entries (Expand and friends read it)
+        if (start, end) != (0, None):
+            raise ctx.unsupported("a slice of a shape known only at run time")
+        return SymShape(tuple(x.shape), x)
+    return np.array(list(x.shape)[slice(start, end)], np.int64)
 
 
 @converter("Size", 1, 13, 19, 21)
@@ -510,10 +531,11 @@ def _size(ctx):
 def _reshape(ctx):
     x = ctx.node(0)
     shape = list(ctx.attr("shape")) if ctx.version < 5 else _static_or_shape(ctx, 1)
-    if not ctx.attr("allowzero", 0):
-        shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
-        if any(d is None for d in shape):
-            raise ctx.unsupported("Reshape copying a dim known only at run time")
+    if not ctx.attr("allowzero", 0) and 0 in shape:  # 0 copies the input's dim (its run-time size too)
+        from ..frontend.shape import _reshape_keep
+        new = tuple(x.shape[i] if d == 0 else (None if d == -1 else d) for i, d in enumerate(shape))
+        src = tuple(i if d == 0 and x.shape[i] is None else -1 for i, d in enumerate(shape))
+        return _reshape_keep(x, new, src)
     return F.reshape(x, tuple(shape))
 
 
@@ -613,7 +635,14 @@ def _gather(ctx):
 @converter("Expand", 8, 13)
 def _expand(ctx):
     x = ctx.node(0)
-    shape = _static_or_shape(ctx, 1)
+    shape = ctx.shape_value(1)
+    if isinstance(shape, SymShape):  # run-time entries: broadcast_to reads them off `like`
+        dims = shape.dims
+        if len(dims) < x.ndim or any(a not in (1, None) and b is not None and a != b and b != 1
+                                     for a, b in zip(x.shape[::-1], dims[::-1])):
+            raise ctx.unsupported(f"Expand of {x.shape} to a run-time shape {dims}")
+        out = tuple(b if b != 1 or a is None else a for a, b in zip((1,) * (len(dims) - x.ndim) + x.shape, dims))
+        return F.broadcast_to(x, out, like=shape.like)
     nd = max(len(shape), x.ndim)
     xs = (1,) * (nd - x.ndim) + x.shape
     ss = [1] * (nd - len(shape)) + shape
@@ -1278,3 +1307,346 @@ def _lstm_step(ctx, z, state, R, Rb, acts, d):
 converter("RNN", 1, 7, 14, 22)(lambda ctx: _recurrent(ctx, 1, _rnn_step, 1, ["Tanh"]))
 converter("GRU", 1, 3, 7, 14, 22)(lambda ctx: _recurrent(ctx, 3, _gru_step, 1, ["Sigmoid", "Tanh"]))
 converter("LSTM", 1, 7, 14, 22)(lambda ctx: _recurrent(ctx, 4, _lstm_step, 2, ["Sigmoid", "Tanh", "Tanh"]))
+
+
+# ------------------------------------------------------------------ a few more
+@converter("RotaryEmbedding", 23)
+def _rotary(ctx):
+    x, cos, sin = ctx.node(0), ctx.node(1), ctx.node(2)
+    shape = x.shape
+    if None in shape:
+        raise ctx.unsupported("dims known only at run time")
+    if x.ndim == 4:
+        x = F.transpose(x, (0, 2, 1, 3))
+    else:
+        n = ctx.attr("num_heads")
+        x = F.reshape(x, (shape[0], shape[1], n, shape[2] // n))
+    d = ctx.attr("rotary_embedding_dim", 0) or x.shape[3]
+    rot, keep = F.getitem(x, (Ellipsis, slice(0, d))), F.getitem(x, (Ellipsis, slice(d, None)))
+    if ctx.has(3):
+        pos = ctx.node(3)
+        cos, sin = F.take(cos, pos, axis=0), F.take(sin, pos, axis=0)
+    cos, sin = F.expand_dims(cos, 2), F.expand_dims(sin, 2)
+    inter = ctx.attr("interleaved", 0)
+    if inter:
+        x1, x2 = F.getitem(rot, (Ellipsis, slice(0, None, 2))), F.getitem(rot, (Ellipsis, slice(1, None, 2)))
+    else:
+        x1, x2 = F.split(rot, d // 2, axis=-1)
+    real = F.sub(F.mul(cos, x1), F.mul(sin, x2))
+    imag = F.add(F.mul(sin, x1), F.mul(cos, x2))
+    if inter:
+        rot = F.reshape(F.stack([real, imag], -1), rot.shape)
+    else:
+        rot = F.concat([real, imag], -1)
+    out = F.concat([rot, keep], -1) if keep.shape[-1] else rot
+    return F.reshape(out, shape) if len(shape) == 3 else F.transpose(out, (0, 2, 1, 3))
+
+
+@converter("LpPool", 1, 2, 11, 18, 22)
+def _lp_pool(ctx):
+    """(sum over the window of |x|^p)^(1/p): an average pool times the window's size."""
+    p = ctx.attr("p", 2)
+    k = math.prod(ctx.attr("kernel_shape"))
+    powered = F.pow(F.abs(ctx.node(0)), float(p))
+    return F.pow(F.mul(_pool(ctx, F.avg_pool2d, 0.0, powered, count_pads=True), float(k)), 1.0 / p)
+
+
+@converter("CenterCropPad", 18)
+def _center_crop_pad(ctx):
+    x = ctx.node(0)
+    want = _static_or_shape(ctx, 1)
+    axes = ctx.attr("axes") or list(range(x.ndim))
+    for a, w in zip([a % x.ndim for a in axes], want):
+        n = x.shape[a]
+        if n is None:
+            raise ctx.unsupported("cropping a dim known only at run time")
+        if n > w:  # crop the middle
+            lo = (n - w) // 2
+            x = F.getitem(x, (slice(None),) * a + (slice(lo, lo + w),))
+        elif n < w:  # pad both sides
+            lo = (w - n) // 2
+            widths = [(0, 0)] * x.ndim
+            widths[a] = (lo, w - n - lo)
+            x = F.pad(x, widths)
+    return x
+
+
+@converter("CumProd", 26)
+def _cumprod(ctx):
+    """A running product is a gc.scan along the axis (exact, zeros and signs included)."""
+    x = ctx.node(0)
+    axis = int(ctx.static(1)) % x.ndim
+    moved = F.transpose(x, (axis,) + tuple(a for a in range(x.ndim) if a != axis)) if axis else x
+    one = F.add(F.zeros_like(F.getitem(moved, 0)), 1) if moved.shape[0] != 0 else None
+    if one is None:
+        return x
+    excl, rev = ctx.attr("exclusive", 0), ctx.attr("reverse", 0)
+    _, ys = F.scan(lambda c, v: (F.mul(c, v), c if excl else F.mul(c, v)), F.cast(one, x.dtype), moved,
+                   reverse=bool(rev))
+    if axis:
+        perm = list(range(1, x.ndim))
+        perm.insert(axis, 0)
+        ys = F.transpose(ys, tuple(perm))
+    return ys
+
+
+# ------------------------------------------------------------------ Resize
+def _resample_matrix(ctx, n_in: int, scale=None, size=None, roi=None):
+    """The (n_out, n_in) matrix one axis of this Resize applies (its interpolation is separable):
+    onnx's reference Resize of an identity matrix along that axis, with this node's attributes.
+    Returns (matrix, extrapolated rows or None)."""
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+    attrs = {k: v for k, v in ctx.attrs.items() if k not in ("axes", "keep_aspect_ratio_policy")}
+    eye = np.eye(n_in, dtype=np.float64)
+    names = ["x", "roi" if roi is not None else "", "scales" if scale is not None else "",
+             "sizes" if size is not None else ""]
+    while names and names[-1] == "":
+        names.pop()
+    inputs = [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [n_in, n_in])]
+    feeds = {"x": eye}
+    if roi is not None:
+        inputs.append(helper.make_tensor_value_info("roi", TensorProto.DOUBLE, [4]))
+        feeds["roi"] = np.array([roi[0], 0.0, roi[1], 1.0])
+    if scale is not None:
+        inputs.append(helper.make_tensor_value_info("scales", TensorProto.FLOAT, [2]))
+        feeds["scales"] = np.array([scale, 1.0], np.float32)
+    if size is not None:
+        inputs.append(helper.make_tensor_value_info("sizes", TensorProto.INT64, [2]))
+        feeds["sizes"] = np.array([size, n_in], np.int64)
+
+    def resize(**kw):
+        node = helper.make_node("Resize", names, ["y"], **{**attrs, **kw})
+        g = helper.make_graph([node], "resize_axis", inputs, [helper.make_tensor_value_info("y", TensorProto.DOUBLE,
+                                                                                          None)])
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", max(ctx.version, 11))])
+        return ReferenceEvaluator(model).run(None, feeds)[0]
+    M = resize()
+    extra = None
+    if attrs.get("coordinate_transformation_mode") == "tf_crop_and_resize":  # rows outside the roi
+        extra = np.isnan(resize(extrapolation_value=float("nan"))).any(axis=1)
+        M = np.where(extra[:, None], 0.0, M)
+    return M, extra
+
+
+@converter("Resize", 10, 11, 13, 18, 19)
+def _resize(ctx):
+    x = ctx.node(0)
+    if any(d is None for d in x.shape):
+        raise ctx.unsupported("resizing dims known only at run time")
+    r = x.ndim
+    if ctx.version == 10:
+        scales, sizes, roi = ctx.static(1).astype(float).tolist(), None, None
+    else:
+        roi = ctx.static(1).astype(float).tolist() if ctx.has(1) and ctx.static(1).size else None
+        scales = ctx.static(2).astype(float).tolist() if ctx.has(2) and ctx.static(2).size else None
+        sizes = _static_or_shape(ctx, 3) if ctx.has(3) and ctx.static(3).size else None
+    axes = [a % r for a in ctx.attr("axes", list(range(r)))]
+    if roi is not None and len(roi) == 2 * len(axes) and len(axes) != r:
+        full = [0.0] * r + [1.0] * r
+        for k, a in enumerate(axes):
+            full[a], full[a + r] = roi[k], roi[k + len(axes)]
+        roi = full
+    per_axis = {}
+    if sizes is not None:
+        policy = ctx.attr("keep_aspect_ratio_policy", "stretch")
+        want = dict(zip(axes, sizes))
+        if policy == "stretch":
+            per_axis = {a: (None, want[a]) for a in axes}
+        else:
+            ratios = [want[a] / x.shape[a] for a in axes]
+            s = min(ratios) if policy == "not_larger" else max(ratios)
+            per_axis = {a: (s, int(math.floor(s * x.shape[a] + 0.5))) for a in axes}
+    else:
+        per_axis = {a: (scales[k] if len(scales) == len(axes) else scales[a], None) for k, a in enumerate(axes)}
+    out = x
+    for a, (s, n) in per_axis.items():
+        n_in = x.shape[a]
+        if s is not None and n is None and s == 1.0 and roi is None:
+            continue
+        M, extra = _resample_matrix(ctx, n_in, scale=s if n is None or s is not None else None,
+                                    size=n if s is None else None,
+                                    roi=None if roi is None else (roi[a], roi[a + r]))
+        if n is not None and M.shape[0] != n:
+            raise ctx.unsupported(f"axis {a}: {M.shape[0]} outputs where the sizes ask for {n}")
+        moved = F.transpose(out, tuple(b for b in range(r) if b != a) + (a,)) if a != r - 1 else out
+        if ctx.attr("mode", "nearest") == "nearest":  # a selection: gather, exact for every dtype
+            res = F.take(moved, F.constant(M.argmax(axis=1)), axis=moved.ndim - 1)
+        else:
+            if out.dtype.kind != "f":
+                raise ctx.unsupported(f"{ctx.attr('mode')} resizing of {out.dtype}")
+            res = F.matmul(moved, F.constant(M.T.astype(out.dtype)))
+        if extra is not None and extra.any():
+            res = F.where(F.constant(extra), out.dtype.type(ctx.attr("extrapolation_value", 0.0)), res)
+        if a != r - 1:
+            perm = list(range(r - 1))
+            perm.insert(a, r - 1)
+            res = F.transpose(res, tuple(perm))
+        out = res
+    return out
+
+
+# ------------------------------------------------------------------ scatters and n-d gathers
+def _scatter_flat(ctx, data, flat_idx, flat_updates):
+    """data with flat positions flat_idx set to (reduction none) or combined with (add) the updates."""
+    from ..ir import make_node
+    from ..ops import REGISTRY
+    size = math.prod(data.shape)
+    flat = F.reshape(data, (size,))
+
+    def scatter(v):
+        return make_node(REGISTRY["scatter_add"], (v, flat_idx), {"axis": 0, "shape": (size,)})
+    red = ctx.attr("reduction", "none")
+    if red == "add":
+        out = F.add(flat, scatter(flat_updates))
+    elif red == "none":  # indices are distinct (ONNX leaves repeats undefined)
+        hit = F.greater(scatter(F.add(F.zeros_like(F.cast(flat_updates, "int64")), 1)), 0)
+        out = F.where(hit, scatter(flat_updates), flat)
+    else:
+        raise ctx.unsupported(f"reduction {red!r}")
+    return F.reshape(out, data.shape)
+
+
+def _static_shapes(ctx, *xs):
+    if any(d is None for x in xs for d in x.shape):
+        raise ctx.unsupported("dims known only at run time")
+
+
+@converter("Scatter", 9)
+@converter("ScatterElements", 11, 13, 16, 18)
+def _scatter_elements(ctx):
+    data, idx, upd = ctx.node(0), ctx.node(1), ctx.node(2)
+    _static_shapes(ctx, data, idx)
+    axis = ctx.attr("axis", 0) % data.ndim
+    idx = F.cast(idx, "int64")
+    idx = F.where(F.less(idx, 0), F.add(idx, data.shape[axis]), idx)
+    strides = np.cumprod((1,) + data.shape[::-1])[:-1][::-1]
+    flat = F.mul(idx, int(strides[axis]))
+    for a in range(data.ndim):
+        if a != axis:
+            grid = np.arange(idx.shape[a]).reshape((1,) * a + (-1,) + (1,) * (data.ndim - a - 1)) * strides[a]
+            flat = F.add(flat, F.constant(grid.astype(np.int64)))
+    return _scatter_flat(ctx, data, F.reshape(flat, (-1,)), F.reshape(upd, (-1,)))
+
+
+def _nd_offsets(ctx, data, idx, batch=0):
+    """Flat offsets into data of the index tuples in idx's last axis (and their trailing blocks)."""
+    _static_shapes(ctx, data, idx)
+    k = idx.shape[-1]
+    shape = data.shape
+    strides = np.cumprod((1,) + shape[::-1])[:-1][::-1]
+    idx = F.cast(idx, "int64")
+    base = None
+    for j in range(k):
+        comp = F.getitem(idx, (Ellipsis, j))
+        comp = F.where(F.less(comp, 0), F.add(comp, shape[batch + j]), comp)
+        term = F.mul(comp, int(strides[batch + j]))
+        base = term if base is None else F.add(base, term)
+    if batch:  # leading batch dims shared by data and indices
+        grid = np.zeros(idx.shape[:-1], np.int64)
+        for a in range(batch):
+            grid = grid + np.arange(idx.shape[a]).reshape((1,) * a + (-1,) + (1,) * (idx.ndim - 2 - a)) * strides[a]
+        base = F.add(base, F.constant(grid))
+    block = math.prod(shape[batch + k:])
+    offs = F.add(F.expand_dims(base, base.ndim), F.constant(np.arange(block, dtype=np.int64)))
+    return offs, shape[batch + k:]
+
+
+@converter("ScatterND", 11, 13, 16, 18)
+def _scatter_nd(ctx):
+    data, idx, upd = ctx.node(0), ctx.node(1), ctx.node(2)
+    offs, _ = _nd_offsets(ctx, data, idx)
+    return _scatter_flat(ctx, data, F.reshape(offs, (-1,)), F.reshape(upd, (-1,)))
+
+
+@converter("GatherND", 11, 12, 13)
+def _gather_nd(ctx):
+    data, idx = ctx.node(0), ctx.node(1)
+    b = ctx.attr("batch_dims", 0)
+    offs, rest = _nd_offsets(ctx, data, idx, b)
+    out = F.take(F.reshape(data, (-1,)), F.reshape(offs, (-1,)))
+    return F.reshape(out, tuple(idx.shape[:-1]) + tuple(rest))
+
+
+# ------------------------------------------------------------------ windows, sorting
+def _window(fn):
+    def convert(ctx):
+        from .importer import onnx_dtype
+        n = int(ctx.static(0))
+        dt = onnx_dtype(ctx.attr("output_datatype", 1), ctx.where())
+        N = n if ctx.attr("periodic", 1) else n - 1
+        k = np.arange(n, dtype=np.float64)
+        return fn(k, N).astype(dt) if n > 1 or not ctx.attr("periodic", 1) else np.ones(n, dt)
+    return convert
+
+
+converter("HannWindow", 17)(_window(lambda k, N: np.sin(np.pi * k / N) ** 2))
+converter("HammingWindow", 17)(_window(lambda k, N: 25 / 46 - (1 - 25 / 46) * np.cos(2 * np.pi * k / N)))
+converter("BlackmanWindow", 17)(_window(
+    lambda k, N: 0.42 - 0.5 * np.cos(2 * np.pi * k / N) + 0.08 * np.cos(4 * np.pi * k / N)))
+
+
+@converter("TopK", 1, 10, 11, 24)
+def _topk(ctx):
+    """The k largest (or smallest) along an axis, sorted, ties to the smaller index: each element's
+    rank is the count of elements ahead of it (an (n, n) comparison per row), then the elements of
+    ranks 0..k-1 are picked by one-hot sums. Exact; memory n^2 per row."""
+    x = ctx.node(0)
+    axis = ctx.attr("axis", -1) % x.ndim
+    k = int(ctx.attr("k")) if ctx.version < 10 else int(ctx.static(1).reshape(-1)[0])
+    n = x.shape[axis]
+    if n is None:
+        raise ctx.unsupported("TopK over a dim known only at run time")
+    largest = ctx.attr("largest", 1)
+    moved = F.transpose(x, tuple(a for a in range(x.ndim) if a != axis) + (axis,)) if axis != x.ndim - 1 else x
+    a, b = F.expand_dims(moved, moved.ndim), F.expand_dims(moved, moved.ndim - 1)  # a: x_i, b: x_j
+    ahead = F.greater(b, a) if largest else F.less(b, a)
+    earlier = F.constant(np.arange(n)[None, :] < np.arange(n)[:, None])  # j < i
+    ahead = F.logical_or(ahead, F.logical_and(F.equal(b, a), earlier))
+    rank = F.sum(F.cast(ahead, "int64"), -1)  # (..., n)
+    pick = F.equal(F.expand_dims(rank, rank.ndim - 1), F.constant(np.arange(k).reshape(k, 1)))  # (..., k, n)
+    row = F.expand_dims(moved, moved.ndim - 1)  # (..., 1, n)
+    zero = F.zeros_like(row)
+    values = F.sum(F.where(pick, F.add(row, zero), zero), -1)
+    index = F.sum(F.where(pick, F.constant(np.broadcast_to(np.arange(n), (k, n))), 0), -1)
+    if axis != x.ndim - 1:
+        perm = list(range(x.ndim - 1))
+        perm.insert(axis, x.ndim - 1)
+        values, index = F.transpose(values, tuple(perm)), F.transpose(index, tuple(perm))
+    return [values, F.cast(index, "int64")]
+
+
+# ------------------------------------------------------------------ control flow
+@converter("Scan", 9, 11, 16, 19, 21)
+def _scan(ctx):
+    """ONNX's Scan as gc.scan: the body graph converted inside the step (outer names in scope)."""
+    body = ctx.attr("body")
+    m = ctx.attr("num_scan_inputs")
+    ins = [ctx.node(i) for i in range(ctx.n_inputs())]
+    n_state = len(ins) - m
+    states, xs = ins[:n_state], ins[n_state:]
+    in_dirs = ctx.attr("scan_input_directions") or [0] * m
+    n_out = len(body.output) - n_state
+    out_dirs = ctx.attr("scan_output_directions") or [0] * n_out
+    if len(set(in_dirs) | set(out_dirs)) > 1:
+        raise ctx.unsupported("scan inputs and outputs in different directions")
+    reverse = bool((in_dirs or out_dirs or [0])[0])
+    in_axes = ctx.attr("scan_input_axes") or [0] * m
+    out_axes = ctx.attr("scan_output_axes") or [0] * n_out
+    xs = [x if a % x.ndim == 0 else F.transpose(x, (a % x.ndim,) + tuple(b for b in range(x.ndim) if b != a % x.ndim))
+          for x, a in zip(xs, in_axes)]
+
+    def step(carry, slices):
+        bindings = {vi.name: v for vi, v in zip(body.input, list(carry) + list(slices))}
+        outs = [o if isinstance(o, Node) else F.constant(o) for o in ctx.imp.subgraph(body, bindings)]
+        return tuple(outs[:n_state]), tuple(outs[n_state:])
+    final, ys = F.scan(step, tuple(states), tuple(xs), reverse=reverse)
+    res = list(final)
+    for y, a in zip(ys, out_axes):
+        a %= y.ndim
+        if a:
+            perm = list(range(1, y.ndim))
+            perm.insert(a, 0)
+            y = F.transpose(y, tuple(perm))
+        res.append(y)
+    return res

@@ -45,6 +45,15 @@ def onnx_dtype(elem_type: int, what: str):
     return np.dtype(DTYPES[elem_type])
 
 
+@dataclass(frozen=True)
+class SymShape:
+    """A shape tensor some of whose entries are known only at run time (Shape of a value with
+    run-time dims): dims, with None where the entry is `like`'s dim at the same position."""
+
+    dims: tuple
+    like: Node
+
+
 @dataclass
 class OnnxModel:
     """An imported model: placeholders in the graph's input order (initializers excluded), output
@@ -95,15 +104,25 @@ class Ctx:
 
     def node(self, i: int) -> Node:
         v = self.value(i)
+        if isinstance(v, SymShape):
+            raise self.unsupported(f"input {i} is a shape known only at run time, used as data")
         return v if isinstance(v, Node) else F.constant(v)
 
+    def shape_value(self, i: int):
+        """Input i as a shape: a list of ints, or a SymShape with run-time entries."""
+        v = self.value(i)
+        return v if isinstance(v, SymShape) else [int(d) for d in self.static(i).reshape(-1).tolist()]
+
     def known(self, i: int) -> bool:
-        return not isinstance(self.value(i), Node)
+        return not isinstance(self.value(i), (Node, SymShape))
 
     def static(self, i: int) -> np.ndarray:
         """Input i's value, which must be known at import (a shape, axes, pads...)."""
         name = self.proto.input[i]
         v = self.imp.values[name]
+        if isinstance(v, SymShape):
+            raise self.unsupported(f"input {i} ({name!r}) is a shape known only at run time, where a shape "
+                                   "known at import is needed")
         if isinstance(v, Node):
             if v.op.name == "parameter":
                 return v.value
@@ -187,10 +206,27 @@ class Importer:
             if vo.name not in self.values:
                 raise UnsupportedError(f"graph output {vo.name!r} is computed by no node")
             v = self.values[vo.name]
+            if isinstance(v, SymShape):
+                raise UnsupportedError(f"graph output {vo.name!r} is a shape known only at run time")
             out_names.append(vo.name)
             outs.append(v if isinstance(v, Node) else F.constant(v))
         return OnnxModel(inputs, outs, self.parameters, [p.name for p in inputs], out_names,
                          self.opsets.get("", 0))
+
+    def subgraph(self, graph, bindings: dict) -> list:
+        """The outputs of a body graph (Scan's) whose inputs are bound to these values; outer names
+        stay in scope, the body's own initializers are constants."""
+        from onnx import numpy_helper
+        saved = self.values
+        self.values = dict(saved)
+        try:
+            for t in graph.initializer:
+                self.values[t.name] = numpy_helper.to_array(t)
+            self.values.update(bindings)
+            self.convert_nodes(graph.node)
+            return [self.values[o.name] for o in graph.output]
+        finally:
+            self.values = saved
 
     def convert_nodes(self, nodes):
         for proto in nodes:
@@ -223,6 +259,8 @@ class Importer:
 
 def _fold(v):
     """v, as an array when it is a node computed from constants alone (folded at import)."""
+    if isinstance(v, SymShape):
+        return v
     if not isinstance(v, Node) or v.op.name in ("placeholder", "parameter"):
         return v
     if v.op.name == "constant":
