@@ -102,3 +102,10 @@ def test_char_lstm_trains_and_samples(tmp_path):
     first, last = r["curve"]["val"]
     assert last < first and len(r["sample"]) == 20
     assert (tmp_path / "char_lstm_curves.png").exists() and (tmp_path / "char_lstm_step.dot").exists()
+
+
+def test_onnx_finetune_improves_an_exported_torch_model():
+    pytest.importorskip("onnx")
+    r = _example("onnx_finetune")["main"](["--epochs", "8", "--backend", "numpy", "--quiet"])
+    assert r["after"] > r["before"] + 0.03
+    assert r["onnxruntime_diff"] is None or r["onnxruntime_diff"] < 1e-4

@@ -1650,3 +1650,10 @@ def _scan(ctx):
             y = F.transpose(y, tuple(perm))
         res.append(y)
     return res
+
+
+@converter("ArrayFeatureExtractor", 1, domain="ai.onnx.ml")
+def _array_feature_extractor(ctx):
+    """X[..., indices] (scikit-learn's exported classifiers map argmax to class labels with it)."""
+    x, idx = ctx.node(0), ctx.node(1)
+    return F.take(x, F.reshape(idx, (-1,)), axis=x.ndim - 1)
