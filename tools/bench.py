@@ -42,7 +42,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SEED = 0
-WORKLOADS = ("w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w10")
+WORKLOADS = ("w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w10", "w11")
 PEER_SCRIPTS = {"w0": "w0_bandwidth.py", "w1": "w1_fused.py", "w2": "w2_mlp.py", "w3": "w3_first_step.py",
                 "w4": "w4_tiny.py", "w5": "w5_softmax.py"}
 # the package a peer system needs (systems not listed need only numpy/numba)
@@ -502,6 +502,44 @@ def _torch_w10(T):
     return [{"system": "torch CPU eager", "T": T, "ms": 1e3 * t, "steps_per_s": 1 / t, "first_call_s": first_s,
              "check": first, "note": f"torch {torch.__version__} (fused LSTM); its own initial weights"}]
 
+# ------------------------------------------------- W11 imported ONNX models beside onnxruntime (issue 26)
+# tests/data/onnx's digits MLP (torch's TorchScript exporter) and CNN (its dynamo exporter), batch
+# 256, inference: graphc (gc.onnx.load, then its backend) beside onnxruntime's CPU provider on the
+# same file, threads pinned alike, in one process.
+W11_BATCH = 256
+
+
+def run_w11(backend):
+    import numpy as np
+    import onnxruntime as ort
+
+    import graphc as gc
+    data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "onnx")
+    rng = np.random.default_rng(SEED)
+    out = []
+    for name, shape in (("digits_mlp", (W11_BATCH, 64)), ("digits_cnn", (W11_BATCH, 1, 8, 8))):
+        path = os.path.join(data, f"{name}.onnx")
+        x = rng.random(shape, dtype=np.float32)
+        model = gc.onnx.load(path)
+        t0 = time.perf_counter()
+        fn = gc.compile(model.inputs, model.outputs, backend=backend)
+        got = fn(x)[0]
+        first = time.perf_counter() - t0
+        t = median(timeit(functools.partial(fn, x), 5, 30))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = THREADS, 1
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        feed = {model.input_names[0]: x}
+        want = sess.run(None, feed)[0]
+        t_ort = median(timeit(functools.partial(sess.run, None, feed), 5, 30))
+        err = float(np.abs(got - want).max())
+        out.append({"system": f"graphc {backend}", "op": name, "ms": 1e3 * t, "first_call_s": first,
+                    "max_abs_err": err, "note": f"{len(getattr(fn, 'kernels', []))} kernels"})
+        out.append({"system": "onnxruntime CPU", "op": name, "ms": 1e3 * t_ort, "max_abs_err": 0.0,
+                    "note": f"onnxruntime {ort.__version__}, {THREADS} threads"})
+    return out
+
+
 # ------------------------------------------------------------------- GPU workloads (backend cuda)
 # G1: the W1 chain's kernel against the device's own copy bandwidth (goal >= 70 %); G2: a 2048^3
 # float32 GEMM against cuBLAS (torch.matmul, TF32 off); G3: the W2 Adam step against PyTorch CUDA
@@ -654,7 +692,7 @@ def _gpu_run(fn):
 
 
 GRAPHC_RUNS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "w5": run_w5, "w6": run_w6, "w7": run_w7,
-               "w8": run_w8, "w10": run_w10,
+               "w8": run_w8, "w10": run_w10, "w11": run_w11,
                "g1": _gpu_run(run_g1), "g2": _gpu_run(run_g2), "g3": _gpu_run(run_g3)}
 
 
@@ -903,6 +941,15 @@ def tables(records) -> str:
             add(f"| {s_} | {T} | {_fmt(rs, 'ms')} | {_fmt(rs, 'steps_per_s', 1, False)} | "
                 f"{_fmt(rs, 'first_call_s', 2)} | {rs[0].get('check', float('nan')):.4f} | {rs[0].get('note', '')} |")
         add("")
+    g = _groups(records, "W11", ("system", "op"))
+    if g:
+        add(f"## W11 imported ONNX models, inference on a batch of {W11_BATCH}, beside onnxruntime\n")
+        add("| model | system | ms | first call s | max abs err vs onnxruntime | note |\n|---|---|---|---|---|---|")
+        for (s_, op), rs in sorted(g.items(), key=lambda kv: (kv[0][1], _agg(kv[1], "ms")[0])):
+            add(f"| {op} | {s_} | {_fmt(rs, 'ms', 3)} | "
+                f"{_fmt(rs, 'first_call_s', 2, False) if 'first_call_s' in rs[0] else '–'} | "
+                f"{rs[0].get('max_abs_err', float('nan')):.1e} | {rs[0].get('note', '')} |")
+        add("")
     gpu = [r for r in records if r.get("workload", "").startswith("G") and r.get("status") == "ok"]
     if gpu:
         add("## GPU (backend cuda): G1 W1 chain vs copy bandwidth, G2 GEMM 2048³ vs cuBLAS, G3 W2 step vs torch\n")
@@ -943,7 +990,7 @@ def main(argv=None) -> int:
                                  "W1 fused elementwise chain, W2 MLP training step, W3 first step in a fresh "
                                  "process, W4 XOR step overhead, W5 softmax/logsumexp.")
     ap.add_argument("-w", "--workloads", default=None,
-                    help="comma-separated, e.g. w1,w4 (default: w0-w10; g1-g3 with --backend cuda)")
+                    help="comma-separated, e.g. w1,w4 (default: w0-w11; g1-g3 with --backend cuda)")
     ap.add_argument("--backends", default="numba,numpy", help="graphc backends to measure (numba,numpy,cuda)")
     ap.add_argument("--backend", help="one graphc backend (same as --backends NAME)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of separate processes")
