@@ -3,6 +3,7 @@ policy (FUSION) and build(program) -> Executable; Function uses nothing else of 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -37,6 +38,13 @@ class Executable(ABC):
         cheaper than run's; None when they are not (or the backend has no such path), and the
         caller checks them and calls run."""
         return None
+
+    @contextmanager
+    def stepper(self, feed_shapes):
+        """call(feeds, out) -> outputs, for many calls in a row with feeds of these shapes (a scan's
+        steps): a backend may hold what it prepares for them (a plan, its argument list) between the
+        calls. By default each call is run()."""
+        yield (lambda feeds, out: self.run(feeds, out=out)) if self.takes_out else (lambda feeds, out: self.run(feeds))
 
     @abstractmethod
     def output_shapes(self, feeds: list) -> list[tuple]:

@@ -173,17 +173,18 @@ class Staged(Executable):
                   for q in range(ny + len(st.residuals)) if q >= ny or nc + q in want}
         saved = {j: st.stacked(("c", j), (T,) + c.shape, c.dtype) for j, c in enumerate(init) if nc + ny + j in want}
         steps = range(T - 1, -1, -1) if node.attrs["reverse"] else range(T)
-        takes_out = exe.takes_out
-        for i in steps:
-            for j, a in saved.items():
-                a[i] = carry[j]
-            feeds = carry + [x[i, ...] for x in xs] + list(caps)  # [i, ...]: a 0-d view, not a scalar
-            rows = {nc + q: a[i, ...] for q, a in ys.items()}
-            res = exe.run(feeds, out=rows) if takes_out else exe.run(feeds)
-            for pos, row in rows.items():
-                if res[pos] is not row:  # computed elsewhere (or one value fetched at two positions)
-                    row[...] = res[pos]
-            carry = res[:nc]
+        caps = list(caps)
+        with exe.stepper([f.shape for f in first]) as call:
+            for i in steps:
+                for j, a in saved.items():
+                    a[i] = carry[j]
+                feeds = carry + [x[i, ...] for x in xs] + caps  # [i, ...]: a 0-d view, not a scalar
+                rows = {nc + q: a[i, ...] for q, a in ys.items()}
+                res = call(feeds, rows)
+                for pos, row in rows.items():
+                    if res[pos] is not row:  # computed elsewhere (or one value fetched at two positions)
+                        row[...] = res[pos]
+                carry = res[:nc]
         result = {}
         for k, proj in want.items():
             if k < nc:

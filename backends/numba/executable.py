@@ -1,6 +1,7 @@
 """Run a compiled module: plan buffers per set of feed shapes, then one native call per step."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -283,6 +284,42 @@ class NumbaExecutable(Executable):
             for j, i, spec in plan.fresh_spec:
                 arrays[j] = self._fresh(plan, i) if spec is None else empty(*spec)
             return self._call(plan, arrays)
+        finally:
+            idle.append(plan)
+
+    @contextlib.contextmanager
+    def stepper(self, feed_shapes):
+        """call(feeds, out) for a scan's steps: one plan held for them all, its argument list
+        filled in place (feeds C-contiguous, as a scan's slices and carries are), no per-call
+        lookup."""
+        key = tuple(tuple(s) for s in feed_shapes)
+        try:
+            idle, plan = self._take(key)
+        except MemoryError:
+            raise out_of_memory(self.program, key) from None
+        arrays = plan.arrays.copy()
+        feed_at, out_at = plan.feed_at, plan.out_at
+        slot = [plan.out_index.get(o) for o in self.program.outputs]
+        fresh, entry, dims, fns = self._fresh, self._entry, plan.dims, self._fns
+
+        def call(feeds, out):
+            for j, i in feed_at:
+                f = feeds[i]
+                arrays[j] = f if f.flags.carray else np.array(f, order="C")
+            given = {}
+            for pos, buf in out.items():
+                i = slot[pos]
+                if i is not None and i not in given:
+                    given[i] = buf
+            for j, i in out_at:
+                arrays[j] = given[i] if i in given else fresh(plan, i)
+            try:
+                entry(*arrays, dims, fns)
+            except (IndexError, FloatingPointError, ZeroDivisionError) as e:
+                raise self._explain(e) from e
+            return self._results(plan, arrays)
+        try:
+            yield call
         finally:
             idle.append(plan)
 
