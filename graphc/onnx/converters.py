@@ -773,54 +773,15 @@ def _eye_like(ctx):
 
 
 # ------------------------------------------------------------------ rounding and remainders
-def _trunc(x: Node) -> Node:
-    """x rounded toward zero, exactly: through int64 below 2**52, where every float is an integer
-    already (inf and NaN included: they pass through)."""
-    t = F.cast(F.cast(x, "int64"), x.dtype)
-    return F.where(F.less(F.abs(x), 2.0 ** 52), t, x)
-
-
-def _floor(x: Node) -> Node:
-    t = _trunc(x)
-    return F.sub(t, F.cast(F.greater(t, x), x.dtype))
-
-
-def _ceil(x: Node) -> Node:
-    t = _trunc(x)
-    return F.add(t, F.cast(F.less(t, x), x.dtype))
-
-
-def _round_even(x: Node) -> Node:
-    """Half to even, exactly (the fraction x - trunc(x) is exact)."""
-    t = _trunc(x)
-    frac = F.sub(x, t)
-    up = F.cast(F.greater(frac, 0.5), x.dtype)
-    down = F.cast(F.less(frac, -0.5), x.dtype)
-    odd = F.not_equal(F.sub(t, F.mul(_trunc(F.mul(t, 0.5)), 2.0)), 0.0)
-    tie = F.logical_and(F.equal(F.abs(frac), 0.5), odd)
-    return F.add(F.add(t, F.sub(up, down)), F.mul(F.cast(tie, x.dtype), F.sign(frac)))
-
-
-converter("Floor", 1, 6, 13)(lambda ctx: _floor(_float_only(ctx, ctx.node(0))))
-converter("Ceil", 1, 6, 13)(lambda ctx: _ceil(_float_only(ctx, ctx.node(0))))
-converter("Round", 11, 22)(lambda ctx: _round_even(_float_only(ctx, ctx.node(0))))
+converter("Floor", 1, 6, 13)(lambda ctx: F.floor(_float_only(ctx, ctx.node(0))))
+converter("Ceil", 1, 6, 13)(lambda ctx: F.ceil(_float_only(ctx, ctx.node(0))))
+converter("Round", 11, 22)(lambda ctx: F.round(_float_only(ctx, ctx.node(0))))
 
 
 @converter("Mod", 10, 13)
 def _mod(ctx):
     a, b = ctx.node(0), ctx.node(1)
-    if a.dtype.kind in "iu":  # exact in float64 below 2**53
-        af, bf = F.cast(a, "float64"), F.cast(b, "float64")
-    else:
-        af, bf = a, b
-    r = F.sub(af, F.mul(bf, _trunc(F.div(af, bf))))  # C's fmod: the sign of a
-    if af.dtype.kind == "f":  # fmod(a, ±inf) = a for a finite a
-        inf_b = F.logical_and(F.equal(F.abs(bf), np.inf), F.less(F.abs(af), np.inf))
-        r = F.where(inf_b, af, r)
-    if not ctx.attr("fmod", 0):  # Python's: the sign of b
-        wrong = F.logical_and(F.not_equal(r, 0.0), F.not_equal(F.less(r, 0.0), F.less(bf, 0.0)))
-        r = F.where(wrong, F.add(r, bf), r)
-    return _same_dtype(r, a)
+    return _same_dtype((F.fmod if ctx.attr("fmod", 0) else F.mod)(a, b), a)
 
 
 # ------------------------------------------------------------------ more elementwise
@@ -834,9 +795,8 @@ converter("Cosh", 9)(_float_unary(lambda x: F.mul(F.add(F.exp(x), F.exp(F.neg(x)
 converter("Asinh", 9)(_float_unary(lambda x: F.log(F.add(x, F.sqrt(F.add(F.square(x), 1.0))))))
 converter("Acosh", 9)(_float_unary(lambda x: F.log(F.add(x, F.sqrt(F.sub(F.square(x), 1.0))))))
 converter("Atanh", 9)(_float_unary(lambda x: F.mul(F.log(F.div(F.add(x, 1.0), F.sub(1.0, x))), 0.5)))
-converter("Asin", 7)(_float_unary(lambda x: F.atan(F.div(x, F.sqrt(F.sub(1.0, F.square(x)))))))
-converter("Acos", 7)(_float_unary(
-    lambda x: F.sub(np.pi / 2, F.atan(F.div(x, F.sqrt(F.sub(1.0, F.square(x))))))))
+converter("Asin", 7)(_float_unary(F.asin))
+converter("Acos", 7)(_float_unary(F.acos))
 converter("IsNaN", 9, 13, 20)(lambda ctx: F.not_equal(ctx.node(0), ctx.node(0)))
 
 
@@ -1038,20 +998,7 @@ def _gather_elements(ctx):
 @converter("CumSum", 11, 14)
 def _cumsum(ctx):
     x = ctx.node(0)
-    axis = int(ctx.static(1)) % x.ndim
-    n = x.shape[axis]
-    if n is None:
-        raise ctx.unsupported("CumSum over a dim known only at run time")
-    tri = np.triu(np.ones((n, n), x.dtype), 1 if ctx.attr("exclusive", 0) else 0)
-    if ctx.attr("reverse", 0):
-        tri = tri.T
-    moved = F.transpose(x, tuple(a for a in range(x.ndim) if a != axis) + (axis,)) if axis != x.ndim - 1 else x
-    out = F.matmul(moved, F.constant(tri))
-    if axis != x.ndim - 1:
-        perm = list(range(x.ndim - 1))
-        perm.insert(axis, x.ndim - 1)
-        out = F.transpose(out, tuple(perm))
-    return out
+    return F.cumsum(x, int(ctx.static(1)) % x.ndim, bool(ctx.attr("exclusive", 0)), bool(ctx.attr("reverse", 0)))
 
 
 # ------------------------------------------------------------------ attention (opset 23 on)
@@ -1373,21 +1320,8 @@ def _center_crop_pad(ctx):
 
 @converter("CumProd", 26)
 def _cumprod(ctx):
-    """A running product is a gc.scan along the axis (exact, zeros and signs included)."""
     x = ctx.node(0)
-    axis = int(ctx.static(1)) % x.ndim
-    moved = F.transpose(x, (axis,) + tuple(a for a in range(x.ndim) if a != axis)) if axis else x
-    one = F.add(F.zeros_like(F.getitem(moved, 0)), 1) if moved.shape[0] != 0 else None
-    if one is None:
-        return x
-    excl, rev = ctx.attr("exclusive", 0), ctx.attr("reverse", 0)
-    _, ys = F.scan(lambda c, v: (F.mul(c, v), c if excl else F.mul(c, v)), F.cast(one, x.dtype), moved,
-                   reverse=bool(rev))
-    if axis:
-        perm = list(range(1, x.ndim))
-        perm.insert(axis, 0)
-        ys = F.transpose(ys, tuple(perm))
-    return ys
+    return F.cumprod(x, int(ctx.static(1)) % x.ndim, bool(ctx.attr("exclusive", 0)), bool(ctx.attr("reverse", 0)))
 
 
 # ------------------------------------------------------------------ Resize
@@ -1588,33 +1522,10 @@ converter("BlackmanWindow", 17)(_window(
 
 @converter("TopK", 1, 10, 11, 24)
 def _topk(ctx):
-    """The k largest (or smallest) along an axis, sorted, ties to the smaller index: each element's
-    rank is the count of elements ahead of it (an (n, n) comparison per row), then the elements of
-    ranks 0..k-1 are picked by one-hot sums. Exact; memory n^2 per row."""
     x = ctx.node(0)
-    axis = ctx.attr("axis", -1) % x.ndim
     k = int(ctx.attr("k")) if ctx.version < 10 else int(ctx.static(1).reshape(-1)[0])
-    n = x.shape[axis]
-    if n is None:
-        raise ctx.unsupported("TopK over a dim known only at run time")
-    largest = ctx.attr("largest", 1)
-    moved = F.transpose(x, tuple(a for a in range(x.ndim) if a != axis) + (axis,)) if axis != x.ndim - 1 else x
-    a, b = F.expand_dims(moved, moved.ndim), F.expand_dims(moved, moved.ndim - 1)  # a: x_i, b: x_j
-    ahead = F.greater(b, a) if largest else F.less(b, a)
-    earlier = F.constant(np.arange(n)[None, :] < np.arange(n)[:, None])  # j < i
-    ahead = F.logical_or(ahead, F.logical_and(F.equal(b, a), earlier))
-    rank = F.sum(F.cast(ahead, "int64"), -1)  # (..., n)
-    pick = F.equal(F.expand_dims(rank, rank.ndim - 1), F.constant(np.arange(k).reshape(k, 1)))  # (..., k, n)
-    row = F.expand_dims(moved, moved.ndim - 1)  # (..., 1, n)
-    zero = F.zeros_like(row)
-    values = F.sum(F.where(pick, F.add(row, zero), zero), -1)
-    index = F.sum(F.where(pick, F.constant(np.broadcast_to(np.arange(n), (k, n))), 0), -1)
-    if axis != x.ndim - 1:
-        perm = list(range(x.ndim - 1))
-        perm.insert(axis, x.ndim - 1)
-        values, index = F.transpose(values, tuple(perm)), F.transpose(index, tuple(perm))
+    values, index = F.topk(x, k, ctx.attr("axis", -1), bool(ctx.attr("largest", 1)))
     return [values, F.cast(index, "int64")]
-
 
 # ------------------------------------------------------------------ control flow
 @converter("Scan", 9, 11, 16, 19, 21)
