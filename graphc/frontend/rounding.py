@@ -38,22 +38,23 @@ def trunc(x) -> Node:
     return where(less(abs(x), 2.0 ** 52), t, x)
 
 
-def floor(x) -> Node:
-    """The largest integer <= x, as np.floor (integers unchanged)."""
+def _from_trunc(x, down: bool) -> Node:
+    """floor (down) or ceil: trunc(x), moved by one where it went the wrong way."""
     x = as_node(x)
     if x.dtype.kind != "f":
         return x
     t = trunc(x)
-    return sub(t, cast(greater(t, x), x.dtype))
+    return sub(t, cast(greater(t, x), x.dtype)) if down else add(t, cast(less(t, x), x.dtype))
+
+
+def floor(x) -> Node:
+    """The largest integer <= x, as np.floor (integers unchanged)."""
+    return _from_trunc(x, down=True)
 
 
 def ceil(x) -> Node:
     """The smallest integer >= x, as np.ceil (integers unchanged)."""
-    x = as_node(x)
-    if x.dtype.kind != "f":
-        return x
-    t = trunc(x)
-    return add(t, cast(less(t, x), x.dtype))
+    return _from_trunc(x, down=False)
 
 
 def round(x) -> Node:  # noqa: A001 - NumPy's name
