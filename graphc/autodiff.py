@@ -106,7 +106,12 @@ def vjp(y, xs, cotangent) -> list[Node]:
         if not any(i in reaches and _differentiable(i) for i in n.inputs):
             continue
         since = new_uid()  # every node the rule builds has a larger serial
-        grads = reverse_scan(n, g) if n.op.tuple_valued else n.op.grad(n, g)
+        if n.op.tuple_valued:
+            grads = reverse_scan(n, g)
+        elif n.op.composite_grad:  # its derivative is the composition's
+            grads = vjp(n.op.composite(n), list(n.inputs), g)
+        else:
+            grads = n.op.grad(n, g)
         if len(grads) != len(n.inputs):
             raise GraphError(f"gradient rule of {n.op.name} returned {len(grads)} cotangents for "
                              f"{len(n.inputs)} inputs (a graphc bug)", n.loc)

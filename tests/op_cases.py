@@ -551,6 +551,21 @@ def _sdpa_ref(q, k, v, mask=None, causal=False, scale=None):
     return (_softmax64(s) @ v64).astype(q.dtype)
 
 
+def _normalize_grad(x, g, center):
+    from graphc.ir import make_node
+    from graphc.ops import REGISTRY
+    return make_node(REGISTRY["normalize_grad"], (x, g), {"axes": (x.ndim - 1,), "eps": 1e-5, "center": center})
+
+
+def _norm_grad_ref(x, g, center):
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    d = x64 - x64.mean(-1, keepdims=True) if center else x64
+    rs = 1 / np.sqrt((d * d).mean(-1, keepdims=True) + 1e-5)
+    y = d * rs
+    inner = g64 - y * (g64 * y).mean(-1, keepdims=True) - (g64.mean(-1, keepdims=True) if center else 0)
+    return (rs * inner).astype(x.dtype)
+
+
 _KEEP = np.random.default_rng(3).random((4, 5)) < 0.7
 _KEEP[:, 0] = True  # every query attends somewhere
 _BIAS = np.random.default_rng(4).normal(size=(4, 5)).astype(np.float32)
@@ -561,6 +576,11 @@ CASES += [
          lambda x, w, b: _ln_ref(x, w, b, axis=-2), [((2, 3, 4), (3, 4), (3, 4))]),
     Case("rms_norm", lambda x, w: gc.rms_norm(x, w), lambda x, w: _ln_ref(x, w, eps=1e-6, rms=True),
          [((3, 5), (5,)), ((2, 2, 4), (4,))]),
+    # the backward row kernel itself (its own gradient: through the same formula in primitives)
+    Case("normalize_grad", lambda x, g: _normalize_grad(x, g, True), lambda x, g: _norm_grad_ref(x, g, True),
+         [((3, 5), (3, 5)), ((2, 3, 4), (2, 3, 4))], dynamic=True),
+    Case("normalize_grad_rms", lambda x, g: _normalize_grad(x, g, False), lambda x, g: _norm_grad_ref(x, g, False),
+         [((4, 6), (4, 6))]),
     Case("sdpa", gc.scaled_dot_product_attention, _sdpa_ref, [((4, 3), (5, 3), (5, 2)), ((2, 4, 3), (2, 5, 3),
                                                                                           (2, 5, 2))]),
     Case("sdpa_causal_scaled", lambda q, k, v: gc.scaled_dot_product_attention(q, k, v, causal=True, scale=0.3),

@@ -260,13 +260,14 @@ def render_logsumexp(kern, dims, cfg):
     return k
 
 
-def _row_map(kern, dims, cfg, stats, value):
+def _row_map(kern, dims, cfg, stats, value, n_in: int = 1):
     """A row primitive of x's shape: a thread per row runs the lines stats(node, T, x[at], nest,
-    count) give, then writes each element's value(x[at])."""
+    count, *others) give, then writes each element's value(x[at], *others) (others: the elements of
+    the node's further inputs, of x's shape)."""
     node = kern.nodes[0]
     k = CudaKernel(kern, cfg)
     xn = node.inputs[0]
-    x = k.array(xn, "a0")
+    arrays = [k.array(node.inputs[j], f"a{j}") for j in range(n_in)]
     o = k.array(node, "o0")
     axes = node.attrs["axes"]
     T = np_type(node.dtype)
@@ -278,8 +279,9 @@ def _row_map(kern, dims, cfg, stats, value):
     def nest(inner):
         return _nest(axes, var, ext, inner)
 
-    xa = f"{x}[{at}]"
-    body = stats(node, T, xa, nest, " * ".join(f"({ext[q]})" for q in axes)) + nest([f"{o}[{at}] = {value(xa)}"])
+    xa, *others = [f"{a}[{at}]" for a in arrays]
+    body = stats(node, T, xa, nest, " * ".join(f"({ext[q]})" for q in axes), *others) + \
+        nest([f"{o}[{at}] = {value(xa, *others)}"])
     k.elementwise("", [ext[q] for q in outer], body)
     return k
 
@@ -305,6 +307,20 @@ def render_normalize(kern, dims, cfg):
         return (mean + [f"q = {T}(0)"] + nest([f"d = {xa} - m", "q += d * d"])
                 + [f"rs = {T}(1) / {T}(math.sqrt(q / {T}({cnt}) + {literal(node.attrs['eps'], node.dtype)}))"])
     return _row_map(kern, dims, cfg, stats, lambda xa: f"({xa} - m) * rs")
+
+
+def render_normalize_grad(kern, dims, cfg):
+    """A thread per row: x's mean and rs, the sums of g and of g * y, y = (x - mean) rs, then each
+    element's rs (g - mean(g) - y mean(g y))."""
+    def stats(node, T, xa, nest, cnt, ga):
+        mean = ([f"s = {T}(0)"] + nest([f"s += {xa}"]) + [f"m = s / {T}({cnt})"]) if node.attrs["center"] \
+            else [f"m = {T}(0)"]
+        rs = [f"q = {T}(0)"] + nest([f"d = {xa} - m", "q += d * d"]) + \
+            [f"rs = {T}(1) / {T}(math.sqrt(q / {T}({cnt}) + {literal(node.attrs['eps'], node.dtype)}))"]
+        sums = [f"sg = {T}(0)", f"sgy = {T}(0)"] + nest([f"gg = {ga}", "sg += gg", f"sgy += gg * ({xa} - m) * rs"])
+        mg = f"mg = sg / {T}({cnt})" if node.attrs["center"] else f"mg = {T}(0)"
+        return mean + rs + sums + [mg, f"mgy = sgy / {T}({cnt})"]
+    return _row_map(kern, dims, cfg, stats, lambda xa, ga: f"rs * ({ga} - mg - ({xa} - m) * rs * mgy)", n_in=2)
 
 
 class GpuTarget(movement.Target):
@@ -338,7 +354,7 @@ class GpuTarget(movement.Target):
 RENDER = {
     "loop": render_loop, "matmul": render_matmul,
     "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "normalize": render_normalize,
-    **movement.rules(GpuTarget),
+    "normalize_grad": render_normalize_grad, **movement.rules(GpuTarget),
 }
 
 

@@ -420,21 +420,22 @@ def render_logsumexp(kern, dims):
     return k
 
 
-def _row_map(kern, dims, stats, value):
+def _row_map(kern, dims, stats, value, n_in: int = 1):
     """A row primitive of x's shape on its own: per row (the outer axes) the lines stats(k, node, v,
-    inner vars, inner extents) give, then each element's value(v)."""
+    inner vars, inner extents, *others) give, then each element's value(v, *others); v is x's
+    element, others those of the node's further inputs (of x's shape)."""
     node = kern.nodes[0]
     k = KernelSource(kern)
     xn = node.inputs[0]
-    x = k.array(xn, "a0")
     o = k.array(node, "o0")
     axes = node.attrs["axes"]
     outer = [q for q in range(xn.ndim) if q not in axes]
     ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     iv = [f"i{q}" for q in range(xn.ndim)]
-    v = f"{x}[{index(iv, xn.ndim)}]"
-    block = stats(k, node, v, [iv[q] for q in axes], [ext[q] for q in axes])
-    _loops(block, [iv[q] for q in axes], [ext[q] for q in axes], [f"{o}[{index(iv, xn.ndim)}] = {value(v)}"],
+    at = index(iv, xn.ndim)
+    v, *others = [f"{k.array(node.inputs[j], f'a{j}')}[{at}]" for j in range(n_in)]
+    block = stats(k, node, v, [iv[q] for q in axes], [ext[q] for q in axes], *others)
+    _loops(block, [iv[q] for q in axes], [ext[q] for q in axes], [f"{o}[{at}] = {value(v, *others)}"],
            depth=0)
     k.parallel = bool(outer) and _parallel_ok(xn.shape, k, [ext[q] for q in range(xn.ndim)])
     _per_row(k, [iv[q] for q in outer], [ext[q] for q in outer], block)
@@ -470,6 +471,17 @@ def _norm_lines(k, node, v, inner_vars, inner_ext) -> list[str]:
 def render_normalize(kern, dims):
     """Per row the mean and the variance (_norm_lines), then each element's (x - mean) * rs."""
     return _row_map(kern, dims, _norm_lines, lambda v: f"({v} - m) * rs")
+
+
+def render_normalize_grad(kern, dims):
+    """Per row x's mean and rs (_norm_lines), then the sums of g and of g * y, y = (x - mean) rs,
+    then each element's rs (g - mean(g) - y mean(g y))."""
+    def stats(k, node, v, iv, ie, gv):
+        T = np_type(node.dtype)
+        lines = _norm_lines(k, node, v, iv, ie) + [f"sg = {T}(0)", f"sgy = {T}(0)"]
+        _loops(lines, iv, ie, [f"gg = {gv}", "sg += gg", f"sgy += gg * (({v}) - m) * rs"], depth=0)
+        return lines + [("mg = sg / cnt" if node.attrs["center"] else f"mg = {T}(0)"), "mgy = sgy / cnt"]
+    return _row_map(kern, dims, stats, lambda v, gv: f"rs * (({gv}) - mg - (({v}) - m) * rs * mgy)", n_in=2)
 
 
 def _per_row(k, outer_vars, outer_ext, block):
@@ -568,7 +580,7 @@ CPU = CpuTarget()
 RENDER = {
     "loop": render_loop, "matmul": render_matmul,
     "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "normalize": render_normalize,
-    "rows": render_rows,
+    "normalize_grad": render_normalize_grad, "rows": render_rows,
     **movement.rules(lambda: CPU),
 }
 

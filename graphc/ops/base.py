@@ -32,6 +32,8 @@ class Op:
     view: ClassVar[bool] = False            # a view of its input's buffer: no kernel computes it
     tuple_valued: ClassVar[bool] = False    # stands for several results (a scan), read by projections
     projection: ClassVar[bool] = False      # picks result attrs["index"] of its tuple-valued input
+    composite_grad: ClassVar[bool] = False  # differentiated through composite(node), the same value in
+                                            # primitives (by graphc.autodiff, which owns vjp)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

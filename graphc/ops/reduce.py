@@ -7,6 +7,7 @@ import numpy as np
 
 from ..dtypes import float_result, int64
 from ..errors import ShapeError
+from ..ir import make_node
 from .base import F, Op, fmt_shape, reduced_shape
 
 
@@ -253,14 +254,52 @@ class Normalize(RowMap):
 
     @classmethod
     def grad(cls, node, g):
-        """dx = rs (g - mean(g) - y mean(g y)) (without the mean(g) term when not centred), rs =
-        1 / sqrt(var + eps) computed again from x."""
+        """dx = normalize_grad(x, g): one row kernel, the statistics recomputed from x."""
+        return (make_node(NormalizeGrad, (node.inputs[0], g), dict(node.attrs)),)
+
+
+class NormalizeGrad(Op):
+    """The cotangent of normalize's input x given g, its output's: per row rs (g - mean(g) - y
+    mean(g y)) with y = (x - mean) rs, rs = 1 / sqrt(var + eps) (the mean(g) term only when
+    centred); attrs those of normalize. A primitive so that the backward of a layer norm is one row
+    kernel (the statistics recomputed, then two sums, then each element). Its own derivative is that
+    of composite(), the same formula in primitives (graphc.autodiff differentiates it)."""
+
+    name = "normalize_grad"
+    kind = "reduction"
+    arity = 2
+    composite_grad = True
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        x, g = inputs
+        if x.shape != g.shape or x.dtype != g.dtype or x.dtype.kind != "f":
+            raise ShapeError(f"normalize_grad: x {fmt_shape(x.shape)} {x.dtype} and its cotangent "
+                             f"{fmt_shape(g.shape)} {g.dtype} must be floats of one shape and dtype")
+        return x.shape, x.dtype
+
+    @classmethod
+    def impl(cls, x, g, *, axes, eps, center):
+        if x.size == 0:
+            return np.zeros_like(x)
+        d = x - np.mean(x, axis=axes, keepdims=True) if center else x
+        rs = 1 / np.sqrt(np.mean(d * d, axis=axes, keepdims=True) + x.dtype.type(eps))
+        y = d * rs
+        inner = g - y * np.mean(g * y, axis=axes, keepdims=True)
+        if center:
+            inner = inner - np.mean(g, axis=axes, keepdims=True)
+        return (rs * inner).astype(x.dtype, copy=False)
+
+    @classmethod
+    def composite(cls, node):
+        """The same value built from primitives (what its gradient differentiates)."""
         f = F()
-        (x,) = node.inputs
+        x, g = node.inputs
         axes, eps, center = node.attrs["axes"], node.attrs["eps"], node.attrs["center"]
         d = f.sub(x, f.mean(x, axes, keepdims=True)) if center else x
         rs = f.div(1.0, f.sqrt(f.add(f.mean(f.mul(d, d), axes, keepdims=True), eps)))
-        inner = f.sub(g, f.mul(node, f.mean(f.mul(g, node), axes, keepdims=True)))
+        y = f.mul(d, rs)
+        inner = f.sub(g, f.mul(y, f.mean(f.mul(g, y), axes, keepdims=True)))
         if center:
             inner = f.sub(inner, f.mean(g, axes, keepdims=True))
-        return (f.mul(rs, inner),)
+        return f.mul(rs, inner)

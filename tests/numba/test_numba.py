@@ -661,6 +661,26 @@ def test_layer_and_rms_norm_are_one_row_kernel_with_their_affine(center):
         assert np.abs(f(X) - want).max() * 20 < np.nanmax(np.abs(one_pass - want))
 
 
+@pytest.mark.parametrize("center", [True, False])
+def test_the_norm_backward_for_its_input_is_two_kernels(center):
+    """dx of a layer (or RMS) norm: g * weight, then one normalize_grad row kernel that recomputes
+    the row's statistics; against float64 NumPy, on a run-time batch."""
+    x, g = gc.placeholder((None, 3, 40), "float32"), gc.placeholder((None, 3, 40), "float32")
+    w = gc.parameter(np.linspace(0.5, 2, 40, dtype=np.float32))
+    y = gc.layer_norm(x, w) if center else gc.rms_norm(x, w)
+    (dx,) = gc.vjp(y, [x], g)
+    f = gc.compile([x, g], dx, backend="numba")
+    assert [k.ops for k in f.kernels] == [["mul"], ["normalize_grad"]], f.kernels
+    rng = np.random.default_rng(1)
+    X, G = rng.normal(size=(4, 3, 40)).astype(np.float32), rng.normal(size=(4, 3, 40)).astype(np.float32)
+    X64, GW = X.astype(np.float64), G.astype(np.float64) * w.value
+    d = X64 - X64.mean(-1, keepdims=True) if center else X64
+    rs = 1 / np.sqrt((d * d).mean(-1, keepdims=True) + (1e-5 if center else 1e-6))
+    yy = d * rs
+    want = rs * (GW - yy * (GW * yy).mean(-1, keepdims=True) - (GW.mean(-1, keepdims=True) if center else 0))
+    np.testing.assert_allclose(f(X, G), want, rtol=1e-4, atol=1e-5)
+
+
 def test_a_long_driver_is_cut_into_parts():
     # numba's compile time of one function grows much faster than its length: past DRIVER_PART
     # statements the driver calls parts of it, each making the workspace views it reads
