@@ -64,6 +64,31 @@ def run(backend: str, pattern: str | None = None, shard=(0, 1)) -> dict:
     return out
 
 
+def light_models(backend: str) -> dict:
+    """{model: None (matches onnxruntime) or what went wrong}: the nine 'light' models of the onnx
+    wheel (ResNet-50, VGG-19, ...) on a random input."""
+    import pathlib
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    import graphc as gc
+    out = {}
+    for path in sorted((pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "light").glob("*.onnx")):
+        try:
+            m = gc.onnx.load(path)
+            x = np.random.default_rng(0).random([d or 1 for d in m.inputs[0].shape], dtype=np.float32)
+            got = gc.compile(m.inputs, m.outputs, backend=backend)(x)
+            want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+                None, {m.input_names[0]: x})
+            err = max(float(np.abs(g - w).max() / (np.abs(w).max() or 1)) for g, w in zip(got, want))
+            out[path.stem] = None if err < 1e-4 else f"relative error {err:.1e}"
+        except Exception as e:  # reported, like a failed test
+            out[path.stem] = f"{type(e).__name__}: {e}"[:200]
+    return out
+
+
 def op_of(test: str) -> str:
     return re.sub(r"_cpu$", "", test)[5:].split("_")[0]
 
@@ -93,6 +118,11 @@ def main(argv=None) -> int:
         cats = collections.Counter(category(v) for v in res.values() if v is not None)
         print(f"{be}: {passed} of {len(res)} node tests pass (onnx {onnx.__version__}, {time.time() - t0:.0f} s); "
               f"failures by reason: {dict(cats.most_common())}")
+        if not args.k:
+            light = light_models(be)
+            bad = {k: v for k, v in light.items() if v is not None}
+            print(f"{be}: {len(light) - len(bad)} of {len(light)} light real models match onnxruntime"
+                  + (f"; failing: {bad}" if bad else ""))
     if args.per_op:
         ops = sorted({op_of(t) for r in results.values() for t in r})
         print("| op | " + " | ".join(results) + " |\n|---|" + "---|" * len(results))

@@ -45,3 +45,23 @@ def test_the_dynamo_export_keeps_its_weights_outside():
     assert (DATA / "digits_cnn.onnx.data").exists()
     m = onnx.load(str(DATA / "digits_cnn.onnx"), load_external_data=False)
     assert any(t.data_location == onnx.TensorProto.EXTERNAL for t in m.graph.initializer)
+
+
+LIGHT = sorted((pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "light").glob("*.onnx"))
+
+
+@pytest.mark.parametrize("path", LIGHT, ids=[p.stem for p in LIGHT])
+def test_the_light_model_zoo_matches_onnxruntime(path):
+    """The nine 'light' models in the onnx wheel (ResNet-50, VGG-19, DenseNet-121, Inception v1/v2,
+    ShuffleNet, SqueezeNet, AlexNet, ZFNet-512) on the NumPy backend against onnxruntime
+    (`make onnx-conformance` runs them on numba too)."""
+    m = gc.onnx.load(path)
+    x = np.random.default_rng(0).random([d or 1 for d in m.inputs[0].shape], dtype=np.float32)
+    got = gc.compile(m.inputs, m.outputs)(x)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for g, w in zip(got, sess.run(None, {m.input_names[0]: x})):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * float(np.abs(w).max()))
+
+
+def test_all_nine_light_models_are_there():
+    assert len(LIGHT) == 9
