@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import api as F
 from ..errors import GraphError
-from ..ir import Node
+from ..ir import Node, user_location
 
 # ONNX TensorProto element types graphc holds (the others are UnsupportedError)
 DTYPES = {1: np.float32, 6: np.int32, 7: np.int64, 9: np.bool_, 11: np.float64}
@@ -282,7 +282,12 @@ def load(source, trainable: bool = False, values: dict | None = None) -> OnnxMod
     graph inputs whose values are fixed at import (shape-like inputs)."""
     import onnx
     if isinstance(source, (str, os.PathLike)):
-        model = onnx.load(os.fspath(source), load_external_data=True)
+        path = os.fspath(source)
+        try:
+            model = onnx.load(path, load_external_data=True)
+        except Exception as e:  # a damaged file, missing external data: onnx's own error, named
+            raise UnsupportedError(f"cannot read the ONNX model {path!r}: {type(e).__name__}: {e}"[:600],
+                                   user_location()) from None
     else:
         model = source
     return Importer(model, trainable, values).run()

@@ -139,3 +139,19 @@ def test_the_command_line_draws_and_runs_an_onnx_file(tmp_path, capsys):
     assert main(["onnx-run", str(path), "--input", f"x={tmp_path / 'x.npy'}", "--save", str(tmp_path / "out")]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "out" / "p.npy"), _ort(model, {"x": x})[0], atol=1e-5)
     assert "p: (2, 3) float32" in capsys.readouterr().out
+
+
+def test_a_damaged_file_or_missing_external_data_is_an_unsupported_error(tmp_path):
+    rng = np.random.default_rng(5)
+    path = tmp_path / "mlp.onnx"
+    onnx.save_model(_mlp(rng), str(path))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(gc.onnx.UnsupportedError, match="cannot read the ONNX model") as e:
+        gc.onnx.load(path)
+    assert e.value.loc[0] == __file__
+    ext = tmp_path / "ext.onnx"
+    onnx.save_model(_mlp(rng), str(ext), save_as_external_data=True, location="ext.onnx.data", size_threshold=0)
+    (tmp_path / "ext.onnx.data").unlink()
+    with pytest.raises(gc.onnx.UnsupportedError, match="cannot read the ONNX model"):
+        gc.onnx.load(ext)
