@@ -566,6 +566,18 @@ def _norm_grad_ref(x, g, center):
     return (rs * inner).astype(x.dtype)
 
 
+def _causal_softmax(x, diag, scale):
+    from graphc.ir import make_node
+    from graphc.ops import REGISTRY
+    y = make_node(REGISTRY["causal_log_softmax"], (x,), {"axes": (x.ndim - 1,), "scale": scale, "diag": diag})
+    return gc.exp(y)  # softmax: finite where log_softmax is -inf above the diagonal
+
+
+def _causal_softmax_ref(x, diag, scale):
+    keep = np.arange(x.shape[-1])[None, :] <= np.arange(x.shape[-2])[:, None] + diag
+    return _softmax64(np.where(keep, x.astype(np.float64) * scale, -np.inf)).astype(x.dtype)
+
+
 _KEEP = np.random.default_rng(3).random((4, 5)) < 0.7
 _KEEP[:, 0] = True  # every query attends somewhere
 _BIAS = np.random.default_rng(4).normal(size=(4, 5)).astype(np.float32)
@@ -581,6 +593,11 @@ CASES += [
          [((3, 5), (3, 5)), ((2, 3, 4), (2, 3, 4))], dynamic=True),
     Case("normalize_grad_rms", lambda x, g: _normalize_grad(x, g, False), lambda x, g: _norm_grad_ref(x, g, False),
          [((4, 6), (4, 6))]),
+    # attention's causal softmax as graphc.passes.masks folds it (mask from indices, scale inside)
+    Case("causal_softmax", lambda x: _causal_softmax(x, 0, 0.5), lambda x: _causal_softmax_ref(x, 0, 0.5),
+         [((4, 4),), ((2, 3, 5),)]),
+    Case("causal_softmax_diag", lambda x: _causal_softmax(x, 2, 1.0), lambda x: _causal_softmax_ref(x, 2, 1.0),
+         [((2, 5, 3),)], dynamic=True),
     Case("sdpa", gc.scaled_dot_product_attention, _sdpa_ref, [((4, 3), (5, 3), (5, 2)), ((2, 4, 3), (2, 5, 3),
                                                                                           (2, 5, 2))]),
     Case("sdpa_causal_scaled", lambda q, k, v: gc.scaled_dot_product_attention(q, k, v, causal=True, scale=0.3),

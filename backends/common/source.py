@@ -45,6 +45,19 @@ def index(names, nd: int) -> str:
     return "()" if nd == 0 else ", ".join(names)
 
 
+def row_element(node, expr: str, row: str, col: str) -> str:
+    """The element a row primitive computes its row from, given x's element expr at query index
+    `row` (second-last axis) and key index `col` (last): for causal_log_softmax the scaled score, or
+    -inf above its diagonal (the mask from the indices, no array read); for the others expr itself."""
+    if node.op.name != "causal_log_softmax":
+        return expr
+    T = np_type(node.dtype)
+    scaled = expr if node.attrs["scale"] == 1.0 else f"{expr} * {literal(node.attrs['scale'], node.dtype)}"
+    diag = int(node.attrs["diag"])
+    bound = row if diag == 0 else f"{row} + {diag}" if diag > 0 else f"{row} - {-diag}"
+    return f"({scaled} if {col} <= {bound} else {T}(-np.inf))"
+
+
 class DimRef(str):
     """An int the driver reads from its `dims` array: the text `dims[k]` that the generated code
     holds, and the slot k, for whoever needs its value (profile) without parsing the text."""

@@ -24,6 +24,7 @@ from ..common.source import (
     index,
     literal,
     np_type,
+    row_element,
     shape_exprs,
 )
 from ..numba.codegen import DriverNames, _combine, _identity, arr_type, driver_tail, loop_parts, render_rule
@@ -280,6 +281,8 @@ def _row_map(kern, dims, cfg, stats, value, n_in: int = 1):
         return _nest(axes, var, ext, inner)
 
     xa, *others = [f"{a}[{at}]" for a in arrays]
+    if xn.ndim >= 2:
+        xa = row_element(node, xa, var[xn.ndim - 2], var[xn.ndim - 1])
     body = stats(node, T, xa, nest, " * ".join(f"({ext[q]})" for q in axes), *others) + \
         nest([f"{o}[{at}] = {value(xa, *others)}"])
     k.elementwise("", [ext[q] for q in outer], body)
@@ -353,7 +356,8 @@ class GpuTarget(movement.Target):
 
 RENDER = {
     "loop": render_loop, "matmul": render_matmul,
-    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "normalize": render_normalize,
+    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax,
+    "causal_log_softmax": render_log_softmax, "normalize": render_normalize,
     "normalize_grad": render_normalize_grad, **movement.rules(GpuTarget),
 }
 

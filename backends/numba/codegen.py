@@ -34,6 +34,7 @@ from ..common.source import (
     index,
     literal,
     np_type,
+    row_element,
     shape_exprs,
 )
 from . import vmath
@@ -434,6 +435,8 @@ def _row_map(kern, dims, stats, value, n_in: int = 1):
     iv = [f"i{q}" for q in range(xn.ndim)]
     at = index(iv, xn.ndim)
     v, *others = [f"{k.array(node.inputs[j], f'a{j}')}[{at}]" for j in range(n_in)]
+    if xn.ndim >= 2:
+        v = row_element(node, v, iv[-2], iv[-1])
     block = stats(k, node, v, [iv[q] for q in axes], [ext[q] for q in axes], *others)
     _loops(block, [iv[q] for q in axes], [ext[q] for q in axes], [f"{o}[{at}] = {value(v, *others)}"],
            depth=0)
@@ -492,10 +495,13 @@ def _per_row(k, outer_vars, outer_ext, block):
         k.lines.extend("    " + b for b in block)
 
 
+LOG_SOFTMAX = ("log_softmax", "causal_log_softmax")  # one value per element: (x - max) - log(sum)
+
+
 def _softmax_epilogue(red, epi, outputs):
     """Whether the epilogue is exactly exp(x - logsumexp(x)) (or exp(log_softmax(x))) with only the
     exp leaving the kernel."""
-    if red.op.name == "log_softmax":
+    if red.op.name in LOG_SOFTMAX:
         return len(epi) == 1 and epi[0].op.name == "exp" and epi[0].inputs[0] is red and len(outputs) == 1 \
             and outputs[0] is epi[0]
     if len(epi) != 3 or [m.op.name for m in epi] != ["neg", "add", "exp"] or len(outputs) != 1 \
@@ -521,6 +527,8 @@ def render_rows(kern, dims):
     iv = [f"i{q}" for q in range(r)]
     x = k.array(xn, "a0")
     v = convert(f"{x}[{index(iv, r)}]", xn.dtype, red.dtype)
+    if r >= 2:
+        v = row_element(red, v, iv[-2], iv[-1])
     ro = k.array(red, "o0") if any(o is red for o in kern.outputs) else None
     epi_outs = [m for m in kern.outputs if m is not red]
     inside = set(epi)
@@ -528,7 +536,7 @@ def render_rows(kern, dims):
     sub = Kernel(kern.index, "loop", tuple(epi), sub_ins, tuple(epi_outs), shape)
     # log_softmax and normalize: one value per element of the row; logsumexp: one per row
     norm = red.op.name == "normalize"
-    lsm = red.op.name == "log_softmax" or norm
+    lsm = red.op.name in LOG_SOFTMAX or norm
     value = f"((({v}) - m) * rs)" if norm else f"((({v}) - m) - ls)" if lsm else "lse"
     p = loop_parts(sub, dims, k, fail=lambda _s, m, what: index_error(kern, m, what), prefix="e",
                    scalars={red: value}, extents=extents)
@@ -579,7 +587,8 @@ CPU = CpuTarget()
 
 RENDER = {
     "loop": render_loop, "matmul": render_matmul,
-    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax, "normalize": render_normalize,
+    "logsumexp": render_logsumexp, "log_softmax": render_log_softmax,
+    "causal_log_softmax": render_log_softmax, "normalize": render_normalize,
     "normalize_grad": render_normalize_grad, "rows": render_rows,
     **movement.rules(lambda: CPU),
 }

@@ -177,6 +177,46 @@ class LogSoftmax(RowMap):
         return (g - f.exp(node) * f.sum(g, axes, keepdims=True),)
 
 
+def causal_keep(rows: int, cols: int, diag: int) -> np.ndarray:
+    """The (rows, cols) bool mask of causal_log_softmax: key j kept for query i when j <= i + diag."""
+    return np.arange(cols)[None, :] <= np.arange(rows)[:, None] + diag
+
+
+class CausalLogSoftmax(RowMap):
+    """log_softmax over the last axis of where(j <= i + diag, x * scale, -inf), i the index along
+    the second-last axis, j along the last (attrs axes = (last,), scale, diag): attention's causal
+    mask and score scale folded into the row primitive, so a backend computes the mask from its loop
+    indices and reads x once (no (L, S) mask array, no scaled copy). The pass graphc.passes.masks
+    builds it from log_softmax(where(triangle, s * c, -inf)); a row with no kept key is NaN, as
+    there. Its derivative is that of composite(), the same formula in primitives."""
+
+    name = "causal_log_softmax"
+    composite_grad = True
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        (x,) = inputs
+        if x.ndim < 2 or tuple(attrs["axes"]) != (x.ndim - 1,) or None in x.shape[-2:]:
+            raise ShapeError(f"causal_log_softmax: x {fmt_shape(x.shape)} needs known last two dims, "
+                             f"over the last axis (axes {attrs['axes']})")
+        return super().infer(inputs, attrs)
+
+    @classmethod
+    def impl(cls, x, *, axes, scale, diag):
+        keep = causal_keep(x.shape[-2], x.shape[-1], diag)
+        s = np.where(keep, x * x.dtype.type(scale), x.dtype.type(-np.inf)).astype(x.dtype, copy=False)
+        return LogSoftmax.impl(s, axes=axes)
+
+    @classmethod
+    def composite(cls, node):
+        """The same value built from primitives: where(triangle, x * scale, -inf), log_softmax."""
+        f = F()
+        (x,) = node.inputs
+        keep = f.constant(causal_keep(x.shape[-2], x.shape[-1], node.attrs["diag"]))
+        s = f.where(keep, f.mul(x, node.attrs["scale"]), f.constant(np.asarray(-np.inf, x.dtype)))
+        return f.log_softmax(s, x.ndim - 1)
+
+
 class ArgReduce(Op):
     """argmax/argmin along one axis (attrs axis: int or None for the flattened tensor)."""
 

@@ -6,6 +6,7 @@ import os
 from ..protocol import NO_FUSION, Fusion
 from .fuse import fuse
 from .graph import Graph, rewrite
+from .masks import fold_mask
 from .simplify import simplify_node
 from .stabilize import stabilize_node
 from .verify import verify
@@ -21,6 +22,11 @@ def simplify(graph: Graph) -> Graph:
     return rewrite(graph, simplify_node)
 
 
+def masks(graph: Graph) -> Graph:
+    """log_softmax(where(causal triangle, s * c, -inf)) -> causal_log_softmax(s, scale=c, diag)."""
+    return rewrite(graph, fold_mask)
+
+
 def merge(graph: Graph) -> Graph:
     """Dead-code elimination and CSE: rebuild from the roots through the constructor cache."""
     return rewrite(graph, lambda n: None)
@@ -34,7 +40,7 @@ def unfused(graph: Graph) -> Graph:
 
 def pipeline(fusion: Fusion = NO_FUSION) -> list:
     """The passes in order: (name, function); the fusion pass as the backend's policy asks."""
-    passes = [("stabilize", stabilize), ("simplify", simplify), ("merge", merge)]
+    passes = [("stabilize", stabilize), ("simplify", simplify), ("masks", masks), ("merge", merge)]
     if fusion.kernels:
         passes.append(("fuse", lambda g: fuse(g, rows=fusion.rows)))
     return passes
@@ -51,4 +57,5 @@ def optimize(graph: Graph, fusion: Fusion = NO_FUSION, check: bool | None = None
     return graph
 
 
-__all__ = ["Graph", "rewrite", "fuse", "verify", "stabilize", "simplify", "merge", "pipeline", "optimize", "unfused"]
+__all__ = ["Graph", "rewrite", "fuse", "verify", "stabilize", "simplify", "masks", "merge", "pipeline", "optimize",
+           "unfused"]

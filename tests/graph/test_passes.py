@@ -6,6 +6,7 @@ import pytest
 
 import graphc as gc
 from graphc.errors import CompileError
+from graphc.frontend.nn import attention_weights
 from graphc.ir import toposort
 from graphc.passes import Graph, fuse, optimize, verify
 
@@ -186,3 +187,49 @@ def test_cheap_broadcast_values_are_recomputed_and_rows_fuse_only_when_asked():
     for g in fuse(graph, rows=True).groups:
         if any(n.op.name == "logsumexp" for n in g):
             assert not any(n.op.name == "div" for n in g)
+
+
+def _causal_nodes(out):
+    return [n for n in toposort([out]) if n.op.name == "causal_log_softmax"]
+
+
+@pytest.mark.parametrize("L, S", [(6, 6), (4, 7), (300, 300)])  # 300 x 300: the mask is too large to fold
+def test_causal_mask_and_scale_fold_into_the_softmax_row_primitive(L, S):
+    q = gc.placeholder((2, L, 4), name="q")
+    k = gc.placeholder((2, S, 4), name="k")
+    (w,) = _opt(attention_weights(q, k, causal=True, scale=0.25))
+    (c,) = _causal_nodes(w)
+    assert c.attrs["scale"] == 0.25 and c.attrs["diag"] == 0
+    assert not {"where", "less_equal"} & set(_ops(w))  # no mask array, no masked copy
+    assert c.inputs[0].op.name == "matmul"
+    rng = np.random.default_rng(0)
+    feeds = [rng.standard_normal(p.shape).astype(np.float32) for p in (q, k)]
+    ref = gc.compile([q, k], attention_weights(q, k, causal=True, scale=0.25), optimize=False)(*feeds)
+    np.testing.assert_allclose(gc.compile([q, k], w, optimize=False)(*feeds), ref, rtol=1e-6, atol=1e-7)
+
+
+def test_only_lower_triangles_fold():
+    x = gc.placeholder((5, 5), name="x")
+    ninf = gc.constant(np.float32(-np.inf))
+    tri = np.tril(np.ones((5, 5), bool), 1)
+    (lower,) = _opt(gc.log_softmax(gc.where(tri, x, ninf), -1))
+    (c,) = _causal_nodes(lower)
+    assert c.attrs["diag"] == 1 and c.attrs["scale"] == 1.0 and c.inputs[0] is x
+    upper, rand, zero_fill, other_axis = _opt(
+        gc.log_softmax(gc.where(np.triu(np.ones((5, 5), bool)), x, ninf), -1),
+        gc.log_softmax(gc.where(np.random.default_rng(1).random((5, 5)) < 0.5, x, ninf), -1),
+        gc.log_softmax(gc.where(tri, x, gc.constant(np.float32(0))), -1),
+        gc.log_softmax(gc.where(tri, x, ninf), 0))
+    for out in (upper, rand, zero_fill, other_axis):
+        assert not _causal_nodes(out) and "where" in _ops(out)
+
+
+def test_causal_row_with_no_key_is_nan_on_every_backend():
+    x = gc.placeholder((2, 4, 4), name="x")
+    y = gc.softmax(gc.where(np.tril(np.ones((4, 4), bool), -1), x, gc.constant(np.float32(-np.inf))), -1)
+    (opt,) = _opt(y)
+    assert _causal_nodes(opt)[0].attrs["diag"] == -1
+    a = np.random.default_rng(2).standard_normal((2, 4, 4)).astype(np.float32)
+    ref = gc.compile([x], y, optimize=False)(a)
+    assert np.isnan(ref[:, 0]).all() and not np.isnan(ref[:, 1:]).any()
+    np.testing.assert_allclose(gc.compile([x], y, backend="numba")(a), ref, rtol=1e-6, equal_nan=True)

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
+from graphc.frontend.nn import attention_weights
 
 GOLDEN = pathlib.Path(__file__).resolve().parents[1] / "golden"
 
@@ -679,6 +680,24 @@ def test_the_norm_backward_for_its_input_is_two_kernels(center):
     yy = d * rs
     want = rs * (GW - yy * (GW * yy).mean(-1, keepdims=True) - (GW.mean(-1, keepdims=True) if center else 0))
     np.testing.assert_allclose(f(X, G), want, rtol=1e-4, atol=1e-5)
+
+
+def test_causal_softmax_is_one_rows_kernel_with_the_mask_from_its_indices():
+    """Attention's scale, causal mask and softmax: one kernel reading the scores once, the mask
+    computed from the loop indices (no bool array among its arguments); against float64 NumPy."""
+    q, k = gc.placeholder((None, 2, 7, 4), "float32"), gc.placeholder((None, 2, 7, 4), "float32")
+    f = gc.compile([q, k], attention_weights(q, k, causal=True), backend="numba")
+    (rows,) = [kn for kn in f.kernels if "causal_log_softmax" in kn.ops]
+    assert rows.ops == ["causal_log_softmax", "exp"] and len(f.kernels) == 3, f.kernels  # k^T, q k^T, rows
+    src = f.source()
+    head = src[src.index(f"def {rows.name}") - 400:src.index(f"def {rows.name}")].splitlines()[-1]
+    assert "boolean" not in head, head
+    rng = np.random.default_rng(3)
+    Q, K = rng.normal(size=(3, 2, 7, 4)).astype(np.float32), rng.normal(size=(3, 2, 7, 4)).astype(np.float32)
+    s = Q.astype(np.float64) @ np.swapaxes(K, -1, -2) / 2.0
+    s = np.where(np.tril(np.ones((7, 7), bool)), s, -np.inf)
+    e = np.exp(s - s.max(-1, keepdims=True))
+    np.testing.assert_allclose(f(Q, K), e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)
 
 
 def test_a_long_driver_is_cut_into_parts():
