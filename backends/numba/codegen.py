@@ -829,25 +829,29 @@ def render_rule(rules: dict, kern: Kernel, backend: str):
 DRIVER_PART = 80  # statements per part of a long driver
 
 
-def _driver_chunks(body) -> list[list[str]]:
-    """The driver's statements cut into parts of at most DRIVER_PART, each part's lines beginning
-    with the definitions (views) it reads, theirs included, in the driver's order; one part (the
-    lines as they are) when the driver is short."""
+def _driver_chunks(body) -> list[tuple[list[str], set]]:
+    """The driver's statements cut into parts of at most DRIVER_PART: per part (lines, names), its
+    lines beginning with the definitions (views) it reads, theirs included, in the driver's order,
+    and every name those lines read (a part takes only those parameters: numba's cost of a function
+    grows with its parameters, ~15 ms each, as much as with its statements); one part (the lines as
+    they are) when the driver is short."""
     stmts = [b for b in body if b[2] is None]
     if len(stmts) <= DRIVER_PART:
-        return [[line for line, _, _ in body]]
+        return [([line for line, _, _ in body], set().union(*(uses for _, uses, _ in body)))]
     defs = {d: (line, uses) for line, uses, d in body if d is not None}
     order = {d: i for i, (_, _, d) in enumerate(body) if d is not None}
     chunks = []
     for start in range(0, len(stmts), DRIVER_PART):
         part = stmts[start:start + DRIVER_PART]
         need, stack = set(), [u for _, uses, _ in part for u in uses]
+        read = set(stack)
         while stack:
             u = stack.pop()
             if u in defs and u not in need:
                 need.add(u)
                 stack.extend(defs[u][1])
-        chunks.append([defs[d][0] for d in sorted(need, key=order.get)] + [line for line, _, _ in part])
+                read |= defs[u][1]
+        chunks.append(([defs[d][0] for d in sorted(need, key=order.get)] + [line for line, _, _ in part], read))
     return chunks
 
 
@@ -913,7 +917,7 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     copies, tail = driver_tail(program, views, name_in_tail, lambda d, src: f"    copy_into({d}, {src})",
                                lambda t, src: [f"    {t} = {src}.copy()"], inplace)
     if tail:
-        body.append(("\n".join(tail), read, None))
+        body.append(("\n".join(tail), read | {f"r{j}" for j in range(len(copies))}, None))
     # every value that is neither fed, a parameter, a constant nor a returned output lives in one
     # flat arena per dtype, laid out by the plan: views of it made here cost nothing per call
     fresh = set(fresh_outputs(program))
@@ -923,11 +927,13 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     made = [(n, driver_shape(n, dims)) for n in work]
     base = len(dims.specs)
     body[:0] = [(f"    {names[n]} = arena_view(ws_{np.dtype(n.dtype).name}, dims[{base + i}], {tuple_text(shape)})",
-                 set(), names[n]) for i, (n, shape) in enumerate(made)]
-    sig = ", ".join([arr_type(n.dtype, n.ndim) for n in args + copies] + [arr_type(a, 1) for a in arenas]
-                    + ['T.Array(T.int64, 1, "C")'] * 2)
-    params = ", ".join([names[n] for n in args] + [f"r{j}" for j in range(len(copies))] + [f"ws_{a}" for a in arenas]
-                       + ["sizes", "addresses"])
+                 {f"ws_{np.dtype(n.dtype).name}"}, names[n]) for i, (n, shape) in enumerate(made)]
+    # the driver's parameters, in order, with their numba types
+    ptypes = dict([(names[n], arr_type(n.dtype, n.ndim)) for n in args] +
+                  [(f"r{j}", arr_type(n.dtype, n.ndim)) for j, n in enumerate(copies)] +
+                  [(f"ws_{a}", arr_type(a, 1)) for a in arenas] + [("sizes", 'T.Array(T.int64, 1, "C")'),
+                                                                   ("addresses", 'T.Array(T.int64, 1, "C")')])
+    every = list(ptypes)
     chunks = _driver_chunks(body)
     parts = [] if len(chunks) == 1 else [f"driver_p{j}" for j in range(len(chunks))]
     n_fns = len(called) + len(parts)
@@ -935,17 +941,22 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
     # one extract when compiled, where each getitem on an array compiles NumPy's indexing again
     head = [f"    dims = ints(sizes, {base + len(made)})", f"    fns = ints(addresses, {n_fns})"]
 
-    def function(fn, lines):
-        return f"\n\n@kernel(nb.void({sig}), **OPTS)\ndef {fn}({params}):\n" + "\n".join(lines or ["    pass"]) + "\n"
+    def function(fn, lines, params, entry=False):
+        sig = ", ".join(ptypes[q] for q in params)
+        deco = f"@kernel(nb.void({sig}), {'entry=True, ' if entry else ''}**OPTS)"
+        return f"\n\n{deco}\ndef {fn}({', '.join(params)}):\n" + "\n".join(lines or ["    pass"]) + "\n"
     if not parts:
-        driver = function("driver", head + [line for line, _, _ in body])
+        driver = function("driver", head + [line for line, _, _ in body], every, entry=True)
     else:
         # numba's compile time of one function grows much faster than its length (a driver of 2159
         # lines took 110 s, one of 1099 lines 15 s): a long driver is cut into parts of at most
         # DRIVER_PART statements, each making the views it reads, called in order through kcall
-        driver = "".join(function(fn, head + chunk) for fn, chunk in zip(parts, chunks))
+        # with the parameters it reads
+        own = [[q for q in every if q in read or q in ("sizes", "addresses")] for _, read in chunks]
+        driver = "".join(function(fn, head + lines, ps) for fn, (lines, _), ps in zip(parts, chunks, own))
         driver += function("driver", [f"    fns = ints(addresses, {n_fns})"] +
-                           [f"    kcall({fn}, fns[{len(called) + j}], {params})" for j, fn in enumerate(parts)])
+                           [f"    kcall({fn}, fns[{len(called) + j}], {', '.join(ps)})"
+                            for j, (fn, ps) in enumerate(zip(parts, own))], every, entry=True)
         called = called + parts
     source = HEADER.format(n_kernels=len([k for k in kernels if k.kind != "view"]))
     if any(m.op.kind == "random" for kern in kernels for m in kern.nodes):

@@ -64,6 +64,24 @@ def _aligned(n: int, dtype) -> np.ndarray:
 
 
 _LAUNCH = None
+_CALL = None
+
+
+def _caller():
+    """call(kernel, address, *args): a kernel run as the driver runs it (kcall, through its native
+    address: kernels have no Python wrapper), for profile(); compiled on first use, for each kernel
+    signature."""
+    global _CALL
+    if _CALL is None:
+        import numba
+
+        from .intrinsics.calls import kcall_relayout
+
+        @numba.njit(nogil=True)
+        def call(kernel, address, *args):
+            kcall_relayout(kernel, address, *args)
+        _CALL = call
+    return _CALL
 
 
 def _launcher():
@@ -400,10 +418,14 @@ class NumbaExecutable(Executable):
                     launch(fn, address, extent, threads, *args)  # compiles it for this signature
                 sec = time_call(functools.partial(launch, fn, address, extent, threads, *args), repeat)
             else:
-                # its compiled overload, called as the driver calls it: a transposed view that is also
-                # C-contiguous (a (1, n) or (n, 1) array) would not match an "F" signature by type
-                entry = next(iter(fn.overloads.values())).entry_point
-                sec = time_call(functools.partial(entry, *args), repeat)
+                # through its address, as the driver calls it (kcall casts each array to the
+                # kernel's parameter type: a transposed view that is also C-contiguous, a (1, n) or
+                # (n, 1) array, would not match an "F" signature by type)
+                call, address = _caller(), int(self._fns[at])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)
+                    call(fn, address, *args)  # compiles it for this signature
+                sec = time_call(functools.partial(call, fn, address, *args), repeat)
             moved = sum(a.nbytes for a in args if isinstance(a, np.ndarray))
             flops = sum(node_flops(n, plan.shapes) for n in kern.nodes)
             out.append(KernelProfile(kern.name, kern.ops, sec, moved, flops))

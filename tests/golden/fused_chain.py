@@ -106,7 +106,7 @@ def k0_mul_add_tanh_sigmoid_relu_neg_exp(a0, a2, o0, n0, lo, hi):
             v15 = np.float32((v8 + v14))
             o0[i0, i1] = v15
 
-@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
+@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C")), entry=True, **OPTS)
 def driver(v0, v1, v2, sizes, addresses):
     dims = ints(sizes, 1)
     fns = ints(addresses, 1)

@@ -94,7 +94,7 @@ def k1_sum(a0, o0, n0):
             x0 = a0[i0, i1]
             o0[i1] = o0[i1] + x0
 
-@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C")), **OPTS)
+@kernel(nb.void(T.Array(T.float32, 2, "C"), T.Array(T.float32, 2, "C"), T.Array(T.float32, 1, "C"), T.Array(T.int64, 1, "C"), T.Array(T.int64, 1, "C")), entry=True, **OPTS)
 def driver(v0, v1, v2, sizes, addresses):
     dims = ints(sizes, 2)
     fns = ints(addresses, 2)

@@ -7,13 +7,15 @@ from numba import types
 from numba.extending import intrinsic
 
 
-def kernel(signature, **options):
+def kernel(signature, entry: bool = False, **options):
     """@kernel(sig, **options): a function of a generated module, compiled for `signature` by the
     module's loader (cache.compile_module) rather than at definition, so the loader may share the
     compile out among processes. Until then only its signature is known: enough for kcall/pcall to
-    type a call to it."""
+    type a call to it. Only the entry (the driver) gets numba's Python wrapper: the others are
+    called through their native address alone, and a wrapper unboxing each parameter is ~15% of a
+    compile (a kernel run from Python, as profile() does: `call`)."""
     def define(fn):
-        disp = numba.njit(**options)(fn)
+        disp = numba.njit(**options, **({} if entry else {"no_cpython_wrapper": True}))(fn)
         disp.graphc_signature = signature
         return disp
     return define
@@ -28,23 +30,23 @@ def _params(disp, who: str) -> tuple:
     return tuple(sig.args)
 
 
-@intrinsic
-def kcall(typingctx, kernel, address, *args):
-    """kernel(*args), called through its native entry point at `address` (an int the executable
-    passes in) instead of by name: numba links a callee's LLVM module into its caller and compiles
-    it all again, so a driver calling 40 kernels by name took as long to compile as the kernels.
-    The kernel (its dispatcher, one explicit signature) only types the call: arguments must convert
-    to its parameters, and are cast to them; an exception it raises propagates as from any call."""
+def _same_but_layout(a, w) -> bool:
+    return isinstance(a, types.Array) and isinstance(w, types.Array) and (a.dtype, a.ndim) == (w.dtype, w.ndim)
+
+
+def _kcall(typingctx, kernel, address, args, relayout: bool):
     from numba.core.errors import TypingError
     if not isinstance(kernel, types.Dispatcher) or not isinstance(address, types.Integer):
         return None
     want = _params(kernel.dispatcher, "kcall")
-    if len(want) != len(args) or not all(typingctx.can_convert(a, w) for a, w in zip(args, want)):
+    if len(want) != len(args) or not all(typingctx.can_convert(a, w) or (relayout and _same_but_layout(a, w))
+                                         for a, w in zip(args, want)):
         raise TypingError(f"kcall: {kernel.dispatcher.__name__} takes {want}, got {args}")
 
     def codegen(context, builder, sig, llargs):
         from numba.core import cgutils
-        vals = [context.cast(builder, v, have, w)
+        # an array's layout is in its type only (one data model): passed on as it is
+        vals = [v if relayout and _same_but_layout(have, w) else context.cast(builder, v, have, w)
                 for v, have, w in zip(cgutils.unpack_tuple(builder, llargs[2]), sig.args[2].types, want)]
         fn = builder.inttoptr(llargs[1], context.call_conv.get_function_type(types.none, want).as_pointer())
         status, _ = context.call_conv.call_function(builder, fn, types.none, want, vals)
@@ -52,6 +54,24 @@ def kcall(typingctx, kernel, address, *args):
             context.call_conv.return_status_propagate(builder, status)
         return context.get_dummy_value()
     return types.none(kernel, address, types.StarArgTuple.from_types(args)), codegen
+
+
+@intrinsic
+def kcall(typingctx, kernel, address, *args):
+    """kernel(*args), called through its native entry point at `address` (an int the executable
+    passes in) instead of by name: numba links a callee's LLVM module into its caller and compiles
+    it all again, so a driver calling 40 kernels by name took as long to compile as the kernels.
+    The kernel (its dispatcher, one explicit signature) only types the call: arguments must convert
+    to its parameters, and are cast to them; an exception it raises propagates as from any call."""
+    return _kcall(typingctx, kernel, address, args, relayout=False)
+
+
+@intrinsic
+def kcall_relayout(typingctx, kernel, address, *args):
+    """kcall, but an array of the parameter's dtype and rank in another layout is passed as the
+    parameter's layout, unchecked: for profile(), whose arrays are the driver's (a (1, n) view is
+    both C- and F-contiguous, but NumPy types it C where the kernel takes F)."""
+    return _kcall(typingctx, kernel, address, args, relayout=True)
 
 
 CHUNKS_MAX = 64        # the most threads one parallel call runs on
