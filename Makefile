@@ -6,7 +6,7 @@ PYTHON ?= python3
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export GRAPHC_CACHE_DIR ?= $(CURDIR)/.cache/graphc
 
-.PHONY: demo test test-cuda fuzz onnx-conformance install graphviz docs bench peers clean
+.PHONY: demo test test-cuda test-mpi bench-mpi fuzz onnx-conformance install graphviz docs bench peers clean
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,15 @@ fuzz: install
 # (make test runs all of them on numpy and a subset on numba: tests/onnx)
 onnx-conformance: install
 	$(PY) tools/onnx_conformance.py --backends numpy,numba --per-op
+
+# data parallelism: the training runs under mpiexec on 1, 2, 4 and 8 ranks (make test: 1, 2, 4)
+test-mpi: install
+	GRAPHC_TEST_RANKS=1,2,4,8 $(VENV)/bin/pytest -q tests/distributed
+
+# W2 as 1 rank x 2 threads (the fused step) and as 2 ranks x 1 thread (grad, allreduce, update): JSON lines
+bench-mpi: install
+	$(PY) tools/bench_mpi.py
+	$(VENV)/bin/mpiexec -n 2 $(PY) -m mpi4py tools/bench_mpi.py --ranks
 
 # on a machine with an NVIDIA GPU: the backends tier and tests/cuda on the real device
 test-cuda: install

@@ -1,5 +1,5 @@
 """graphc: a compiler for static computation graphs (define-then-run, symbolic gradients, fusion)."""
-from . import dtypes, errors, init, nn, ops, optim  # gc.init.he_normal, gc.nn.Linear, gc.optim.Adam
+from . import distributed, dtypes, errors, init, nn, ops, optim  # gc.init.he_normal, gc.nn.Linear, gc.optim.Adam
 from .api import (
     abs,
     acos,

@@ -50,11 +50,28 @@ def named_state(obj) -> dict[str, Node]:
 
 
 def save(path, obj) -> str:
-    """Write obj's parameters (see named_state) to path (.npz), atomically. Returns the path."""
+    """Write obj's parameters (see named_state) to path (.npz), atomically. Returns the path.
+
+    Data parallel (gc.distributed.init() called, more than one rank): rank 0 writes, and every rank
+    returns once the file is there (the ranks hold equal parameters)."""
     state = named_state(obj)
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
+    from . import distributed
+    world = distributed.current()
+    if world is not None and world.size > 1:
+        try:
+            if world.is_root:
+                _write(path, state)
+        finally:
+            world.comm.Barrier()
+        return path
+    _write(path, state)
+    return path
+
+
+def _write(path: str, state: dict) -> None:
     names = list(state)
     arrays = {f"a{k}": np.array(state[n].value, order="C") for k, n in enumerate(names)}  # 0-d stays 0-d
     arrays["names"] = np.array(names, dtype=str) if names else np.zeros(0, "<U1")
@@ -74,7 +91,6 @@ def save(path, obj) -> str:
         except FileNotFoundError:
             pass
         raise
-    return path
 
 
 def load(path, obj=None, strict: bool = True):

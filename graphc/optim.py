@@ -16,6 +16,7 @@ from . import api as F
 from .autodiff import clip_by_global_norm, grad
 from .errors import GraphError
 from .ir import Node, toposort, user_location
+from .ops.base import fmt_shape
 
 __all__ = ["Optimizer", "SGD", "RMSProp", "Adam", "AdamW", "step_decay", "exponential_decay", "cosine"]
 
@@ -60,21 +61,27 @@ class Optimizer:
     def updates(self, loss, params=None, clip_norm: float | None = None) -> list[tuple[Node, Node]]:
         """(parameter, new value) pairs that take one step on loss; params defaults to every trainable
         parameter the loss depends on. clip_norm (or opt.clip_norm): the gradients are first clipped
-        jointly to this global norm (gc.clip_by_global_norm), as torch's clip_grad_norm_."""
-        if self.params:
-            raise GraphError(f"this {type(self).__name__} already built its updates (its state belongs to "
-                             "those parameters); make a new optimizer for another model", user_location())
+        jointly to this global norm (gc.clip_by_global_norm), as torch's clip_grad_norm_. The same as
+        apply_gradients(gc.grad(loss, params), params)."""
+        self._unused()
         loss = F.as_node(loss)
-        params = trainable_parameters(loss) if params is None else list(params)
-        if not params:
-            raise GraphError(f"{type(self).__name__}: no parameters to update", user_location())
-        for p in params:
-            if not isinstance(p, Node) or p.op.name != "parameter":
-                raise GraphError(f"optimizers update parameters, got {p!r}", user_location())
-            if p.dtype.kind != "f":
-                raise GraphError(f"parameter {p.label} is {p.dtype}: only float parameters can be trained",
-                                 user_location())
-        grads = grad(loss, params)
+        params = self._checked(trainable_parameters(loss) if params is None else list(params))
+        return self.apply_gradients(grad(loss, params), params, clip_norm)
+
+    def apply_gradients(self, grads, params, clip_norm: float | None = None) -> list[tuple[Node, Node]]:
+        """(parameter, new value) pairs that take one step given the gradients (nodes of the
+        parameters' shapes and dtypes: a gradient, or a placeholder a gradient is fed to), so a step
+        may be a compiled gradient function and a compiled update function, with whatever the
+        caller does between them (gc.Trainer's allreduce over MPI ranks). clip_norm as updates()."""
+        self._unused()
+        params = self._checked(list(params))
+        grads = [F.as_node(g) for g in grads]
+        if len(grads) != len(params):
+            raise GraphError(f"apply_gradients: {len(grads)} gradients for {len(params)} parameters", user_location())
+        for p, g in zip(params, grads):
+            if g.shape != p.shape or g.dtype != p.dtype:
+                raise GraphError(f"apply_gradients: the gradient of {p.label} {fmt_shape(p.shape)} {p.dtype} is "
+                                 f"{fmt_shape(g.shape)} {g.dtype}", user_location())
         clip_norm = self.clip_norm if clip_norm is None else clip_norm
         if clip_norm is not None:
             grads, _ = clip_by_global_norm(grads, clip_norm)
@@ -84,6 +91,22 @@ class Optimizer:
         for k, (p, g) in enumerate(zip(params, grads)):
             out += self._rule(k, p, g)
         return out
+
+    def _unused(self) -> None:
+        if self.params:
+            raise GraphError(f"this {type(self).__name__} already built its updates (its state belongs to "
+                             "those parameters); make a new optimizer for another model", user_location())
+
+    def _checked(self, params: list) -> list[Node]:
+        if not params:
+            raise GraphError(f"{type(self).__name__}: no parameters to update", user_location())
+        for p in params:
+            if not isinstance(p, Node) or p.op.name != "parameter":
+                raise GraphError(f"optimizers update parameters, got {p!r}", user_location())
+            if p.dtype.kind != "f":
+                raise GraphError(f"parameter {p.label} is {p.dtype}: only float parameters can be trained",
+                                 user_location())
+        return params
 
     def _prelude(self) -> list[tuple[Node, Node]]:
         return []

@@ -8,6 +8,16 @@ schedules, a progress bar, history curves and k-fold cross-validation.
 It compiles three functions from one graph: the training step (training=True: optimizer updates,
 dropout, batch statistics), an evaluation function (training=False: no dropout, running
 statistics, nothing updated) and, on first use, a prediction function.
+
+Data parallel over MPI (`gc.Trainer(..., distributed=True)`, run under `mpiexec -n N python -m
+mpi4py script.py`): the step is a gradient function and an update function; between them each
+rank's gradients, written into one flat buffer per dtype, are summed over the ranks by one MPI call
+per dtype (graphc.distributed). batch_size is the global batch: every rank draws the same seeded
+permutation and takes its contiguous shard of each batch; the gradients are weighted by shard size,
+so N ranks step as one process with the whole batch would (to rounding). Rank 0 compiles first and
+the others load its modules from GRAPHC_CACHE_DIR; parameters and optimizer state are broadcast
+from rank 0; metrics and validation are summed over the ranks, so every rank logs (and stops
+early) alike; the progress bar shows on rank 0 only.
 """
 from __future__ import annotations
 
@@ -18,8 +28,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .autodiff import grad
 from .compiler import compile as gc_compile
 from .errors import FeedError, GraphError
+from .frontend.tensors import placeholder
 from .ir import Node, by_label, toposort, user_location
 from .optim import Adam, Optimizer, trainable_parameters
 
@@ -131,11 +143,12 @@ class Trainer:
     inputs: the placeholders, each fed a slice of one data array along axis 0. metrics: name ->
     scalar node averaged over samples (e.g. gc.accuracy(logits, y)). predict: the node predict()
     returns. params: what the optimizer trains (default: the model's, else every trainable parameter
-    of the loss). model: a gc.nn.Module, for checkpoint names.
+    of the loss). model: a gc.nn.Module, for checkpoint names. distributed=True (or comm=, an MPI
+    communicator): data parallel over the MPI ranks (the module's docstring).
     """
 
     def __init__(self, inputs, loss, optimizer: Optimizer | None = None, *, metrics=None, predict=None,
-                 params=None, model=None, backend: str = "numba"):
+                 params=None, model=None, backend: str = "numba", distributed: bool = False, comm=None):
         self.inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         self.loss = loss
         self.metrics = dict(metrics or {})
@@ -149,10 +162,69 @@ class Trainer:
         self.backend = backend
         self._outs = [loss] + list(self.metrics.values())
         self._names = ["loss"] + list(self.metrics)
-        self.train_step = gc_compile(self.inputs, self._outs, self.optimizer.updates(loss, params),
-                                     backend=backend, training=True)
+        self.world = None
+        if distributed or comm is not None:
+            from . import distributed as dist
+            self.world = dist.init(comm)
+            self._parallel_steps(list(params))
+        else:
+            self.train_step = gc_compile(self.inputs, self._outs, self.optimizer.updates(loss, params),
+                                         backend=backend, training=True)
         self._predict_node = predict
         self._eval = self._predict = None
+
+    def _parallel_steps(self, params) -> None:
+        """grad_step (loss, metrics and every gradient, written into self.gradients' views) and
+        update_step (the optimizer's rule on fed gradients); rank 0 compiles them first, the others
+        then load what it compiled from the module cache; rank 0's parameters are broadcast."""
+        from . import distributed as dist
+        w = self.world
+        self.gradients = dist.GradientBuffer(params)
+        fed = [placeholder(p.shape, p.dtype, name=f"grad{k}") for k, p in enumerate(params)]
+        updates = self.optimizer.apply_gradients(fed, params)
+        grads = grad(self.loss, params)
+        self._random = dist.RandomShards(self._outs + list(grads))  # dropout: one process's masks
+        if not w.is_root:
+            w.comm.Barrier()
+        self.grad_step = gc_compile(self.inputs, self._outs + list(grads), backend=self.backend, training=True)
+        self.update_step = gc_compile(fed, [], updates, backend=self.backend)
+        if w.is_root:
+            w.comm.Barrier()
+        self._grad_out = [None] * len(self._outs) + self.gradients.views
+        dist.broadcast(self, world=w)
+
+    def _parallel_step(self, batch) -> tuple[list, int]:
+        """One data-parallel step on the global batch (arrays): this rank's shard's loss and metrics,
+        its size; every rank's parameters take the same step."""
+        from . import distributed as dist
+        n = len(batch[0])
+        part = dist.shard(n, self.world)
+        k = part.stop - part.start
+        self._random.shift(part.start)
+        try:
+            if k:
+                vals = self.grad_step(*[a[part] for a in batch], out=self._grad_out)[:len(self._outs)]
+                self.gradients.scale(k / n)  # the global batch's mean: the sum of k/n x the shard's mean
+            else:  # fewer samples than ranks: this one adds nothing
+                vals = [0.0] * len(self._outs)
+                self.gradients.zero()
+        finally:  # a failed step changed no key: advance() then puts back the unshifted one
+            self._random.advance(ran=bool(k))
+        self.gradients.allreduce(self.world)
+        self.update_step(*self.gradients.views)
+        return vals, k
+
+    def _sum_over_ranks(self, values: np.ndarray) -> np.ndarray:
+        if self.world is None:
+            return values
+        from . import distributed as dist
+        return dist.allreduce(np.ascontiguousarray(values, np.float64), "sum", self.world)
+
+    @property
+    def step_function(self):
+        """The compiled function holding the step's graph: train_step, or grad_step when data
+        parallel (the update is then update_step's)."""
+        return self.train_step if self.world is None else self.grad_step
 
     # ------------------------------------------------------------ compiled functions, on first use
     @property
@@ -175,7 +247,7 @@ class Trainer:
 
     # ------------------------------------------------------------ state
     def _weights(self) -> list[Node]:
-        return [p for p in self.train_step.program.parameters if p.data.role in ("weight", "statistics")]
+        return [p for p in self.step_function.program.parameters if p.data.role in ("weight", "statistics")]
 
     def named_state(self) -> dict[str, Node]:
         """Model parameters (and statistics) and optimizer state by name: what gc.save writes."""
@@ -195,9 +267,14 @@ class Trainer:
         arrays, n = _as_data(data, [p.label for p in self.inputs], "evaluate")
         if n == 0:
             raise FeedError("evaluate: no samples (a mean over none is not defined)", user_location())
+        if self.world is not None:  # each rank its contiguous shard, the sums added up
+            from . import distributed as dist
+            part = dist.shard(n, self.world)
+            arrays = [a[part] for a in arrays]
         sums = np.zeros(len(self._outs))
-        for batch in self._batches(arrays, n, batch_size):
+        for batch in self._batches(arrays, len(arrays[0]), batch_size):
             sums += np.array([float(v) for v in self.eval_step(*batch)]) * len(batch[0])
+        sums = self._sum_over_ranks(sums)
         return {k: float(s / n) for k, s in zip(self._names, sums)}
 
     def predict(self, *data, batch_size: int = 512) -> np.ndarray:
@@ -236,6 +313,7 @@ class Trainer:
             history.history.update({f"val_{k}": [] for k in self._names})
         history.history["lr"] = []
         verbose = sys.stderr.isatty() if verbose is None else verbose
+        verbose = verbose and (self.world is None or self.world.is_root)
         steps = math.ceil(n / batch_size)
         best, best_state, wait = None, None, 0
         if validation_data is not None:
@@ -251,12 +329,17 @@ class Trainer:
                 bar.set_description(f"epoch {epoch + 1}/{epochs}")
                 for start in range(0, n, batch_size):
                     idx = order[start:start + batch_size]
-                    vals = self.train_step(*[a[idx] for a in arrays])
-                    sums += np.array([float(v) for v in vals]) * len(idx)
-                    seen += len(idx)
+                    if self.world is None:
+                        vals, k = self.train_step(*[a[idx] for a in arrays]), len(idx)
+                    else:
+                        vals, k = self._parallel_step([a[idx] for a in arrays])
+                    sums += np.array([float(v) for v in vals]) * k
+                    seen += k
                     if verbose:  # formatting the bar costs more than a small model's step
                         bar.update(1)
                         bar.set_postfix({k: f"{s / seen:.4f}" for k, s in zip(self._names, sums)}, refresh=False)
+                if self.world is not None:  # every rank logs the same: the sums over all of them
+                    sums, seen = self._sum_over_ranks(sums), n
                 logs = {k: float(s / seen) for k, s in zip(self._names, sums)}
                 if validation_data is not None:
                     logs.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})

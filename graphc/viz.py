@@ -256,7 +256,7 @@ def _view(obj, stage) -> _View:
     from .train import Trainer
 
     if isinstance(obj, Trainer):
-        obj = obj.train_step
+        obj = obj.step_function
     if isinstance(obj, Function):
         prog = obj.program
         if stage == "optimized":

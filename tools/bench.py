@@ -176,8 +176,8 @@ def w2_problem():
     return params, x, y
 
 
-def w2_step(backend):
-    """Build and compile the W2 step: (step function, x, y)."""
+def w2_graph():
+    """The W2 model as graph nodes: (x, y, parameters, loss, x batch, y batch)."""
     import graphc as gc
     params, xb, yb = w2_problem()
     x = gc.placeholder((None, W2_SIZES[0]), "float32", name="x")
@@ -188,7 +188,13 @@ def w2_step(backend):
         h = h @ ps[2 * k] + ps[2 * k + 1]
         if k < 2:
             h = gc.relu(h)
-    loss = gc.cross_entropy(h, y)
+    return x, y, ps, gc.cross_entropy(h, y), xb, yb
+
+
+def w2_step(backend):
+    """Build and compile the W2 step: (step function, x, y)."""
+    import graphc as gc
+    x, y, ps, loss, xb, yb = w2_graph()
     step = gc.compile([x, y], loss, updates=gc.optim.Adam(1e-3).updates(loss, ps), backend=backend)
     return step, xb, yb
 

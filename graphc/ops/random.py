@@ -29,6 +29,17 @@ def mix64(key, index):
         return z ^ (z >> u(33))
 
 
+# key * KEY_MUL + (i + 1) * IDX_MUL is the only place key and index meet, and KEY_MUL is odd
+# (invertible mod 2**64): element i under key + o * SHIFT is element i + o under key
+SHIFT = (IDX_MUL * pow(KEY_MUL, -1, 1 << 64)) & MASK64
+
+
+def shifted_key(key, offset: int) -> np.int64:
+    """The key under which element i is what element i + offset is under `key` (mod 2**64): a
+    data-parallel rank draws its shard's part of the whole batch's numbers (gc.Trainer)."""
+    return np.uint64((int(key) + int(offset) * SHIFT) & MASK64).view(np.int64)
+
+
 def bits_to_unit(bits, dtype) -> np.ndarray:
     """Uniform [0, 1) floats from random bits: the top 24 (float32) or 53 (float64) bits."""
     if np.dtype(dtype) == np.float32:

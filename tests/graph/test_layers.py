@@ -20,7 +20,8 @@ LAYERS = [
     ("graphc.function", 8), ("graphc.staged", 8),
     ("graphc.compiler", 9),
     ("graphc.gradcheck", 10), ("graphc.nn", 10),
-    ("graphc.train", 11), ("graphc.checkpoint", 11), ("graphc.viz", 11), ("graphc.onnx", 11),
+    ("graphc.train", 11), ("graphc.checkpoint", 11), ("graphc.distributed", 11), ("graphc.viz", 11),
+    ("graphc.onnx", 11),
     ("graphc", 12),  # the package: its namespace
     ("graphc.cli", 13),
 ]
