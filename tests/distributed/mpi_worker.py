@@ -50,6 +50,13 @@ def main():
     Xv, yv = data(41, args.dtype)
     rank = 0 if args.reference else gc.distributed.init().rank
     result = {}
+    if not args.reference:  # broadcast: every rank ends with rank 0's values, whatever it had
+        import numba
+        p = gc.parameter(np.full((2, 3), float(rank)), name="p")
+        q = gc.parameter(np.int64(10 * rank + 1), name="q", trainable=False)
+        gc.distributed.broadcast({"p": p, "q": q})
+        result["broadcast"] = [p.value.tolist(), int(q.value)]
+        result["numba_threads"] = numba.get_num_threads()
     for opt in args.optimizers.split(","):
         t = trainer(opt, args.dtype, not args.reference)
         if args.raise_on == rank:

@@ -63,8 +63,12 @@ def test_n_ranks_train_what_one_process_trains(n, reference, tmp_path):
             for r in range(1, n):  # the same bits on every rank
                 assert np.array_equal(ranks[r][k], ranks[0][k]), (opt, k, r)
     ref_h = json.loads(pathlib.Path(f"{reference}.rank0.json").read_text())
+    cpus = len(os.sched_getaffinity(0))
     for r in range(n):  # metrics and validation summed over the ranks: every rank logs the same
         h = json.loads(pathlib.Path(f"{out}.rank{r}.json").read_text())
+        assert h["broadcast"] == [[[0.0] * 3] * 2, 1], h["broadcast"]  # rank 0's values
+        if n > 1 and "NUMBA_NUM_THREADS" not in os.environ:  # the ranks share this machine's CPUs
+            assert h["numba_threads"] == max(1, cpus // n), (h["numba_threads"], cpus, n)
         for opt in mpi_worker.OPTIMIZERS:
             for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
                 np.testing.assert_allclose(h[opt][key], ref_h[opt][key], rtol=1e-9, err_msg=f"rank {r} {opt} {key}")
