@@ -6,7 +6,7 @@ PYTHON ?= python3
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export GRAPHC_CACHE_DIR ?= $(CURDIR)/.cache/graphc
 
-.PHONY: demo test test-cuda test-mpi bench-mpi fuzz onnx-conformance install graphviz docs bench peers clean
+.PHONY: demo test test-cuda test-mpi bench-mpi fuzz onnx-conformance install graphviz chromium docs bench peers clean
 
 install: $(VENV)/.installed
 
@@ -24,14 +24,24 @@ graphviz:
 	      || echo "note: could not install graphviz; drawings fall back to DOT text"; \
 	  else echo "note: install Graphviz (apt-get install graphviz) to render drawings"; fi; }
 
+# Debian's headless chromium for the explorer's browser test (tests/numba/test_explore.py); without
+# it that test is skipped and says why. apt-get update is run once, by the graphviz target or here.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -qq chromium || (apt-get update -qq && apt-get install -y -qq chromium)) >/dev/null 2>&1 \
+	      || echo "note: could not install chromium; the explorer's browser test will be skipped"; \
+	  else echo "note: install chromium (apt-get install chromium) for the explorer's browser test"; fi; }
+
 # the main job: train the digits MLP on the numba backend; curves and checkpoint land in out/
 demo: install graphviz
 	$(PY) examples/mlp_digits.py --out out
 
 # the drawings of the digits MLP's training step at each stage, shown in the README
-docs: install graphviz
+docs: install graphviz chromium
 	for stage in forward backward optimized; do \
 	  $(VENV)/bin/graphc viz examples/mlp_digits.py --stage $$stage -o docs/mlp_$$stage.svg || exit 1; done
+	$(PY) tools/explorer_screenshots.py --out docs
 
 # the benchmark suite beside the peers (never in CI); `make peers` first makes the peers' venv
 # (numpy, numba, pytensor, torch CPU, jax) so PyTorch, JAX and PyTensor are measured too
@@ -43,7 +53,7 @@ peers:
 
 # lint (ruff, configured in pyproject.toml), then the tests on two workers: numba compiles dominate
 # and use one core each
-test: install graphviz
+test: install graphviz chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q -n 2
 

@@ -1,6 +1,7 @@
 """A multilayer perceptron on the 8x8 digits: 64-256-128-10 with ReLU and dropout, Adam with a
 cosine learning-rate schedule, early stopping on a validation set, a checkpoint of the best
-weights, the training curves and a drawing of the compiled training step. The main job of `make demo`.
+weights, the training curves, a drawing of the compiled training step and its explorer page
+(gc.explore). The main job of `make demo`.
 
 Run: python examples/mlp_digits.py [--epochs 40] [--backend numba|numpy] [--out out] [--quiet]
 Data parallel on N processes (the same model and accuracy): mpiexec -n N python -m mpi4py
@@ -70,7 +71,9 @@ def main(argv=None) -> dict:
                         title=f"MLP on digits ({args.backend}): test accuracy {result['accuracy']:.4f}")
         # the compiled training step: each fused kernel a cluster (DOT text if Graphviz is missing)
         graph = gc.render(gc.to_dot(trainer, stage="optimized"), os.path.join(args.out, "mlp_graph.svg"))
-        print(f"wrote {curves}, {ckpt} and {graph}")
+        # the explorer: every stage, each kernel's source and its share of a step on a batch of 64
+        page = gc.explore(trainer, os.path.join(args.out, "mlp_digits.html"), feeds=(train[0][:64], train[1][:64]))
+        print(f"wrote {curves}, {ckpt}, {graph} and {page}")
     return {"test_accuracy": result["accuracy"], "epochs": h.epochs, "seconds": h.seconds,
             "compile_seconds": compile_s}
 

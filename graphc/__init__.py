@@ -131,6 +131,7 @@ from .errors import (
     OutOfMemoryError,
     ShapeError,
 )
+from .explore import explore
 from .function import Function
 from .functional import accuracy, batch_norm, binary_accuracy, dropout, l1_penalty, l2_penalty
 from .gradcheck import GradientCheckError, check_grad

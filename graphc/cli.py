@@ -20,6 +20,7 @@ examples:
   graphc viz examples/mlp_digits.py --stage optimized -o mlp.svg
   graphc viz examples/xor.py --stage backward --rankdir LR -o xor.png
   graphc viz examples/mlp_digits.py --stage forward -o -        (DOT text to stdout)
+  graphc viz examples/mlp_digits.py -o mlp.html                 (the explorer: stages, kernels, sources)
   graphc train examples/mlp_digits.py --epochs 10 --backend numpy
   graphc bench --quick
 
@@ -100,6 +101,10 @@ def cmd_viz(args) -> int:
         obj = onnx_function(args.file, args.backend)[1]
     else:
         obj = drawable(load_example(args.file), args.file, args.backend)
+    if args.output and args.output.endswith(".html"):  # the interactive page: every stage, kernels, sources
+        from .explore import explore
+        print(f"wrote {explore(obj, args.output)}")
+        return 0
     dot = to_dot(obj, stage=args.stage, collapse=args.collapse, rankdir=args.rankdir,
                  edge_labels=not args.no_edge_labels)
     if args.output == "-":
@@ -191,8 +196,8 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--stage", choices=["forward", "backward", "optimized"], default="optimized",
                    help="forward: the graph as built; backward: plus gradient and update nodes; "
                         "optimized: after the passes, fused kernels as clusters (default)")
-    v.add_argument("-o", "--output", help="output file (.svg, .png, .pdf or .dot; '-' prints DOT text); "
-                                          "default FILE_STAGE.svg")
+    v.add_argument("-o", "--output", help="output file (.svg, .png, .pdf or .dot; '-' prints DOT text; .html: "
+                                          "the interactive explorer, every stage); default FILE_STAGE.svg")
     v.add_argument("--format", choices=["svg", "png", "pdf", "dot"], help="default: the output's extension")
     v.add_argument("--backend", help="passed to build(backend=...) (the optimized stage draws that "
                                      "backend's kernels; numpy fuses nothing)")

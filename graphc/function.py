@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ir
-from .errors import FeedError, format_loc
+from .errors import FeedError, GraphError, format_loc
 from .ir import Node, by_label, user_location
 from .ops.base import fmt_shape
 
@@ -176,6 +176,14 @@ class Function:
     def source(self) -> str:
         """The generated module (compiled backends) or the optimized graph's text (numpy)."""
         return self._exe.source()
+
+    def kernel_source(self, kernel) -> str:
+        """The generated code of one kernel (one of .kernels, or its name); '' on the numpy backend."""
+        if isinstance(kernel, str):
+            name, kernel = kernel, next((k for k in self.kernels if k.name == kernel), None)
+            if kernel is None:
+                raise GraphError(f"no kernel named {name!r} in this function", user_location())
+        return self._exe.kernel_source(kernel)
 
     def profile(self, *args, repeat: int = 10, **kwargs):
         """Run each kernel alone on these feeds: median time, bytes moved, FLOPs, GB/s, GFLOP/s.

@@ -54,6 +54,10 @@ class Executable(ABC):
     def source(self) -> str:
         """The generated module (code-generating backends) or the graph's text."""
 
+    def kernel_source(self, kernel) -> str:
+        """The generated code that runs this kernel (its functions), or '' where there is none."""
+        return ""
+
     @abstractmethod
     def profile(self, feeds: list, repeat: int):
         """Each kernel run alone on these feeds (no parameter changes): a graphc.profile.Profile."""

@@ -75,7 +75,7 @@ def to_dot(obj, stage: str = "forward", *, collapse: bool = False, rankdir: str 
     node with edges across the drawing. Node ids are n<k>, k the node's index in topological order.
     """
     try:
-        import graphviz
+        import graphviz  # noqa: F401 - checked here, used by draw()
     except ImportError as e:  # a core dependency; say how to get it rather than fail obscurely
         raise GraphError("gc.to_dot needs the graphviz Python package: pip install graphviz",
                          user_location()) from e
@@ -83,7 +83,14 @@ def to_dot(obj, stage: str = "forward", *, collapse: bool = False, rankdir: str 
         raise GraphError(f"to_dot: stage must be one of {', '.join(STAGES)}, got {stage!r}", user_location())
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise GraphError(f"to_dot: rankdir must be TB, LR, BT or RL, got {rankdir!r}", user_location())
-    view = _view(obj, stage)
+    return draw(_view(obj, stage), stage, collapse=collapse, rankdir=rankdir, edge_labels=edge_labels,
+                legend=legend, inline_scalars=inline_scalars, max_io=max_io)
+
+
+def draw(view: _View, stage: str, *, collapse: bool = False, rankdir: str = "TB", edge_labels: bool = True,
+         legend: bool = True, inline_scalars: bool = True, max_io: int = 6):
+    """The graphviz.Digraph of one view (to_dot's drawing; gc.explore draws the view it describes)."""
+    import graphviz
     dot = graphviz.Digraph(name=f"graphc_{stage}")
     dot.attr(rankdir=rankdir, fontname="Helvetica", newrank="true", nodesep="0.25", ranksep="0.35")
     dot.attr("node", fontname="Helvetica", fontsize="10", style="filled", margin="0.08,0.04")

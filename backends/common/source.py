@@ -58,6 +58,29 @@ def row_element(node, expr: str, row: str, col: str) -> str:
     return f"({scaled} if {col} <= {bound} else {T}(-np.inf))"
 
 
+def function_blocks(source: str) -> dict[str, str]:
+    """The top-level functions of a generated module by name, each with its decorators (what
+    Executable.kernel_source shows of a kernel)."""
+    out, pending, current, name = {}, [], None, None
+    for line in source.splitlines():
+        if line.startswith("@"):
+            if current is not None:
+                out[name], current = "\n".join(current).rstrip() + "\n", None
+            pending.append(line)
+        elif line.startswith("def "):
+            if current is not None:
+                out[name] = "\n".join(current).rstrip() + "\n"
+            name = line[4:line.index("(")]
+            current, pending = pending + [line], []
+        elif current is not None and (line.startswith((" ", "\t")) or not line.strip()):
+            current.append(line)
+        elif current is not None:  # module-level code after the function
+            out[name], current = "\n".join(current).rstrip() + "\n", None
+    if current is not None:
+        out[name] = "\n".join(current).rstrip() + "\n"
+    return out
+
+
 class DimRef(str):
     """An int the driver reads from its `dims` array: the text `dims[k]` that the generated code
     holds, and the slot k, for whoever needs its value (profile) without parsing the text."""

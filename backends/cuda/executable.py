@@ -13,7 +13,7 @@ from graphc import ir
 from graphc.protocol import Executable
 from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
 
-from ..common.source import int_value
+from ..common.source import function_blocks, int_value
 from ..numba.cache import load
 from ..numba.executable import explain, out_of_memory
 from .codegen import INDEX, decode, render_module
@@ -182,6 +182,13 @@ class CudaExecutable(Executable):
     # ------------------------------------------------------------ introspection
     def source(self) -> str:
         return self.module.source
+
+    def kernel_source(self, kernel) -> str:
+        """The kernel's @cuda.jit functions and the host function run_<kernel> that launches them."""
+        blocks = function_blocks(self.module.source)
+        mine = [t for name, t in blocks.items()
+                if name == kernel.name or name.startswith(kernel.name + "_") or name == f"run_{kernel.name}"]
+        return "\n\n".join(mine)
 
     def cache_info(self) -> dict:
         return {"backend": "cuda", "module": self.path, "reused": self.reused,

@@ -18,7 +18,7 @@ from graphc.ops.base import fmt_shape
 from graphc.protocol import Executable
 from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
 
-from ..common.source import int_value
+from ..common.source import function_blocks, int_value
 from .cache import load, release_with
 from .codegen import PARALLEL_MIN, render_module
 from .intrinsics import launch_threads
@@ -362,6 +362,17 @@ class NumbaExecutable(Executable):
     # ------------------------------------------------------------ introspection
     def source(self) -> str:
         return self.module.source
+
+    def kernel_source(self, kernel) -> str:
+        """The @kernel function this kernel calls (one like an earlier kernel but for its sizes calls
+        that one's)."""
+        if kernel.kind == "view":
+            return ""
+        if not hasattr(self, "_blocks"):
+            self._blocks = function_blocks(self.module.source)
+            run = [k for k in self.kernels if k.kind != "view"]
+            self._fn_of = {k.name: fn for k, fn in zip(run, self.module.called)}
+        return self._blocks.get(self._fn_of.get(kernel.name, ""), "")
 
     def cache_info(self) -> dict:
         """The module's path, whether its file was reused, and numba's own cache hits and misses."""

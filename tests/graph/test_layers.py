@@ -21,6 +21,7 @@ LAYERS = [
     ("graphc.compiler", 9),
     ("graphc.gradcheck", 10), ("graphc.nn", 10),
     ("graphc.train", 11), ("graphc.checkpoint", 11), ("graphc.distributed", 11), ("graphc.viz", 11),
+    ("graphc.explore", 11), ("graphc.explore_page", 11),
     ("graphc.onnx", 11),
     ("graphc", 12),  # the package: its namespace
     ("graphc.cli", 13),
