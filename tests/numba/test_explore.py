@@ -147,3 +147,17 @@ def test_the_page_in_headless_chromium(mlp, tmp_path):
     run = subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", url], capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", run.stderr[-2000:]
+
+
+def test_an_imported_onnx_models_page():
+    pytest.importorskip("onnx")
+    model = gc.onnx.load(str(ROOT / "tests" / "data" / "onnx" / "digits_cnn.onnx"))
+    fn = gc.compile(model.inputs, model.outputs, backend="numba")
+    x = np.random.default_rng(0).normal(size=(4, 1, 8, 8)).astype(np.float32)
+    page = page_data(fn, (x,), repeat=1)
+    assert {"forward", "optimized"} <= {s["name"] for s in page["stages"]}
+    opt = _stage(page, "optimized")
+    run = [k for k in fn.kernels if k.kind != "view"]
+    assert {k["name"] for k in opt["kernels"].values() if k["source"] and k["profile"]} >= {k.name for k in run}
+    ops = {n["op"] for n in _stage(page, "forward")["nodes"].values()}
+    assert "im2col" in ops or "conv2d" in ops, ops
