@@ -36,6 +36,8 @@ def category(message: str) -> str:
         return "control flow"
     if "known when the model is imported" in message or "sets a shape" in message:
         return "data-dependent shape"
+    if "Not equal to tolerance" in message or "Mismatched elements" in message:
+        return "numerics"
     return "not yet"
 
 

@@ -1001,6 +1001,81 @@ def _cumsum(ctx):
     return F.cumsum(x, int(ctx.static(1)) % x.ndim, bool(ctx.attr("exclusive", 0)), bool(ctx.attr("reverse", 0)))
 
 
+# ------------------------------------------------------------------ DFT (opset 17 on)
+def _dft_matrices(n_in: int, length: int, inverse: bool, onesided: bool):
+    """(real part, imaginary part) as matrices (t, k) from the signal's n_in entries along the axis to
+    the output's: the forward transform over `length` points (zero-padded or cut), onesided keeping
+    length // 2 + 1 frequencies; the inverse divided by length, and onesided there (irfft) the
+    Hermitian extension of the half spectrum folded into weights, its output real."""
+    if inverse and onesided:  # irfft: the first length // 2 + 1 frequencies in, length real points out
+        k = np.arange(min(n_in, length // 2 + 1))[:, None]
+        t = np.arange(length)[None, :]
+        w = np.where((k == 0) | ((length % 2 == 0) & (k == length // 2)), 1.0, 2.0)
+        theta = 2 * np.pi * k * t / length
+        return w * np.cos(theta) / length, -w * np.sin(theta) / length  # x = sum_k Xr cos - Xi sin
+    used = min(n_in, length)
+    t = np.arange(used)[:, None]
+    k = np.arange(length // 2 + 1 if onesided else length)[None, :]
+    theta = 2 * np.pi * t * k / length
+    cos, sin = np.cos(theta), np.sin(theta)
+    if inverse:
+        return cos / length, sin / length  # e^{+i theta} / length
+    return cos, -sin                         # e^{-i theta}
+
+
+def _dft(ctx, axis: int):
+    """ONNX DFT: x (..., signal, ..., 1 or 2), the last dim real (and imaginary) parts; as two
+    products with cos/sin matrices along the axis (exact to rounding; an FFT it is not)."""
+    x = _float_only(ctx, ctx.node(0))
+    if x.shape[-1] not in (1, 2):
+        raise ctx.unsupported(f"DFT input of last dim {x.shape[-1]} (want 1 or 2: real, imaginary)")
+    axis = axis % x.ndim
+    if axis == x.ndim - 1 or x.shape[axis] is None:
+        raise ctx.unsupported(f"DFT along axis {axis} of {x.shape}: a known signal axis before the last")
+    inverse, onesided = bool(ctx.attr("inverse", 0)), bool(ctx.attr("onesided", 0))
+    n_in = x.shape[axis]
+    if ctx.has(1) and np.asarray(ctx.static(1)).size:
+        length = int(np.asarray(ctx.static(1)).reshape(()))
+    else:
+        length = 2 * (n_in - 1) if inverse and onesided else n_in
+    re_m, im_m = _dft_matrices(n_in, length, inverse, onesided)
+    rank = x.ndim - 1
+    perm = tuple(q for q in range(rank) if q != axis) + (axis,)
+    back = tuple(int(np.argsort(perm)[q]) for q in range(rank))
+
+    # in float64, cast back: the sums of a float32 product leave ~1e-6 where an FFT gives exact zeros
+    x64 = F.cast(x, "float64")
+
+    def part(j):  # x[..., j] with the signal axis last, cut to the rows the matrices use
+        p = F.transpose(F.getitem(x64, (Ellipsis, j)), perm)
+        return F.getitem(p, (Ellipsis, slice(0, re_m.shape[0]))) if re_m.shape[0] < n_in else p
+
+    def done(v):
+        return F.cast(F.expand_dims(F.transpose(v, back), -1), x.dtype)
+    xr = part(0)
+    xi = part(1) if x.shape[-1] == 2 else None
+    if inverse and onesided:
+        out = F.matmul(xr, F.constant(re_m))
+        return done(out if xi is None else out + F.matmul(xi, F.constant(im_m)))
+    # (xr + i xi)(C + i S) with C, S the matrices: real xr C - xi S, imaginary xr S + xi C
+    real = F.matmul(xr, F.constant(re_m))
+    imag = F.matmul(xr, F.constant(im_m))
+    if xi is not None:
+        real = real - F.matmul(xi, F.constant(im_m))
+        imag = imag + F.matmul(xi, F.constant(re_m))
+    return F.concat([done(real), done(imag)], -1)
+
+
+@converter("DFT", 17)
+def _dft_17(ctx):
+    return _dft(ctx, int(ctx.attr("axis", 1)))
+
+
+@converter("DFT", 20)
+def _dft_20(ctx):
+    return _dft(ctx, int(np.asarray(ctx.static(2)).reshape(())) if ctx.has(2) else -2)
+
+
 # ------------------------------------------------------------------ attention (opset 23 on)
 def _heads(x: Node, n: int) -> Node:
     """(B, S, n * d) -> (B, n, S, d)."""
