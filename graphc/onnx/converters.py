@@ -1076,6 +1076,114 @@ def _dft_20(ctx):
     return _dft(ctx, int(np.asarray(ctx.static(2)).reshape(())) if ctx.has(2) else -2)
 
 
+# ------------------------------------------------------------------ GridSample (opset 16 on)
+def _gs_reflect(v: Node, lo: float, hi: float) -> Node:
+    """v reflected at the borders lo and hi until it lies between them (ONNX's reference, as torch)."""
+    span = hi - lo
+    below, above = F.less(v, lo), F.greater(v, hi)
+    d = F.where(below, F.sub(lo, v), F.sub(v, hi))  # >= 0 where it matters
+    n = F.floor(F.div(d, span))
+    r = F.sub(d, F.mul(n, span))
+    even = F.equal(F.sub(n, F.mul(F.floor(F.mul(n, 0.5)), 2.0)), 0.0)
+    from_below = F.where(even, F.add(lo, r), F.sub(hi, r))
+    from_above = F.where(even, F.sub(hi, r), F.add(lo, r))
+    return F.where(below, from_below, F.where(above, from_above, v))
+
+
+def _gs_cubic(t: Node) -> list[Node]:
+    """The four cubic convolution weights (Keys, alpha -0.75) of offset t in [0, 1)."""
+    a = -0.75
+
+    def far(u):   # |u| in [1, 2)
+        return F.add(F.mul(F.add(F.mul(F.sub(F.mul(u, a), 5 * a), u), 8 * a), u), -4 * a)
+
+    def near(u):  # |u| in [0, 1)
+        return F.add(F.mul(F.mul(F.sub(F.mul(u, a + 2), a + 3), u), u), 1.0)
+    return [far(F.add(t, 1.0)), near(t), near(F.sub(1.0, t)), far(F.sub(2.0, t))]
+
+
+@converter("GridSample", 16, 20, 22)
+def _grid_sample(ctx):
+    """Y[n, c, h...] = X[n, c] sampled at grid[n, h...] (coordinates in [-1, 1], the last dim's
+    first entry for X's last axis): nearest, linear or cubic; zeros, border or reflection padding.
+    Each corner a gather (take) from X flattened, out-of-range corners clamped and then weighted 0
+    (zeros) or moved in (border, reflection)."""
+    X, grid = _float_only(ctx, ctx.node(0)), ctx.node(1)
+    mode = ctx.attr("mode", "linear")  # opset 16's names: bilinear, bicubic
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+    pad, align = ctx.attr("padding_mode", "zeros"), bool(ctx.attr("align_corners", 0))
+    dims = X.shape[2:]
+    k = len(dims)
+    if None in dims or X.shape[1] is None or grid.shape[-1] != k or None in grid.shape[:-1] or X.shape[0] is None:
+        raise ctx.unsupported(f"GridSample of X {X.shape} on grid {grid.shape}: known sizes, grid's last dim = "
+                              f"X's spatial rank")
+    if mode not in ("nearest", "linear", "cubic") or pad not in ("zeros", "border", "reflection"):
+        raise ctx.unsupported(f"GridSample mode {mode!r}, padding {pad!r}")
+    if mode == "cubic" and k != 2:
+        raise ctx.unsupported("cubic GridSample of other than 2-d images (ONNX defines it for 4-d input only)")
+    N, C = X.shape[0], X.shape[1]
+    out_sp = tuple(grid.shape[1:-1])
+    g = F.cast(grid, X.dtype) if grid.dtype != X.dtype else grid
+    coords = []
+    for i, d in enumerate(dims):  # spatial axis i of X is the grid's last-dim entry k - 1 - i
+        u = F.getitem(g, (Ellipsis, k - 1 - i))
+        x = F.mul(F.add(u, 1.0), (d - 1) / 2.0) if align else F.div(F.sub(F.mul(F.add(u, 1.0), float(d)), 1.0), 2.0)
+        if mode == "nearest":
+            x = F.round(x)
+        lo, hi = (0.0, d - 1.0) if align else (-0.5, d - 0.5)
+        if pad == "border":
+            x = F.where(F.logical_or(F.less(x, lo), F.greater(x, hi)), F.clip(x, 0.0, d - 1.0), x)
+        elif pad == "reflection":
+            x = _gs_reflect(x, lo, hi)
+        coords.append((x, d, lo, hi))
+
+    def index_at(i, idx):
+        """(clamped int index, in-range mask or None) of integer-valued float idx on axis i."""
+        x, d, lo, hi = coords[i]
+        if pad == "reflection":
+            idx = F.trunc(_gs_reflect(idx, lo, hi))
+        inside = F.logical_and(F.greater_equal(idx, 0.0), F.less(idx, float(d))) if pad == "zeros" else None
+        return F.cast(F.clip(idx, 0.0, d - 1.0), "int64"), inside
+
+    if mode == "nearest":
+        taps = [[(F.trunc(x), None)] for x, _, _, _ in coords]
+    else:
+        taps = []
+        for x, _, _, _ in coords:
+            x0 = F.floor(x)
+            t = F.sub(x, x0)
+            if mode == "linear":
+                taps.append([(x0, F.sub(1.0, t)), (F.add(x0, 1.0), t)])
+            else:
+                taps.append([(F.add(x0, float(o)), w) for o, w in zip((-1, 0, 1, 2), _gs_cubic(t))])
+    # the gather's base: row (n, c) of X flattened to (N * C * prod(dims),)
+    size = int(np.prod(dims))
+    shape = (N, C) + out_sp
+    nc = (np.arange(N)[:, None] * C + np.arange(C)[None, :]).reshape((N, C) + (1,) * len(out_sp)) * size
+    flat_x = F.reshape(X, (-1,))
+    out = None
+    for combo in np.ndindex(*[len(t) for t in taps]):
+        flat, weight, mask = None, None, None
+        for i, j in enumerate(combo):
+            idx, w = taps[i][j]
+            ii, inside = index_at(i, idx)
+            stride = int(np.prod(dims[i + 1:]))
+            term = ii if stride == 1 else F.mul(ii, stride)
+            flat = term if flat is None else F.add(flat, term)
+            if w is not None:
+                weight = w if weight is None else F.mul(weight, w)
+            if inside is not None:
+                mask = inside if mask is None else F.logical_and(mask, inside)
+        full = F.add(F.expand_dims(flat, 1), F.constant(nc.astype(np.int64)))  # (N, C, out...)
+        v = F.take(flat_x, F.broadcast_to(full, shape))
+        if mask is not None:
+            v = F.where(F.expand_dims(mask, 1), v, 0.0)
+        if weight is not None:
+            v = F.mul(v, F.expand_dims(weight, 1))
+        out = v if out is None else F.add(out, v)
+    return _same_dtype(out, X)
+
+
 # ------------------------------------------------------------------ attention (opset 23 on)
 def _heads(x: Node, n: int) -> Node:
     """(B, S, n * d) -> (B, n, S, d)."""
