@@ -62,7 +62,13 @@ def run(backend: str, pattern: str | None = None, shard=(0, 1)) -> dict:
         r = unittest.TestResult()
         case(n).run(r)
         bad = r.errors or r.failures
-        out[n] = bad[0][1].strip().splitlines()[-1][:400] if bad else None
+        text = bad[0][1].strip().splitlines() if bad else []
+        if any("Not equal to tolerance" in ln for ln in text):  # numerics: the tolerance and the worst miss
+            tol = next(ln.strip() for ln in text if "Not equal to tolerance" in ln)
+            worst = [ln.split(":")[-1].strip() for ln in text if "Max absolute difference" in ln]
+            out[n] = f"AssertionError: {tol}" + (f", max absolute difference {worst[0]}" if worst else "")
+        else:
+            out[n] = text[-1][:400] if bad else None
     return out
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from .. import api as F
 from ..errors import GraphError
 from ..ir import Node
-from .importer import SymShape
+from .importer import NeedsValue, SymShape, UnsupportedError
 
 CONVERTERS: dict[tuple[str, str], dict[int, object]] = {}
 
@@ -99,6 +99,7 @@ def _identity(ctx):
 def _cast(ctx):
     from .importer import onnx_dtype
     dt = onnx_dtype(ctx.attr("to"), ctx.where())
+    ctx.ignore("saturate")  # for casts to float8 only, which graphc does not hold
     x = ctx.node(0)
     return x if x.dtype == dt else F.cast(x, dt)
 
@@ -221,7 +222,8 @@ def _reduce(fn, attr_until):
         x = ctx.node(0)
         keep = bool(ctx.attr("keepdims", 1))
         axes = _axes(ctx, x.ndim, attr_until)
-        if axes is None and ctx.attr("noop_with_empty_axes", 0):
+        noop = ctx.attr("noop_with_empty_axes", 0)  # read always: it only matters when axes are empty
+        if axes is None and noop:
             return x
         return fn(x, axes, keep)
     return convert
@@ -367,6 +369,7 @@ def _batch_norm(ctx):
 
 @converter("Dropout", 1, 6, 7, 10, 12, 13, 22)
 def _dropout(ctx):
+    ctx.ignore("seed", "ratio")  # inference: the identity, whatever the ratio and seed
     if ctx.version >= 12 and ctx.has(2) and bool(ctx.static(2)):
         raise ctx.unsupported("training_mode=True (random masks are not ONNX-reproducible)")
     if ctx.version < 7 and not ctx.attr("is_test", 0):
@@ -407,9 +410,17 @@ def _pad_input(x, begins, ends, value):
     return F.pad(x, widths, value), (0,) * len(begins)
 
 
+def _kernel_shape_of(ctx, w: Node) -> None:
+    """kernel_shape, when given, must be the weight's spatial shape (ONNX allows it to repeat it)."""
+    k = ctx.attr("kernel_shape")
+    if k is not None and tuple(int(d) for d in k) != tuple(w.shape[2:]):
+        raise ctx.unsupported(f"kernel_shape {tuple(k)} unlike the weight's spatial shape {tuple(w.shape[2:])}")
+
+
 @converter("Conv", 1, 11)
 def _conv(ctx):
     x, w = ctx.node(0), ctx.node(1)
+    _kernel_shape_of(ctx, w)
     if x.ndim not in (3, 4):  # 1-d: a 2-d convolution over a height of 1
         raise ctx.unsupported(f"a {x.ndim - 2}-d convolution (graphc has 1-d and 2-d)")
     groups = ctx.attr("group", 1)
@@ -483,6 +494,9 @@ def _pool2(ctx, fn, pad_value, x, count_pads, one=False):
 
 @converter("MaxPool", 1, 8, 10, 11, 12, 22)
 def _max_pool(ctx):
+    if len(ctx.proto.output) > 1 and ctx.proto.output[1]:
+        raise ctx.unsupported("the Indices output")
+    ctx.ignore("storage_order")  # the layout of Indices only
     return _pool(ctx, F.max_pool2d, -np.inf)
 
 
@@ -686,8 +700,11 @@ def _constant(ctx):
 
 @converter("Range", 11)
 def _range(ctx):
-    start, limit, delta = (ctx.static(i) for i in range(3))
-    return np.arange(start, limit, delta, dtype=np.asarray(start).dtype)
+    start, limit, delta = (np.asarray(ctx.static(i)) for i in range(3))
+    if any(v.size != 1 for v in (start, limit, delta)):
+        raise ctx.unsupported(f"Range of start, limit, delta shaped {start.shape}, {limit.shape}, {delta.shape}")
+    start, limit, delta = (v.reshape(()) for v in (start, limit, delta))  # scalars, or one-element (as onnx's own)
+    return np.arange(start, limit, delta, dtype=start.dtype)
 
 
 @converter("Pad", 1, 2, 11, 13, 18, 19, 21)
@@ -925,7 +942,7 @@ def _lp_norm(ctx):
     x = ctx.node(0)
     axis, p = ctx.attr("axis", -1) % x.ndim, ctx.attr("p", 2)
     n = F.sum(F.abs(x), axis, keepdims=True) if p == 1 else F.sqrt(F.sum(F.square(x), axis, keepdims=True))
-    return F.div(x, n)
+    return F.div(x, F.where(F.equal(n, 0.0), 1.0, n))  # a zero vector stays zero (onnx's reference), not NaN
 
 
 @converter("MeanVarianceNormalization", 9, 13)
@@ -972,9 +989,12 @@ def _depth_to_space(ctx):
 def _space_to_depth(ctx):
     x = ctx.node(0)
     b = ctx.attr("blocksize")
+    mode = ctx.attr("mode", "DCR")
+    if mode not in ("DCR", "CRD"):
+        raise ctx.unsupported(f"mode {mode!r}")
     N, C, H, W = x.shape
     t = F.reshape(x, (N, C, H // b, b, W // b, b))
-    t = F.transpose(t, (0, 3, 5, 1, 2, 4))
+    t = F.transpose(t, (0, 3, 5, 1, 2, 4) if mode == "DCR" else (0, 1, 3, 5, 2, 4))
     return F.reshape(t, (N, C * b * b, H // b, W // b))
 
 
@@ -1184,6 +1204,135 @@ def _grid_sample(ctx):
     return _same_dtype(out, X)
 
 
+@converter("If", 1, 11, 13, 16, 19, 21, 23, 24, 25)
+def _if(ctx):
+    """If with a condition known at import (a constant, computed from constants and shapes, or a graph
+    input given by load(values=...), as for a data-dependent shape): the taken branch's graph is
+    imported in its place. A condition computed from other run-time values is not supported (both
+    branches would have to run, and an index out of range in the other one would raise)."""
+    try:
+        cond = np.asarray(ctx.static(0))
+    except NeedsValue:
+        raise
+    except UnsupportedError as e:
+        raise ctx.unsupported(f"a condition known only at run time ({e.message})") from None
+    if cond.size != 1:
+        raise ctx.unsupported(f"a condition of shape {cond.shape}")
+    taken = bool(cond.reshape(()))
+    ctx.ignore("else_branch" if taken else "then_branch")
+    branch = ctx.attr("then_branch" if taken else "else_branch")
+    return ctx.imp.subgraph(branch, {})
+
+
+@converter("AffineGrid", 20)
+def _affine_grid(ctx):
+    """The sampling grid of theta (N, 2, 3) or (N, 3, 4) over size (N, C, [D,] H, W): each output
+    point's normalized coordinates (x for W first), homogeneous, times theta^T (one product)."""
+    theta = _float_only(ctx, ctx.node(0))
+    size = [int(v) for v in np.asarray(ctx.static(1)).reshape(-1)]
+    spatial = size[2:]
+    k = len(spatial)
+    if k not in (2, 3) or theta.shape[1:] != (k, k + 1):
+        raise ctx.unsupported(f"AffineGrid of theta {theta.shape} for size {size}")
+    align = bool(ctx.attr("align_corners", 0))
+    axes = [(-1 + 2 * np.arange(d) / (d - 1) if d > 1 else np.zeros(1)) if align else -1 + (2 * np.arange(d) + 1) / d
+            for d in spatial]
+    mesh = np.meshgrid(*axes, indexing="ij")  # per spatial axis, in X's order (D, H, W)
+    base = np.stack([m.reshape(-1) for m in mesh[::-1]] + [np.ones(mesh[0].size)], 1)  # (points, x y [z] 1)
+    grid = F.matmul(F.constant(base.astype(theta.dtype)), F.transpose(theta, (0, 2, 1)))  # (N, points, k)
+    return F.reshape(grid, (-1 if theta.shape[0] is None else theta.shape[0], *spatial, k))
+
+
+# ------------------------------------------------------------------ LinearAttention (opset 26 on)
+@converter("LinearAttention", 26)
+def _linear_attention(ctx):
+    """The recurrent (linear) attention of ONNX: per step the state S (B, H_kv, d_k, d_v) decays by
+    exp(g) (gated), has beta (v - S^T k) written (delta) or v (linear) as the outer product with k,
+    and is read by scale * q S (query heads grouped onto key heads); one gc.scan over time, in
+    float32. Outputs: (B, T, H_q d_v) and the final state."""
+    Q, K, V = (_float_only(ctx, ctx.node(i)) for i in range(3))
+    rule = ctx.attr("update_rule", "gated_delta")
+    hq, hk = ctx.attr("q_num_heads"), ctx.attr("kv_num_heads")
+    if rule not in ("linear", "gated", "delta", "gated_delta") or not hq or not hk or hq % hk:
+        raise ctx.unsupported(f"LinearAttention update_rule {rule!r}, q_num_heads {hq}, kv_num_heads {hk}")
+    gating, delta = rule in ("gated", "gated_delta"), rule in ("delta", "gated_delta")
+    if gating != ctx.has(4) or delta != ctx.has(5):
+        raise ctx.unsupported(f"LinearAttention {rule!r} with decay given: {ctx.has(4)}, beta given: {ctx.has(5)}")
+    if any(a.ndim != 3 or None in a.shape[1:] for a in (Q, K, V)) or Q.shape[1] is None:
+        raise ctx.unsupported(f"LinearAttention of q {Q.shape}, k {K.shape}, v {V.shape}: (B, T, heads x dim)")
+    B, T = Q.shape[0], Q.shape[1]
+    dk, dv, group = Q.shape[2] // hq, V.shape[2] // hk, hq // hk
+    b = -1 if B is None else B
+
+    def steps(x, heads, d):  # (B, T, heads * d) -> (T, B, heads, d), float32
+        return F.transpose(F.reshape(F.cast(x, "float32"), (b, T, heads, d)), (1, 0, 2, 3))
+    xs = [steps(Q, hq, dk), steps(K, hk, dk), steps(V, hk, dv)]
+    if gating:
+        g = ctx.node(4)
+        per = g.shape[-1] // hk
+        if g.shape[-1] not in (hk, hk * dk):
+            raise ctx.unsupported(f"LinearAttention decay of last dim {g.shape[-1]}")
+        xs.append(steps(g, hk, per))          # (T, B, H_kv, 1 or d_k)
+    if delta:
+        bt = ctx.node(5)
+        if bt.shape[-1] not in (hk, 1):
+            raise ctx.unsupported(f"LinearAttention beta of last dim {bt.shape[-1]}")
+        xs.append(steps(bt, bt.shape[-1], 1))  # (T, B, H_kv or 1, 1)
+    if ctx.has(3):
+        S0 = F.cast(ctx.node(3), "float32")
+    else:
+        # zeros (B, H_kv, d_k, d_v), B the feeds' (known at run time only, maybe)
+        S0 = F.mul(F.expand_dims(F.zeros_like(F.sum(xs[1], 0)), -1), F.constant(np.zeros(dv, np.float32)))
+    scale = ctx.attr("scale", 0.0) or 1.0 / math.sqrt(dk)
+
+    def step(S, x):
+        q, k, v = x[0], x[1], x[2]
+        at = 3
+        if gating:
+            S = F.mul(S, F.expand_dims(F.exp(x[at]), -1))  # (B, H, 1 or d_k, 1): over d_v
+            at += 1
+        if delta:
+            seen = F.reshape(F.matmul(F.expand_dims(k, 2), S), (b, hk, dv))  # S^T k
+            v = F.mul(x[at], F.sub(v, seen))
+        S = F.add(S, F.mul(F.expand_dims(k, -1), F.expand_dims(v, 2)))
+        o = F.matmul(F.reshape(q, (b, hk, group, dk)), S)  # query head h reads key head h // group
+        return S, F.mul(F.reshape(o, (b, hq, dv)), scale)
+    S, ys = F.scan(step, S0, xs)
+    out = F.reshape(F.transpose(ys, (1, 0, 2, 3)), (b, T, hq * dv))
+    state_dtype = ctx.node(3).dtype if ctx.has(3) else Q.dtype
+    return [_same_dtype(out, Q), S if state_dtype == S.dtype else F.cast(S, state_dtype)]
+
+
+@converter("CausalConvWithState", 27)
+def _causal_conv_with_state(ctx):
+    """A depthwise causal 1-d convolution carrying its last k - 1 inputs: x (B, C, L) after the past
+    state (B, C, k - 1; zeros when absent), weight (C, 1, k), an optional bias and SiLU; outputs the
+    convolution and the new state. Each tap is a slice of the padded input times its weights."""
+    x, w = _float_only(ctx, ctx.node(0)), ctx.node(1)
+    act = ctx.attr("activation", "none")
+    if x.ndim != 3 or w.ndim != 3 or w.shape[1] != 1 or None in (x.shape[1], x.shape[2], w.shape[2]) \
+            or act not in ("none", "silu", "swish"):
+        raise ctx.unsupported(f"CausalConvWithState of x {x.shape}, weight {w.shape}, activation {act!r}")
+    C, L, k = x.shape[1], x.shape[2], w.shape[2]
+    if ctx.has(3):
+        past = ctx.node(3)
+    else:
+        past = F.mul(F.expand_dims(F.zeros_like(F.sum(x, 2)), -1), F.constant(np.zeros(k - 1, x.dtype)))
+    padded = F.concat([past, x], 2) if k > 1 else x
+    taps = F.reshape(w, (C, k))
+    out = None
+    for j in range(k):
+        term = F.mul(F.getitem(padded, (slice(None), slice(None), slice(j, j + L))),
+                     F.reshape(F.getitem(taps, (slice(None), j)), (1, C, 1)))
+        out = term if out is None else F.add(out, term)
+    if ctx.has(2):
+        out = F.add(out, F.reshape(ctx.node(2), (1, C, 1)))
+    if act != "none":
+        out = _same_dtype(F.silu(out), x)
+    state = F.getitem(padded, (slice(None), slice(None), slice(L, L + k - 1)))
+    return [out, state]
+
+
 # ------------------------------------------------------------------ attention (opset 23 on)
 def _heads(x: Node, n: int) -> Node:
     """(B, S, n * d) -> (B, n, S, d)."""
@@ -1197,6 +1346,7 @@ def _neg_inf_bias(allowed: np.ndarray, dtype) -> np.ndarray:
 
 @converter("Attention", 23, 24)
 def _attention(ctx):
+    ctx.ignore("softmax_precision")  # the softmax is computed in Q's float32/float64, no less precise
     Q, K, V = ctx.node(0), ctx.node(1), ctx.node(2)
     if Q.dtype.kind != "f":
         raise ctx.unsupported(f"Q of dtype {Q.dtype}")
@@ -1283,6 +1433,7 @@ def _conv_transpose(ctx):
     its input, a GEMM and a col2im), then cropped by the pads."""
     from ..autodiff import vjp
     x, w = ctx.node(0), ctx.node(1)
+    _kernel_shape_of(ctx, w)
     if x.ndim != 4:
         raise ctx.unsupported(f"a {x.ndim - 2}-d transposed convolution (graphc has 2-d)")
     if ctx.attr("group", 1) != 1:
@@ -1706,6 +1857,7 @@ converter("BlackmanWindow", 17)(_window(
 @converter("TopK", 1, 10, 11, 24)
 def _topk(ctx):
     x = ctx.node(0)
+    ctx.ignore("sorted")  # sorted=0 leaves the order unspecified: sorted is one of them
     k = int(ctx.attr("k")) if ctx.version < 10 else int(ctx.static(1).reshape(-1)[0])
     values, index = F.topk(x, k, ctx.attr("axis", -1), bool(ctx.attr("largest", 1)))
     return [values, F.cast(index, "int64")]

@@ -72,13 +72,43 @@ class OnnxModel:
         return compile_(self.inputs, self.outputs, backend=backend, **kw)
 
 
+class _Attrs(dict):
+    """A node's attributes, remembering which ones the converter looked at: one it never read would
+    change the result unseen (SpaceToDepth's mode did), so the importer refuses it."""
+
+    def __init__(self, items):
+        super().__init__(items)
+        self.read = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key):
+        self.read.add(key)
+        return super().__contains__(key)
+
+    def items(self):  # a converter that hands them all on (Resize, to onnx's reference) reads them all
+        self.read.update(super().keys())
+        return super().items()
+
+
 class Ctx:
     """What a converter sees of one ONNX node: its inputs (as nodes, or as values known at import),
     its attributes, the opset, and the node's name for messages."""
 
     def __init__(self, importer, proto, version):
         self.imp, self.proto, self.version = importer, proto, version
-        self.attrs = {a.name: _attr_value(a) for a in proto.attribute}
+        self.attrs = _Attrs({a.name: _attr_value(a) for a in proto.attribute})
+
+    def ignore(self, *names: str) -> None:
+        """Attributes that do not change the result (hints), read so the importer accepts them."""
+        for n in names:
+            self.attrs.get(n)
 
     @property
     def op(self) -> str:
@@ -251,6 +281,10 @@ class Importer:
                 raise
             except GraphError as e:
                 raise UnsupportedError(f"{ctx.where()}: {e.message}") from None
+            unread = sorted(set(ctx.attrs) - ctx.attrs.read)
+            if unread:
+                raise ctx.unsupported(f"attribute {', '.join(unread)} is not supported (the converter does "
+                                      "not read it, so its value would be ignored)")
             res = list(res) if isinstance(res, (list, tuple)) else [res]
             for name, v in zip(proto.output, res):
                 if name:
