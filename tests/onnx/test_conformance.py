@@ -32,7 +32,8 @@ NUMBA = ["add_bcast", "mul", "div", "pow", "mod_mixed_sign_float64", "relu", "le
          "lstm_defaults", "gru_with_initial_bias", "rnn_seq_length", "attention_4d_gqa_causal",
          "attention_3d_with_past_and_present", "cumsum_2d_axis_1", "sce_mean_weight", "nllloss_NCd1d2_with_weight",
          "round", "floor", "mod_broadcast", "onehot_with_axis", "tril_neg", "range_float_type_positive_delta",
-         "dft_irfft", "gridsample_bicubic"]
+         "dft_irfft", "gridsample_bicubic", "affine_grid_3d", "linear_attention_gated_delta_gqa",
+         "causal_conv_with_state_silu"]
 
 
 def _suite(backend: str, only=None):

@@ -57,6 +57,20 @@ def test_errors_name_the_op_the_node_and_what_is_missing():
         gc.onnx.load(helper.make_model(g))
 
 
+def test_an_attribute_the_converter_does_not_read_is_refused_not_ignored():
+    def model(**attrs):
+        g = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"], name="sm", **attrs)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    ok = gc.onnx.load(model(axis=0))  # read: honoured
+    e = np.exp(x - x.max(0))
+    np.testing.assert_allclose(gc.compile(ok.inputs, ok.outputs)(x)[0], e / e.sum(0), rtol=1e-6)
+    with pytest.raises(gc.onnx.UnsupportedError, match=r"Softmax node 'sm'.*attribute temperature is not supported"):
+        gc.onnx.load(model(axis=0, temperature=2.0))
+
+
 def test_a_shape_fed_as_an_input_is_given_at_import():
     """Reshape's shape as a graph input: load names the input; with values= it is folded in."""
     g = helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])], "g",
