@@ -135,7 +135,7 @@ def test_apply_gradients_is_the_update_of_fed_gradients():
 
 def test_the_digits_example_on_two_ranks_matches_one_process(tmp_path):
     root = HERE.parents[1]
-    cmd = [str(root / "examples" / "mlp_digits.py"), "--epochs", "3", "--quiet"]
+    cmd = [str(root / "examples" / "mlp_digits.py"), "--epochs", "2", "--quiet"]
     one = subprocess.run([sys.executable, *cmd, "--out", str(tmp_path / "one")], capture_output=True, text=True,
                          timeout=240, env=_env())
     assert one.returncode == 0, one.stderr[-3000:]

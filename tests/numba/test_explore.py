@@ -84,12 +84,21 @@ def test_the_mlp_steps_page_has_every_kernel_node_and_profile_row(mlp):
 
 
 def test_the_cnns_page(data):
-    train = data[0]
-    trainer = cnn_digits.build("numba", width=4)
-    page = page_data(trainer, (cnn_digits.images(train[0][:16]), train[1][:16]), repeat=1)
-    _check_page(page, trainer.train_step)
-    ops = {op for k in _stage(page, "optimized")["kernels"].values() for op in k["ops"]}
-    assert "im2col" in ops
+    """The digits CNN's inference function (its training step compiles ~100 kernels: the MLP's
+    covers the training stages): convolutions as im2col kernels, each with source and profile."""
+    trainer = cnn_digits.build("numpy", width=4)
+    x = trainer.inputs[0]
+    fn = gc.compile([x], trainer._predict_node, backend="numba", training=False)
+    page = page_data(fn, (cnn_digits.images(data[0][0][:16]),), repeat=1)
+    opt = _stage(page, "optimized")
+    run = [k for k in fn.kernels if k.kind != "view"]
+    by_name = {k["name"]: k for k in opt["kernels"].values()}
+    assert all(re.search(r"^def k\d+_", by_name[k.name]["source"], re.M) and by_name[k.name]["profile"]
+               for k in run)
+    assert abs(sum(by_name[k.name]["profile"]["share"] for k in run) - 1) < 1e-9
+    assert {"im2col", "max_pool2d"} & {op for k in run for op in k.ops}
+    assert all(n["loc"]["file"] == "cnn_digits.py" for n in _stage(page, "forward")["nodes"].values()
+               if n["op"] == "im2col" or n["op"] == "matmul")
 
 
 def test_nodes_alone_and_passes_named():
