@@ -454,11 +454,61 @@ def _pool(ctx, fn, pad_value, x=None, count_pads=None):
     """A max or average pool of x (default: input 0) with the node's window attributes."""
     x = ctx.node(0) if x is None else x
     count_pads = bool(ctx.attr("count_include_pad", 0)) if count_pads is None else count_pads
+    nd = x.ndim - 2
+    if nd == 3 or (nd >= 1 and any(d != 1 for d in ctx.attr("dilations", [1] * nd))):
+        return _pool_windows(ctx, fn is F.max_pool2d, x, count_pads)
     if x.ndim == 3:  # 1-d: a 2-d pool over a height of 1
         return F.squeeze(_pool2(ctx, fn, pad_value, F.expand_dims(x, 2), count_pads, one=True), 2)
     if x.ndim != 4:
         raise ctx.unsupported(f"{x.ndim - 2}-d pooling (graphc has 1-d and 2-d pools)")
     return _pool2(ctx, fn, pad_value, x, count_pads)
+
+
+def _pool_windows(ctx, is_max: bool, x: Node, count_pads: bool) -> Node:
+    """An n-d pool with dilations as the max (or mean) of one strided slice of the padded input per
+    window offset (3 x 3 x 3: 27 slices): for the 3-d and dilated pools conv's im2col does not do.
+    ceil_mode's last window may run past the explicit pads: that part is padded too, and never
+    counted in a mean."""
+    nd = x.ndim - 2
+    if None in x.shape[2:]:
+        raise ctx.unsupported("pooling over dims known only at run time")
+    k = tuple(ctx.attr("kernel_shape"))
+    strides = tuple(ctx.attr("strides", [1] * nd))
+    dil = tuple(ctx.attr("dilations", [1] * nd))
+    begins, ends = _pads_2d(ctx, k, strides, dil, x.shape[2:])
+    reach = [(kk - 1) * d + 1 for kk, d in zip(k, dil)]
+    outs, extra = [], []
+    for a in range(nd):
+        n = x.shape[2 + a]
+        span = n + begins[a] + ends[a] - reach[a]
+        out = (-(-span // strides[a]) if ctx.attr("ceil_mode", 0) else span // strides[a]) + 1
+        if (out - 1) * strides[a] >= n + begins[a]:  # a window must start in the input or its left pad
+            out -= 1
+        outs.append(out)
+        extra.append(max(0, (out - 1) * strides[a] + reach[a] - (n + begins[a] + ends[a])))
+    widths = [(0, 0), (0, 0)] + [(b, e + x_) for b, e, x_ in zip(begins, ends, extra)]
+    padded = F.pad(x, widths, -np.inf if is_max else 0.0)
+
+    def window(t, offset):
+        key = (slice(None), slice(None)) + tuple(
+            slice(o * d, o * d + (m - 1) * s + 1, s) for o, d, m, s in zip(offset, dil, outs, strides))
+        return F.getitem(t, key)
+    acc = None
+    for offset in np.ndindex(*k):
+        w = window(padded, offset)
+        acc = w if acc is None else (F.maximum(acc, w) if is_max else F.add(acc, w))
+    if is_max:
+        return acc
+    # the divisor: the elements of each window in the input (and in the explicit pads, counted)
+    ones = np.ones((1, 1) + tuple(x.shape[2:]), x.dtype)
+    inner = [(b, e) for b, e in zip(begins, ends)] if count_pads else [(0, 0)] * nd
+    ones = np.pad(ones, [(0, 0), (0, 0)] + inner, constant_values=1.0)
+    outer = [(0, 0) if count_pads else (b, e) for b, e in zip(begins, ends)]
+    ones = np.pad(ones, [(0, 0), (0, 0)] + [(o[0], o[1] + x_) for o, x_ in zip(outer, extra)])
+    count = sum(np.asarray(ones[(slice(None), slice(None)) + tuple(
+        slice(o * d, o * d + (m - 1) * s + 1, s) for o, d, m, s in zip(offset, dil, outs, strides))])
+        for offset in np.ndindex(*k))
+    return F.div(acc, F.constant(count.astype(x.dtype)))
 
 
 def _pool2(ctx, fn, pad_value, x, count_pads, one=False):
@@ -1630,6 +1680,35 @@ def _lp_pool(ctx):
     k = math.prod(ctx.attr("kernel_shape"))
     powered = F.pow(F.abs(ctx.node(0)), float(p))
     return F.pow(F.mul(_pool(ctx, F.avg_pool2d, 0.0, powered, count_pads=True), float(k)), 1.0 / p)
+
+
+@converter("SwiGLU", 28)
+def _swiglu(ctx):
+    """a * sigmoid(alpha a) * b (a and b of one shape and dtype)."""
+    a, b = _float_only(ctx, ctx.node(0)), ctx.node(1)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        raise ctx.unsupported(f"SwiGLU of {a.shape} {a.dtype} and {b.shape} {b.dtype}: one shape and dtype")
+    alpha = float(ctx.attr("alpha", 1.0))
+    return _same_dtype(F.mul(F.mul(a, F.sigmoid(F.mul(a, alpha))), b), a)
+
+
+@converter("ReverseSequence", 10)
+def _reverse_sequence(ctx):
+    """Each batch entry's first sequence_lens[b] steps along the time axis reversed, the rest kept: a
+    gather of (batch, time) rows at b T + (L_b - 1 - t if t < L_b else t)."""
+    x, lens = ctx.node(0), F.cast(ctx.node(1), "int64")
+    ba, ta = ctx.attr("batch_axis", 1) % x.ndim, ctx.attr("time_axis", 0) % x.ndim
+    B, T = x.shape[ba], x.shape[ta]
+    if ba == ta or B is None or T is None or None in x.shape:
+        raise ctx.unsupported(f"ReverseSequence of {x.shape} (batch axis {ba}, time axis {ta}): known sizes")
+    perm = (ba, ta) + tuple(a for a in range(x.ndim) if a not in (ba, ta))
+    rows = F.reshape(F.transpose(x, perm), (B * T,) + tuple(x.shape[a] for a in perm[2:]))
+    t = F.constant(np.arange(T, dtype=np.int64)[None, :])
+    L = F.reshape(lens, (B, 1))
+    idx = F.where(F.less(t, L), F.sub(F.sub(L, 1), t), t)
+    flat = F.reshape(F.add(idx, F.constant(np.arange(B, dtype=np.int64)[:, None] * T)), (B * T,))
+    out = F.reshape(F.take(rows, flat, axis=0), tuple(x.shape[a] for a in perm))
+    return F.transpose(out, tuple(int(i) for i in np.argsort(perm)))
 
 
 @converter("CenterCropPad", 18)
