@@ -57,7 +57,7 @@ test: install graphviz chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q -n 2
 
-# the cross-backend fuzz suite at length (CI runs a seeded 14 graphs): FUZZ_EXAMPLES graphs, a
+# the cross-backend fuzz suite at length (CI runs a seeded 10 graphs): FUZZ_EXAMPLES graphs, a
 # quarter of them on the CUDA simulator too
 FUZZ_EXAMPLES ?= 400
 fuzz: install

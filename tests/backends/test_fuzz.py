@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import graphc as gc
 
-EXAMPLES = int(os.environ.get("GRAPHC_FUZZ_EXAMPLES", "14"))
+EXAMPLES = int(os.environ.get("GRAPHC_FUZZ_EXAMPLES", "10"))
 CUDA_EVERY = max(1, EXAMPLES // int(os.environ.get("GRAPHC_FUZZ_CUDA", "4")))  # 1 graph in CUDA_EVERY on cuda
 RUN_TIME_SIZES = {"a": (0, 1, 3), "b": (1, 2)}  # what each run-time dim is fed, drawn per graph
 

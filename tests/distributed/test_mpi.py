@@ -134,21 +134,17 @@ def test_apply_gradients_is_the_update_of_fed_gradients():
 
 
 def test_the_digits_example_on_two_ranks_matches_one_process(tmp_path):
-    root = HERE.parents[1]
-    cmd = [str(root / "examples" / "mlp_digits.py"), "--epochs", "2", "--quiet"]
-    one = subprocess.run([sys.executable, *cmd, "--out", str(tmp_path / "one")], capture_output=True, text=True,
-                         timeout=240, env=_env())
+    """mpiexec -n 2 ... examples/mlp_digits.py --distributed prints one process's test accuracy (one
+    epoch, no files: the parameters' equality is test_n_ranks_train_what_one_process_trains's)."""
+    cmd = [str(HERE.parents[1] / "examples" / "mlp_digits.py"), "--epochs", "1", "--quiet", "--out", ""]
+    one = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, timeout=240, env=_env())
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "mpi4py", *cmd, "--distributed",
-                          "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=240, env=_env())
+    two = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "mpi4py", *cmd, "--distributed"],
+                         capture_output=True, text=True, timeout=240, env=_env())
     assert two.returncode == 0, two.stderr[-3000:]
 
     def accuracy(out):
         (line,) = [ln for ln in out.splitlines() if ln.startswith("test accuracy")]  # rank 0 prints, once
         return line
     assert accuracy(two.stdout) == accuracy(one.stdout)
-    a, b = gc.checkpoint.read(str(tmp_path / "one" / "mlp_digits.npz")), \
-        gc.checkpoint.read(str(tmp_path / "two" / "mlp_digits.npz"))
-    for k, v in a.items():
-        if k.startswith("model/"):  # float32: rounding of the shards' sums differs
-            np.testing.assert_allclose(b[k], v, rtol=1e-4, atol=1e-5, err_msg=k)
+    assert "on 2 ranks" in two.stdout
