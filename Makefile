@@ -6,7 +6,7 @@ PYTHON ?= python3
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export GRAPHC_CACHE_DIR ?= $(CURDIR)/.cache/graphc
 
-.PHONY: demo test test-cuda test-mpi bench-mpi fuzz onnx-conformance install graphviz chromium docs bench peers clean
+.PHONY: demo test test-cuda test-mpi bench-mpi fuzz onnx-conformance onnx-conformance-1.19 install graphviz chromium docs bench peers clean
 
 install: $(VENV)/.installed
 
@@ -77,6 +77,16 @@ test-mpi: install
 bench-mpi: install
 	$(PY) tools/bench_mpi.py
 	$(VENV)/bin/mpiexec -n 2 $(PY) -m mpi4py tools/bench_mpi.py --ranks
+
+# the node tests of onnx 1.19.0 (the release tinygrad's exclude list is written against) on numpy:
+# a venv holding only that onnx, the rest of .venv on its path
+ONNX119 := .cache/onnx119
+onnx-conformance-1.19: install
+	test -x $(ONNX119)/bin/python || $(PY) -m venv $(ONNX119)
+	$(ONNX119)/bin/python -m pip install -q --no-deps onnx==1.19.0
+	echo "import site; site.addsitedir('$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')')" \
+	  > $$($(ONNX119)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_graphc.pth
+	$(ONNX119)/bin/python tools/onnx_conformance.py --backends numpy
 
 # on a machine with an NVIDIA GPU: the backends tier and tests/cuda on the real device
 test-cuda: install
