@@ -489,13 +489,12 @@ def _pool_windows(ctx, is_max: bool, x: Node, count_pads: bool) -> Node:
     widths = [(0, 0), (0, 0)] + [(b, e + x_) for b, e, x_ in zip(begins, ends, extra)]
     padded = F.pad(x, widths, -np.inf if is_max else 0.0)
 
-    def window(t, offset):
-        key = (slice(None), slice(None)) + tuple(
+    def window(offset):  # the strided slice of the padded input that this window offset reads
+        return (slice(None), slice(None)) + tuple(
             slice(o * d, o * d + (m - 1) * s + 1, s) for o, d, m, s in zip(offset, dil, outs, strides))
-        return F.getitem(t, key)
     acc = None
     for offset in np.ndindex(*k):
-        w = window(padded, offset)
+        w = F.getitem(padded, window(offset))
         acc = w if acc is None else (F.maximum(acc, w) if is_max else F.add(acc, w))
     if is_max:
         return acc
@@ -505,9 +504,7 @@ def _pool_windows(ctx, is_max: bool, x: Node, count_pads: bool) -> Node:
     ones = np.pad(ones, [(0, 0), (0, 0)] + inner, constant_values=1.0)
     outer = [(0, 0) if count_pads else (b, e) for b, e in zip(begins, ends)]
     ones = np.pad(ones, [(0, 0), (0, 0)] + [(o[0], o[1] + x_) for o, x_ in zip(outer, extra)])
-    count = sum(np.asarray(ones[(slice(None), slice(None)) + tuple(
-        slice(o * d, o * d + (m - 1) * s + 1, s) for o, d, m, s in zip(offset, dil, outs, strides))])
-        for offset in np.ndindex(*k))
+    count = sum(ones[window(offset)] for offset in np.ndindex(*k))
     return F.div(acc, F.constant(count.astype(x.dtype)))
 
 

@@ -44,6 +44,7 @@ def main():
     ap.add_argument("--optimizers", default="sgd,momentum,adam")
     ap.add_argument("--dtype", default="float64")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--raise-on", type=int, default=-1, help="this rank raises after its first epoch")
     args = ap.parse_args()
     X, y = data(103, args.dtype)  # batch 16: the last batch has 7 samples (uneven shards)
@@ -60,9 +61,10 @@ def main():
     for opt in args.optimizers.split(","):
         t = trainer(opt, args.dtype, not args.reference)
         if args.raise_on == rank:
-            t.fit(X, y, epochs=1, batch_size=16, verbose=False)
+            t.fit(X, y, epochs=1, batch_size=args.batch, verbose=False)
             raise RuntimeError(f"rank {rank} fails on purpose")
-        h = t.fit(X, y, epochs=args.epochs, batch_size=16, validation_data=(Xv, yv), seed=5, verbose=False)
+        h = t.fit(X, y, epochs=args.epochs, batch_size=args.batch, validation_data=(Xv, yv), seed=5,
+                  verbose=False)
         state = {k: p.value.copy() for k, p in t.named_state().items()}
         np.savez(f"{args.out}.{opt}.rank{rank}.npz", **state)
         result[opt] = h.history

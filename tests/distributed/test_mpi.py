@@ -74,6 +74,23 @@ def test_n_ranks_train_what_one_process_trains(n, reference, tmp_path):
                 np.testing.assert_allclose(h[opt][key], ref_h[opt][key], rtol=1e-9, err_msg=f"rank {r} {opt} {key}")
 
 
+def test_a_batch_smaller_than_the_ranks_leaves_some_shards_empty(tmp_path):
+    """Global batch 3 on 4 ranks (103 samples: the last batch has 1): ranks with no sample add
+    nothing, and their dropout keys still advance as one process's."""
+    ref = tmp_path / "r"
+    run = subprocess.run([sys.executable, str(WORKER), "--reference", "--out", str(ref), "--optimizers", "momentum",
+                          "--epochs", "1", "--batch", "3"], capture_output=True, text=True, timeout=240, env=_env())
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = tmp_path / "d4"
+    run = _mpirun(4, "--out", str(out), "--optimizers", "momentum", "--epochs", "1", "--batch", "3")
+    assert run.returncode == 0, run.stderr[-3000:]
+    want = np.load(f"{ref}.momentum.rank0.npz")
+    for r in range(4):
+        got = np.load(f"{out}.momentum.rank{r}.npz")
+        for k in want.files:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-12, err_msg=f"rank {r} {k}")
+
+
 def test_rank_zeros_checkpoint_loads_in_one_process(tmp_path):
     out = tmp_path / "d2"
     run = _mpirun(2, "--out", str(out), "--optimizers", "adam", "--epochs", "1")
