@@ -155,26 +155,30 @@ class Linear(Module):
 
 
 class Conv2d(Module):
-    """gc.conv2d with a learned weight (out, in, kh, kw), He uniform by default (fans count the
-    window: in*kh*kw), and a zero bias (out,)."""
+    """gc.conv2d with a learned weight (out, in/groups, kh, kw), He uniform by default (fans count
+    the window: in/groups*kh*kw), and a zero bias (out,)."""
 
     torch_names = {"weight": ("W", False), "bias": ("b", False)}
 
     def __init__(self, in_channels: int, out_channels: int, kernel, stride=1, padding=0, dilation=1,
-                 bias: bool = True, init="he_uniform", seed=None, dtype="float32"):
+                 bias: bool = True, init="he_uniform", seed=None, dtype="float32", groups: int = 1):
         kh, kw = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
-        W = _initializer(init)((out_channels, in_channels, kh, kw), seed=seed, dtype=dtype)
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ShapeError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
+                             f"out_channels={out_channels}", user_location())
+        W = _initializer(init)((out_channels, in_channels // groups, kh, kw), seed=seed, dtype=dtype)
         self.W = F.parameter(W, name="W")
         self.b = F.parameter(np.zeros(out_channels, W.dtype), name="b") if bias else None
-        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         self.shape = (in_channels, out_channels, (kh, kw))
 
     def forward(self, x):
-        return F.conv2d(x, self.W, self.b, self.stride, self.padding, self.dilation)
+        return F.conv2d(x, self.W, self.b, self.stride, self.padding, self.dilation, self.groups)
 
     def __repr__(self):
         i, o, k = self.shape
-        return f"Conv2d({i}, {o}, kernel={k}, stride={self.stride}, padding={self.padding})"
+        g = f", groups={self.groups}" if self.groups != 1 else ""
+        return f"Conv2d({i}, {o}, kernel={k}, stride={self.stride}, padding={self.padding}{g})"
 
 
 class MaxPool2d(Module):

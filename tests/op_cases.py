@@ -272,9 +272,13 @@ def _window(x, kernel, stride, padding, dilation, fill):
     return out
 
 
-def _conv_ref(x, w, stride, padding, dilation):
-    win = _window(x, w.shape[2:], stride, padding, dilation, 0)
-    return np.einsum("ncabpq,ocpq->noab", win.astype(np.float64), w.astype(np.float64)).astype(x.dtype)
+def _conv_ref(x, w, stride, padding, dilation, groups=1):
+    """Group by group: output channels [i*O/g, (i+1)*O/g) read input channels [i*C/g, (i+1)*C/g)."""
+    win = _window(x, w.shape[2:], stride, padding, dilation, 0).astype(np.float64)
+    cg, og = x.shape[1] // groups, w.shape[0] // groups
+    return np.concatenate([np.einsum("ncabpq,ocpq->noab", win[:, i * cg:(i + 1) * cg],
+                                     w[i * og:(i + 1) * og].astype(np.float64)) for i in range(groups)],
+                          axis=1).astype(x.dtype)
 
 
 def _fold_ref(cols, size, kernel, stride, padding, dilation):
@@ -294,6 +298,7 @@ def _fold_ref(cols, size, kernel, stride, padding, dilation):
 
 
 _W = np.random.default_rng(7).normal(size=(4, 3, 3, 2)).astype(np.float32)
+_WG = np.random.default_rng(8).normal(size=(6, 2, 3, 2)).astype(np.float32)
 CASES += [
     Case("conv2d", lambda x: gc.conv2d(x, _W.astype(x.dtype)),
          lambda x: _conv_ref(x, _W.astype(x.dtype), (1, 1), (0, 0), (1, 1)), [((2, 3, 6, 5),), ((1, 3, 3, 2),)],
@@ -303,6 +308,10 @@ CASES += [
          lambda x: _conv_ref(x, _W.astype(x.dtype), (2, 1), (1, 2), (1, 2)), [((2, 3, 7, 6),)]),
     Case("conv2d_input_and_weight", lambda x, w: gc.conv2d(x, w, stride=2, padding=1),
          lambda x, w: _conv_ref(x, w, (2, 2), (1, 1), (1, 1)), [((2, 3, 5, 6), (4, 3, 3, 3))]),
+    Case("conv2d_groups", lambda x: gc.conv2d(x, _WG.astype(x.dtype), padding=1, groups=2),  # 2 of 2 -> 3
+         lambda x: _conv_ref(x, _WG.astype(x.dtype), (1, 1), (1, 1), (1, 1), 2), [((2, 4, 4, 5),)], dynamic=True),
+    Case("conv2d_depthwise", lambda x, w: gc.conv2d(x, w, stride=(1, 2), padding=1, dilation=(2, 1), groups=3),
+         lambda x, w: _conv_ref(x, w, (1, 2), (1, 1), (2, 1), 3), [((2, 3, 6, 5), (3, 1, 3, 3))]),
     Case("max_pool2d", lambda x: gc.max_pool2d(x, 3, 2, 1),
          lambda x: _window(x, (3, 3), (2, 2), (1, 1), (1, 1), -np.inf).max(axis=(4, 5)), [((2, 3, 7, 6),)],
          dynamic=True),

@@ -10,7 +10,7 @@ from ..ir import Node, make_node, user_location
 from ..ops import REGISTRY as _OPS
 from ..ops.base import fmt_shape
 from ..ops.conv import out_size
-from .mathops import add, matmul, max, mean
+from .mathops import add, matmul, max, mean, mul, sum
 from .shape import reshape
 from .tensors import as_node
 
@@ -68,21 +68,38 @@ def fold(cols, output_size, kernel, dilation=1, padding=0, stride=1) -> Node:
                                               "size": (c, h, w)})
 
 
-def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1) -> Node:
-    """2-D cross-correlation in NCHW, as torch.nn.functional.conv2d: x (N, C, H, W), w (O, C, kh, kw),
-    optional bias (O,); stride, padding (zeros), dilation: an int or a pair. Computed as im2col and
-    one batched GEMM (O, C*kh*kw) @ (N, C*kh*kw, OH*OW); the gradients are a GEMM (weight) and a
-    GEMM followed by col2im (input). A bias and an activation fuse into the kernel after the GEMM."""
+def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Node:
+    """2-D cross-correlation in NCHW, as torch.nn.functional.conv2d: x (N, C, H, W), w (O, C/groups,
+    kh, kw), optional bias (O,); stride, padding (zeros), dilation: an int or a pair; groups: the
+    channels split into that many groups, each convolved with its O/groups filters. Computed as
+    im2col and one batched GEMM (O, C*kh*kw) @ (N, C*kh*kw, OH*OW), per group with groups > 1; a
+    depthwise convolution (one input channel per group, one filter each) is a product and a sum over
+    each window instead. The gradients are a GEMM (weight) and a GEMM followed by col2im (input). A
+    bias and an activation fuse into the kernel after the GEMM."""
     x, w = as_node(x), as_node(w)
     if w.ndim != 4 or None in w.shape:
-        raise ShapeError(f"conv2d: the weight must be (out, in, kh, kw), got {fmt_shape(w.shape)}", user_location())
-    o, c, kh, kw = w.shape
+        raise ShapeError(f"conv2d: the weight must be (out, in/groups, kh, kw), got {fmt_shape(w.shape)}",
+                         user_location())
+    o, cg, kh, kw = w.shape
+    g = groups
+    if not isinstance(g, (int, np.integer)) or isinstance(g, bool) or g < 1 or o % g:
+        raise ShapeError(f"conv2d: groups must be a whole number >= 1 dividing the {o} output channels, got "
+                         f"{groups!r}", user_location())
+    g = int(g)
+    c = cg * g
     if x.ndim == 4 and x.shape[1] is not None and x.shape[1] != c:
-        raise ShapeError(f"conv2d: x has {x.shape[1]} channels {fmt_shape(x.shape)}, the weight expects {c} "
-                         f"{fmt_shape(w.shape)}", user_location())
+        raise ShapeError(f"conv2d: x has {x.shape[1]} channels {fmt_shape(x.shape)}, the weight {fmt_shape(w.shape)}"
+                         f" with groups={g} expects {c}", user_location())
     cols = _patches(x, (kh, kw), stride, padding, dilation, 0.0 if x.dtype.kind == "f" else 0, "conv2d")
     oh, ow = _out_hw(x, (kh, kw), stride, padding, dilation)
-    y = reshape(matmul(reshape(w, (o, c * kh * kw)), cols), (-1, o, oh, ow))
+    k, L = cg * kh * kw, oh * ow
+    if g == 1:
+        y = matmul(reshape(w, (o, k)), cols)
+    elif cg == 1 and o == g:  # depthwise: channel i's window dotted with filter i
+        y = sum(mul(reshape(cols, (-1, g, k, L)), reshape(w, (g, k, 1))), axis=2)
+    else:  # (g, O/g, k) @ (N, g, k, L): one GEMM per group
+        y = matmul(reshape(w, (g, o // g, k)), reshape(cols, (-1, g, k, L)))
+    y = reshape(y, (-1, o, oh, ow))
     if bias is not None:
         bias = as_node(bias)
         if bias.shape != (o,):

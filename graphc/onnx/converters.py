@@ -423,19 +423,7 @@ def _conv(ctx):
     _kernel_shape_of(ctx, w)
     if x.ndim not in (3, 4):  # 1-d: a 2-d convolution over a height of 1
         raise ctx.unsupported(f"a {x.ndim - 2}-d convolution (graphc has 1-d and 2-d)")
-    groups = ctx.attr("group", 1)
-    if groups != 1:  # one convolution per group of channels, concatenated
-        C, O = x.shape[1], w.shape[0]
-        if C is None:
-            raise ctx.unsupported("grouped convolution over a channel count known only at run time")
-        xs = F.split(x, C // groups, axis=1)
-        ws = F.split(w, O // groups, axis=0)
-        bs = F.split(ctx.node(2), O // groups, axis=0) if ctx.has(2) else [None] * groups
-        return F.concat([_conv_one(ctx, xi, wi, bi) for xi, wi, bi in zip(xs, ws, bs)], 1)
-    return _conv_one(ctx, x, w, ctx.node(2) if ctx.has(2) else None)
-
-
-def _conv_one(ctx, x, w, b):
+    b = ctx.node(2) if ctx.has(2) else None
     one = x.ndim == 3
     k = tuple(w.shape[2:])
     nd = len(k)
@@ -446,7 +434,7 @@ def _conv_one(ctx, x, w, b):
         x, w = F.expand_dims(x, 2), F.expand_dims(w, 2)
         k, strides, dil, begins, ends = (1,) + k, (1,) + strides, (1,) + dil, [0] + begins, [0] + ends
     x, pad = _pad_input(x, begins, ends, 0.0)
-    y = F.conv2d(x, w, b, stride=strides, padding=pad, dilation=dil)
+    y = F.conv2d(x, w, b, stride=strides, padding=pad, dilation=dil, groups=ctx.attr("group", 1))
     return F.squeeze(y, 2) if one else y
 
 
@@ -1476,24 +1464,29 @@ def _attention(ctx):
 
 @converter("ConvTranspose", 1, 11, 22)
 def _conv_transpose(ctx):
-    """The adjoint of a convolution: derived by graphc's own autodiff (the gradient of conv2d for
-    its input, a GEMM and a col2im), then cropped by the pads."""
+    """The adjoint of a (grouped) convolution: derived by graphc's own autodiff (the gradient of
+    conv2d for its input, a GEMM and a col2im), then cropped by the pads."""
     from ..autodiff import vjp
     x, w = ctx.node(0), ctx.node(1)
     _kernel_shape_of(ctx, w)
-    if x.ndim != 4:
-        raise ctx.unsupported(f"a {x.ndim - 2}-d transposed convolution (graphc has 2-d)")
-    if ctx.attr("group", 1) != 1:
-        raise ctx.unsupported("grouped transposed convolution (group > 1)")
+    if x.ndim not in (3, 4):  # 1-d: a 2-d one over a height of 1
+        raise ctx.unsupported(f"a {x.ndim - 2}-d transposed convolution (graphc has 1-d and 2-d)")
     if any(d is None for d in x.shape[1:]):
         raise ctx.unsupported("spatial dims known only at run time")
-    k = tuple(w.shape[2:])
-    strides = list(ctx.attr("strides", [1, 1]))
-    dil = list(ctx.attr("dilations", [1, 1]))
-    op = list(ctx.attr("output_padding", [0, 0]))
-    full = [strides[i] * (x.shape[2 + i] - 1) + op[i] + (k[i] - 1) * dil[i] + 1 for i in range(2)]
+    one = x.ndim == 3
+    nd = x.ndim - 2
+    strides = list(ctx.attr("strides", [1] * nd))
+    dil = list(ctx.attr("dilations", [1] * nd))
+    op = list(ctx.attr("output_padding", [0] * nd))
     out_shape = ctx.attr("output_shape")
     pads = ctx.attr("pads")
+    if one:
+        x, w = F.expand_dims(x, 2), F.expand_dims(w, 2)
+        strides, dil, op = [1] + strides, [1] + dil, [0] + op
+        out_shape = None if out_shape is None else [1] + list(out_shape)[-1:]
+        pads = None if pads is None else [0, pads[0], 0, pads[1]]
+    k = tuple(w.shape[2:])
+    full = [strides[i] * (x.shape[2 + i] - 1) + op[i] + (k[i] - 1) * dil[i] + 1 for i in range(2)]
     auto = ctx.attr("auto_pad", "NOTSET")
     if pads is None or auto in ("SAME_UPPER", "SAME_LOWER"):
         if out_shape is None:
@@ -1507,9 +1500,9 @@ def _conv_transpose(ctx):
         if out_shape is None:
             out_shape = [full[i] - pads[i] - pads[i + 2] for i in range(2)]
         out_shape = list(out_shape)[-2:]
-    N = x.shape[0]
-    z = F.placeholder((N, w.shape[1], full[0], full[1]), x.dtype)
-    y = F.conv2d(z, w, stride=tuple(strides), dilation=tuple(dil))
+    N, g = x.shape[0], ctx.attr("group", 1)  # w (C, O/g, kh, kw) is conv2d's weight from O channels to C
+    z = F.placeholder((N, w.shape[1] * g, full[0], full[1]), x.dtype)
+    y = F.conv2d(z, w, stride=tuple(strides), dilation=tuple(dil), groups=g)
     if y.shape[2:] != x.shape[2:]:
         raise ctx.unsupported(f"output_padding {op} does not fit strides {strides}")
     (t,) = vjp(y, [z], x)
@@ -1521,7 +1514,7 @@ def _conv_transpose(ctx):
     t = F.getitem(t, (slice(None), slice(None), slice(lo[0], lo[0] + out_shape[0]), slice(lo[1], lo[1] + out_shape[1])))
     if ctx.has(2):
         t = F.add(t, F.reshape(ctx.node(2), (1, -1, 1, 1)))
-    return t
+    return F.squeeze(t, 2) if one else t
 
 
 # ------------------------------------------------------------------ recurrent layers, on gc.scan

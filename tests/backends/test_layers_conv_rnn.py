@@ -21,6 +21,19 @@ def test_conv_layer_shapes_init_and_bias():
         layer(gc.placeholder((2, 4, 7, 6)))
 
 
+def test_grouped_conv_layer_is_torchs_shape_and_fan():
+    layer = gc.nn.Conv2d(6, 4, 3, groups=2, seed=0)
+    assert layer.W.value.shape == (4, 3, 3, 3)  # (out, in/groups, kh, kw), as torch.nn.Conv2d
+    assert np.abs(layer.W.value).max() <= np.sqrt(6 / (3 * 3 * 3))  # fan_in = in/groups * kh * kw
+    assert layer(gc.placeholder((None, 6, 5, 5))).shape == (None, 4, 3, 3)
+    with pytest.raises(gc.ShapeError, match="groups=4 must divide"):
+        gc.nn.Conv2d(6, 4, 3, groups=4)
+    with pytest.raises(gc.ShapeError, match="groups must be a whole number"):
+        gc.conv2d(gc.placeholder((1, 6, 5, 5)), np.zeros((4, 3, 3, 3), np.float32), groups=3)
+    with pytest.raises(gc.ShapeError, match="with groups=2 expects 6"):
+        gc.conv2d(gc.placeholder((1, 4, 5, 5)), np.zeros((4, 3, 3, 3), np.float32), groups=2)
+
+
 def test_cnn_layers_forward(backend):
     rng = np.random.default_rng(0)
     model = gc.nn.Sequential(gc.nn.Conv2d(2, 3, 3, padding=1, seed=1), gc.nn.ReLU(), gc.nn.MaxPool2d(2),
@@ -121,3 +134,14 @@ def test_rnn_layer_and_unroll_errors(backend):
         gc.nn.unroll(rnn.cell, gc.placeholder((None, 2, 2)))
     with pytest.raises(gc.GraphError, match="nonlinearity"):
         gc.nn.RNNCell(2, 3, nonlinearity="sigmoid")
+
+
+def test_grouped_conv_is_one_gemm_not_one_per_group():
+    """A depthwise or grouped convolution's kernel count does not grow with its groups (ShuffleNet's
+    960-channel depthwise convolutions once became 960 kernels and a compile that ran out of memory)."""
+    def count(groups, cin):
+        x = gc.placeholder((None, cin, 6, 6))
+        w = np.ones((cin, cin // groups, 3, 3), np.float32)
+        return len(gc.compile([x], gc.conv2d(x, w, padding=1, groups=groups), backend="numba").kernels)
+    assert count(64, 64) == count(2, 2)  # depthwise
+    assert count(16, 64) == count(2, 8)  # grouped GEMM

@@ -38,8 +38,10 @@ def test_an_mlp_with_softmax_and_argmax():
 def test_a_cnn_is_im2col_as_a_gather_and_a_gemm():
     rng = np.random.default_rng(1)
     x = gc.placeholder((None, 1, 12, 12), name="img")
-    cnn = gc.nn.Sequential(gc.nn.Conv2d(1, 4, 3, padding=1, seed=0), gc.nn.ReLU(), gc.nn.MaxPool2d(2),
-                           gc.nn.Flatten(), gc.nn.Linear(4 * 36, 10, seed=2))
+    cnn = gc.nn.Sequential(gc.nn.Conv2d(1, 4, 3, padding=1, seed=0), gc.nn.ReLU(),
+                           gc.nn.Conv2d(4, 8, 3, padding=1, groups=2, seed=3),  # a grouped GEMM
+                           gc.nn.Conv2d(8, 8, 3, padding=1, groups=8, seed=4), gc.nn.MaxPool2d(2),  # depthwise
+                           gc.nn.Flatten(), gc.nn.Linear(8 * 36, 10, seed=2))
     z = cnn(x)
     model = _round_trip([x], [gc.log_softmax(z)], [rng.normal(size=(2, 1, 12, 12)).astype(np.float32)])
     assert {"Gather", "MatMul", "ReduceMax"} <= {n.op_type for n in model.graph.node}
