@@ -27,6 +27,9 @@ class Kernel:
     shape: tuple              # iteration shape (loop kernels) or the output's shape
     reduce: tuple | None = None
     name: str = ""
+    # outputs the backend writes straight into an input's array (an update value -> its parameter),
+    # decided by its buffer planning before the kernel is rendered
+    writes_into: dict = field(default_factory=dict)
 
     def position(self, node) -> int:
         """node's index among the members (by identity: == on nodes builds a graph node)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .source import KernelSource, axis_slice, col2im_body, extent, im2col_body, index, literal, np_type, slice_params
+from .source import KernelSource, axis_slice, col2im_body, extent, im2col_body, literal, np_type, slice_params
 
 
 class Target:
@@ -57,8 +57,8 @@ def transpose(t: Target, kern, dims):
     inv = [0] * len(perm)
     for q, p in enumerate(perm):
         inv[p] = q
-    src = index([f"i{inv[a]}" for a in range(len(perm))], len(perm))
-    t.over(k, dims, node, [f"{o}[{index(_ivars(node.ndim), node.ndim)}] = {x}[{src}]"], split=True)
+    src = k.index([f"i{inv[a]}" for a in range(len(perm))], len(perm))
+    t.over(k, dims, node, [f"{o}[{k.index(_ivars(node.ndim), node.ndim)}] = {x}[{src}]"], split=True)
     return k
 
 
@@ -68,8 +68,8 @@ def slice_(t: Target, kern, dims):
     x = k.array(node.inputs[0], "a0")
     o = k.array(node, "o0")
     ps = [slice_params(k, dims, node, q) for q in range(node.ndim)]
-    src = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
-    t.over(k, dims, node, [f"{o}[{index(_ivars(node.ndim), node.ndim)}] = {x}[{src}]"], split=True)
+    src = k.index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
+    t.over(k, dims, node, [f"{o}[{k.index(_ivars(node.ndim), node.ndim)}] = {x}[{src}]"], split=True)
     return k
 
 
@@ -82,8 +82,8 @@ def unslice(t: Target, kern, dims):
     o = k.array(node, "o0")
     t.fill(k, dims, node, o, literal(0, node.dtype))
     ps = [axis_slice(k, dims, node, q, s) for q, s in enumerate(node.attrs["index"])]
-    dst = index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
-    t.over(k, dims, gn, [f"{o}[{dst}] = {g}[{index(_ivars(gn.ndim), gn.ndim)}]"], parallel=False)
+    dst = k.index([f"{st} + i{q} * {sp}" for q, (st, sp) in enumerate(ps)], node.ndim)
+    t.over(k, dims, gn, [f"{o}[{dst}] = {g}[{k.index(_ivars(gn.ndim), gn.ndim)}]"], parallel=False)
     return k
 
 
@@ -96,10 +96,10 @@ def take(t: Target, kern, dims):
     axis = node.attrs["axis"]
     n = extent(k, dims, xn, axis, xn.shape[axis], "size")
     iv = _ivars(node.ndim)
-    body = [f"ix = np.int64({idx}[{index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
+    body = [f"ix = np.int64({idx}[{k.index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
     t.check_index(k, "ix", n, 0, body)
     src = iv[:axis] + ["ix"] + iv[axis + idn.ndim:]
-    body.append(f"{o}[{index(iv, node.ndim)}] = {x}[{index(src, xn.ndim)}]")
+    body.append(f"{o}[{k.index(iv, node.ndim)}] = {x}[{k.index(src, xn.ndim)}]")
     t.over(k, dims, node, body, parallel=False)
     return k
 
@@ -115,9 +115,9 @@ def scatter_add(t: Target, kern, dims):
     t.fill(k, dims, node, o, literal(0, node.dtype))
     n = extent(k, dims, node, axis, node.shape[axis], "size")
     iv = _ivars(gn.ndim)
-    body = [f"ix = np.int64({idx}[{index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
+    body = [f"ix = np.int64({idx}[{k.index(iv[axis:axis + idn.ndim], idn.ndim)}])"]
     t.check_index(k, "ix", n, 0, body)
-    body.append(t.add_into(o, iv[:axis] + ["ix"] + iv[axis + idn.ndim:], f"{g}[{index(iv, gn.ndim)}]"))
+    body.append(t.add_into(o, iv[:axis] + ["ix"] + iv[axis + idn.ndim:], f"{g}[{k.index(iv, gn.ndim)}]"))
     t.over(k, dims, gn, body, parallel=False)
     return k
 
@@ -129,8 +129,8 @@ def pad(t: Target, kern, dims):
     x = k.array(xn, "a0")
     o = k.array(node, "o0")
     t.fill(k, dims, node, o, literal(node.attrs["value"], node.dtype))
-    dst = index([f"i{q} + {lo}" for q, (lo, _) in enumerate(node.attrs["pad_width"])], node.ndim)
-    t.over(k, dims, xn, [f"{o}[{dst}] = {x}[{index(_ivars(xn.ndim), xn.ndim)}]"])
+    dst = k.index([f"i{q} + {lo}" for q, (lo, _) in enumerate(node.attrs["pad_width"])], node.ndim)
+    t.over(k, dims, xn, [f"{o}[{dst}] = {x}[{k.index(_ivars(xn.ndim), xn.ndim)}]"])
     return k
 
 
@@ -146,8 +146,8 @@ def concat(t: Target, kern, dims):
         x = k.array(xn, f"a{q}")
         iv = _ivars(xn.ndim)
         ext = [extent(k, dims, xn, j, d, f"c{q}_{j}") for j, d in enumerate(xn.shape)]
-        dst = index([f"{v} + {off}" if j == axis else v for j, v in enumerate(iv)], node.ndim)
-        t.loops(k, ext, [f"{o}[{dst}] = {T}({x}[{index(iv, xn.ndim)}])"], f"_{q}")
+        dst = k.index([f"{v} + {off}" if j == axis else v for j, v in enumerate(iv)], node.ndim)
+        t.loops(k, ext, [f"{o}[{dst}] = {T}({x}[{k.index(iv, xn.ndim)}])"], f"_{q}")
         off = f"{off} + {ext[axis]}" if off != "0" else ext[axis]
     return k
 
@@ -159,7 +159,7 @@ def dimsize(t: Target, kern, dims):
     o = k.array(node, "o0")
     xn, axes = node.inputs[0], node.attrs["axes"]
     n = k.int_arg("size", dims.add(lambda s, x=xn, a=axes: math.prod(s[x][q] for q in a)))
-    t.loops(k, [], [f"{o}[()] = {np_type(node.dtype)}({n})"])
+    t.loops(k, [], [f"{o}[{k.ZERO_D}] = {np_type(node.dtype)}({n})"])
     return k
 
 
@@ -177,13 +177,13 @@ def argreduce(t: Target, kern, dims):
     ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     if axis is None:  # a counter through nested loops
         iv = [f"s{q}" for q in range(xn.ndim)]
-        body = [f"best = {x}[{index(['0'] * xn.ndim, xn.ndim)}]", "pos = 0", "q = 0"]
+        body = [f"best = {x}[{k.index(['0'] * xn.ndim, xn.ndim)}]", "pos = 0", "q = 0"]
         pad = ""
         for q in range(xn.ndim):
             body.append(f"{pad}for s{q} in range({ext[q]}):")
             pad += "    "
-        body += [f"{pad}v = {x}[{index(iv, xn.ndim)}]"] + [pad + s for s in step] + [f"{pad}q += 1"]
-        body.append(f"{o}[{index(['0'] * node.ndim, node.ndim)}] = pos")
+        body += [f"{pad}v = {x}[{k.index(iv, xn.ndim)}]"] + [pad + s for s in step] + [f"{pad}q += 1"]
+        body.append(f"{o}[{k.index(['0'] * node.ndim, node.ndim)}] = pos")
         t.loops(k, [], body)
         return k
     outer = [q for q in range(xn.ndim) if q != axis]
@@ -191,9 +191,9 @@ def argreduce(t: Target, kern, dims):
     src0 = ["0" if q == axis else s for q, s in zip(range(xn.ndim), src)]
     dst = [("0" if q == axis else f"i{outer.index(q)}") for q in range(xn.ndim)] if keep else \
         [f"i{j}" for j in range(len(outer))]
-    body = [f"best = {x}[{index(src0, xn.ndim)}]", "pos = 0", f"for q in range(1, {ext[axis]}):",
-            f"    v = {x}[{index(src, xn.ndim)}]"] + ["    " + s for s in step] + \
-        [f"{o}[{index(dst, node.ndim)}] = pos"]
+    body = [f"best = {x}[{k.index(src0, xn.ndim)}]", "pos = 0", f"for q in range(1, {ext[axis]}):",
+            f"    v = {x}[{k.index(src, xn.ndim)}]"] + ["    " + s for s in step] + \
+        [f"{o}[{k.index(dst, node.ndim)}] = pos"]
     t.loops(k, [ext[q] for q in outer], body)
     return k
 

@@ -41,10 +41,6 @@ def convert(expr: str, have, want) -> str:
     return f"{np_type(want)}({expr})"
 
 
-def index(names, nd: int) -> str:
-    return "()" if nd == 0 else ", ".join(names)
-
-
 def row_element(node, expr: str, row: str, col: str) -> str:
     """The element a row primitive computes its row from, given x's element expr at query index
     `row` (second-last axis) and key index `col` (last): for causal_log_softmax the scaled score, or
@@ -112,6 +108,8 @@ class Dims:
 class KernelSource:
     """One kernel's function: its source, the driver-level values it takes, its int arguments."""
 
+    ZERO_D = "()"  # the subscript of a 0-d array's element (a backend may hold 0-d values otherwise)
+
     def __init__(self, kernel: Kernel):
         self.kernel = kernel
         self.arrays = []      # nodes passed as arrays (inputs then outputs)
@@ -126,6 +124,12 @@ class KernelSource:
         self.fastmath = None  # fastmath flags other than the module's OPTS
 
     def array(self, node, name) -> str:
+        """The argument holding node: a new one named name, or, for an output the kernel writes into
+        an input's array (Kernel.writes_into), that input's own."""
+        into = self.kernel.writes_into.get(node)
+        for m, a in zip(self.arrays, self.arg_names):
+            if into is not None and m is into:
+                return a
         self.arrays.append(node)
         self.arg_names.append(name)
         return name
@@ -133,6 +137,10 @@ class KernelSource:
     def int_arg(self, name, driver_expr) -> str:
         self.ints.append((name, driver_expr))
         return name
+
+    def index(self, names, nd: int) -> str:
+        """The subscript of an element of an nd-dim array at these index expressions."""
+        return self.ZERO_D if nd == 0 else ", ".join(names)
 
 
 def extent(k: KernelSource, dims: Dims, ref, axis, static, name, static_max: int = STATIC_MAX):

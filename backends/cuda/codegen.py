@@ -21,7 +21,6 @@ from ..common.source import (
     KernelSource,
     convert,
     extent,
-    index,
     literal,
     np_type,
     row_element,
@@ -78,6 +77,8 @@ class Launch:
 
 class CudaKernel(KernelSource):
     """A schedule kernel on the GPU: its arrays and ints (as on the CPU) and its launches."""
+
+    ZERO_D = "0"  # 0-d values live in one-element arrays on the device (the simulator cannot read a[()])
 
     def __init__(self, kernel: Kernel, cfg: Config):
         super().__init__(kernel)
@@ -173,7 +174,7 @@ def _out_grid(k, dims, node, body, suffix="", prefix="n"):
 
 def _fill(k, dims, node, out, value):
     iv = [f"i{q}" for q in range(node.ndim)]
-    _out_grid(k, dims, node, [f"{out}[{index(iv, node.ndim)}] = {value}"], "_fill", "m")
+    _out_grid(k, dims, node, [f"{out}[{k.index(iv, node.ndim)}] = {value}"], "_fill", "m")
 
 
 def render_matmul(kern, dims, cfg):
@@ -217,7 +218,7 @@ def render_matmul(kern, dims, cfg):
           "        else:", f"            sb[ty, tx] = {T}(0)", "        cuda.syncthreads()",
           f"        for q in range({TL}):", "            acc += sa[ty, q] * sb[q, tx]", "        cuda.syncthreads()",
           f"    if row < {rows} and col < {cols}:",
-          f"        {O}[{index(jv + (['row'] if a.ndim > 1 else []) + (['col'] if b.ndim > 1 else []), node.ndim)}]"
+          f"        {O}[{k.index(jv + (['row'] if a.ndim > 1 else []) + (['col'] if b.ndim > 1 else []), node.ndim)}]"
           " = acc"]
     grid = f"(blocks({k.host(cols)}, {TL}), blocks({k.host(rows)}, {TL}), {k.total(bext)})"
     k.launches.append(Launch(kern.name, L, grid, f"({TL}, {TL})", grid3=True))
@@ -246,12 +247,12 @@ def render_logsumexp(kern, dims, cfg):
     ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     # loop variables: outer axes are the thread's i0.., reduced axes r<axis>
     var = {q: (f"i{outer.index(q)}" if q in outer else f"r{q}") for q in range(xn.ndim)}
-    v = convert(f"{x}[{index([var[q] for q in range(xn.ndim)], xn.ndim)}]", xn.dtype, node.dtype)
+    v = convert(f"{x}[{k.index([var[q] for q in range(xn.ndim)], xn.ndim)}]", xn.dtype, node.dtype)
 
     def nest(inner):
         return _nest(axes, var, ext, inner)
 
-    dst = index(["0" if q in axes else var[q] for q in range(xn.ndim)] if keep else [var[q] for q in outer],
+    dst = k.index(["0" if q in axes else var[q] for q in range(xn.ndim)] if keep else [var[q] for q in outer],
                 node.ndim)
     body = ([f"m = {T}(-np.inf)", "bad = False"] + nest([f"v = {v}", "bad = bad or v != v", "m = v if v > m else m"]) +
             ["if bad:", f"    {o}[{dst}] = {T}(np.nan)", "elif m == np.inf or m == -np.inf:", f"    {o}[{dst}] = m",
@@ -275,7 +276,7 @@ def _row_map(kern, dims, cfg, stats, value, n_in: int = 1):
     outer = [q for q in range(xn.ndim) if q not in axes]
     ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     var = {q: (f"i{outer.index(q)}" if q in outer else f"r{q}") for q in range(xn.ndim)}
-    at = index([var[q] for q in range(xn.ndim)], xn.ndim)
+    at = k.index([var[q] for q in range(xn.ndim)], xn.ndim)
 
     def nest(inner):
         return _nest(axes, var, ext, inner)
@@ -477,9 +478,7 @@ def render_module(program, kernels, check_numerics: bool = False, cfg: Config | 
         run = [f"\n\ndef run_{kern.name}({params}, dims):", f"    # {' '.join(kern.ops)}"]
         for ln in ks.launches:
             lines = (["    if err[0] != 0:", "        return"] if guard and ln.guard else []) + ln.lines
-            # 0-d values live in one-element arrays on the device (the simulator cannot read a[()])
-            text = "\n".join(lines).replace("[()]", "[0]")
-            defs.append(f"\n\n@cuda.jit(T.void({sig}), **OPTS)\ndef {ln.name}({params}):\n" + text)
+            defs.append(f"\n\n@cuda.jit(T.void({sig}), **OPTS)\ndef {ln.name}({params}):\n" + "\n".join(lines))
             test = "g[0] and g[1] and g[2]" if ln.grid3 else "g"  # no launch over nothing
             run += [f"    g = {ln.grid}", f"    if {test}:", f"        {ln.name}[g, {ln.block}]({params})"]
         runs.append("\n".join(run))

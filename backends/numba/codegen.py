@@ -11,10 +11,8 @@ is told per call from the actual size whether to use the threads or run it over 
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
-import re
 
 import numpy as np
 
@@ -31,7 +29,6 @@ from ..common.source import (
     KernelSource,
     convert,
     extent,
-    index,
     literal,
     np_type,
     row_element,
@@ -157,9 +154,9 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
         idx = ["0" if d == 1 else ivars[off + q] for q, d in enumerate(e.shape)]
         x = names[e] = f"{prefix}x{j}"
         if all(i == "0" for i in idx):  # one value for every element: read once, before the loops
-            k.lines.append(f"    {x} = {a}[{index(idx, e.ndim)}]")     # (and parfors cannot type a[()])
+            k.lines.append(f"    {x} = {a}[{k.index(idx, e.ndim)}]")     # (and parfors cannot type a[()])
         else:
-            loads.append(f"{x} = {a}[{index(idx, e.ndim)}]")
+            loads.append(f"{x} = {a}[{k.index(idx, e.ndim)}]")
     body = list(loads)
     red = None
     checks = False
@@ -203,7 +200,7 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
     for j, m in enumerate(outs):
         o = k.array(m, f"{prefix}o{j}")
         out_arrays.append(o)
-        writes.append(f"{o}[{index(ivars, r)}] = {names[m]}")
+        writes.append(f"{o}[{k.index(ivars, r)}] = {names[m]}")
     p = LoopParts()
     p.ivars, p.extents, p.body, p.writes, p.red, p.checks = ivars, extents, body, writes, red, checks
     p.out_arrays = out_arrays
@@ -212,7 +209,7 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
         axes, keep = kern.reduce, red.attrs["keepdims"]
         p.ro = k.array(red, f"{prefix}o{len(outs)}")
         p.v = convert(names[red.inputs[0]], red.inputs[0].dtype, red.dtype)
-        p.ridx = index(["0" if j in axes else ivars[j] for j in range(r)] if keep
+        p.ridx = k.index(["0" if j in axes else ivars[j] for j in range(r)] if keep
                        else [ivars[j] for j in range(r) if j not in axes], red.ndim)
     return p
 
@@ -257,8 +254,8 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
         src_axis = q if keep else [j for j in range(r) if j not in axes][q]
         out_ext.append("1" if keep and src_axis in axes else extents[src_axis])
     init = []
-    _loops(init, out_vars, out_ext, [f"{ro}[{index(out_vars, red.ndim)}] = {_identity(op, red.dtype)}"])
-    lines.extend(init if red.ndim else [f"    {ro}[()] = {_identity(op, red.dtype)}"])
+    _loops(init, out_vars, out_ext, [f"{ro}[{k.index(out_vars, red.ndim)}] = {_identity(op, red.dtype)}"])
+    lines.extend(init if red.ndim else [f"    {ro}[{k.ZERO_D}] = {_identity(op, red.dtype)}"])
     k.parallel = r > 0 and 0 not in axes and _parallel_ok(shape) and not checks
     _loops(lines, ivars, extents, body + writes + [f"{ro}[{ridx}] = {_combine(op, f'{ro}[{ridx}]', v)}"],
            k.parallel)
@@ -285,9 +282,9 @@ def _fill(k, dims, node, out, value, name="f"):
     ivars = [f"{name}{q}" for q in range(node.ndim)]
     ext = shape_exprs(k, dims, node, f"m{name}")
     if node.ndim == 0:
-        k.lines.append(f"    {out}[()] = {value}")
+        k.lines.append(f"    {out}[{k.ZERO_D}] = {value}")
     else:
-        _loops(k.lines, ivars, ext, [f"{out}[{index(ivars, node.ndim)}] = {value}"])
+        _loops(k.lines, ivars, ext, [f"{out}[{k.index(ivars, node.ndim)}] = {value}"])
 
 
 def _norm_index(k, var, n, kern, pos, body):
@@ -412,8 +409,8 @@ def render_logsumexp(kern, dims):
     outer = [q for q in range(xn.ndim) if q not in axes]
     ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     iv = [f"i{q}" for q in range(xn.ndim)]
-    v = convert(f"{x}[{index(iv, xn.ndim)}]", xn.dtype, node.dtype)
-    dst = index(["0" if q in axes else iv[q] for q in range(xn.ndim)] if keep else [iv[q] for q in outer],
+    v = convert(f"{x}[{k.index(iv, xn.ndim)}]", xn.dtype, node.dtype)
+    dst = k.index(["0" if q in axes else iv[q] for q in range(xn.ndim)] if keep else [iv[q] for q in outer],
                 node.ndim)
     block = _lse_lines(k, node, v, [iv[q] for q in axes], [ext[q] for q in axes]) + [f"{o}[{dst}] = lse"]
     k.parallel = bool(outer) and _parallel_ok(xn.shape, k, [ext[q] for q in range(xn.ndim)])
@@ -433,7 +430,7 @@ def _row_map(kern, dims, stats, value, n_in: int = 1):
     outer = [q for q in range(xn.ndim) if q not in axes]
     ext = {q: extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(xn.shape)}
     iv = [f"i{q}" for q in range(xn.ndim)]
-    at = index(iv, xn.ndim)
+    at = k.index(iv, xn.ndim)
     v, *others = [f"{k.array(node.inputs[j], f'a{j}')}[{at}]" for j in range(n_in)]
     if xn.ndim >= 2:
         v = row_element(node, v, iv[-2], iv[-1])
@@ -526,7 +523,7 @@ def render_rows(kern, dims):
     extents = [extent(k, dims, xn, q, d, f"n{q}") for q, d in enumerate(shape)]
     iv = [f"i{q}" for q in range(r)]
     x = k.array(xn, "a0")
-    v = convert(f"{x}[{index(iv, r)}]", xn.dtype, red.dtype)
+    v = convert(f"{x}[{k.index(iv, r)}]", xn.dtype, red.dtype)
     if r >= 2:
         v = row_element(red, v, iv[-2], iv[-1])
     ro = k.array(red, "o0") if any(o is red for o in kern.outputs) else None
@@ -542,14 +539,14 @@ def render_rows(kern, dims):
                    scalars={red: value}, extents=extents)
     inner_v, inner_e = [iv[q] for q in axes], [extents[q] for q in axes]
     epilogue = []
-    own = [f"{ro}[{index(iv, r)}] = {value}"] if lsm and ro is not None else []
+    own = [f"{ro}[{k.index(iv, r)}] = {value}"] if lsm and ro is not None else []
     _loops(epilogue, inner_v, inner_e, own + p.body + p.writes, depth=0)
-    dst = index(["0" if q in axes else iv[q] for q in range(r)], r)
+    dst = k.index(["0" if q in axes else iv[q] for q in range(r)], r)
     write = [f"{ro}[{dst}] = lse"] if ro is not None and not lsm else []
     if norm:
         block = _norm_lines(k, red, v, inner_v, inner_e) + epilogue
     elif _softmax_epilogue(red, epi, epi_outs) and not own:
-        lines = _lse_lines(k, red, v, inner_v, inner_e, softmax=(p.out_arrays[0], index(iv, r)), log_softmax=lsm)
+        lines = _lse_lines(k, red, v, inner_v, inner_e, softmax=(p.out_arrays[0], k.index(iv, r)), log_softmax=lsm)
         block = lines + ["    " + ln for ln in epilogue] + write  # the else branch: a +-inf max
     else:
         block = _lse_lines(k, red, v, inner_v, inner_e, log_softmax=lsm) + write + epilogue
@@ -793,29 +790,6 @@ def inplace_updates(program, kernels, sources, check_numerics: bool = False) -> 
     return out
 
 
-def write_in_place(ks: KernelSource, inplace: dict) -> KernelSource:
-    """ks with each output it writes in place (inplace: update value -> parameter) written through
-    the parameter's own argument. Given two arguments that are one array, LLVM must check at run
-    time that the arrays it reads and writes do not overlap before running the vectorized loop;
-    they do, so it ran the scalar one (Adam's update of a 784x512 weight: 1.8 against 0.3 ms). One
-    array read and written at the same element is a loop it vectorizes as it stands."""
-    drop = {}
-    for n, name in zip(ks.arrays, ks.arg_names):
-        p = inplace.get(n)
-        into = [a for m, a in zip(ks.arrays, ks.arg_names) if m is p] if p is not None else []
-        if into:
-            drop[name] = into[0]
-    if not drop:
-        return ks
-    out = copy.copy(ks)
-    keep = [j for j, a in enumerate(ks.arg_names) if a not in drop]
-    out.arrays = [ks.arrays[j] for j in keep]
-    out.arg_names = [ks.arg_names[j] for j in keep]
-    word = re.compile(r"\b(" + "|".join(map(re.escape, drop)) + r")\b")
-    out.lines = [word.sub(lambda m: drop[m.group(1)], line) for line in ks.lines]
-    return out
-
-
 def render_rule(rules: dict, kern: Kernel, backend: str):
     """The backend's render rule for this kernel's kind, or a CompileError naming the op."""
     rule = rules.get(kern.kind)
@@ -857,9 +831,20 @@ def _driver_chunks(body) -> list[tuple[list[str], set]]:
 
 def render_module(program, kernels, check_numerics: bool = False) -> Module:
     dims = Dims()
-    sources = [None if kern.kind == "view" else render_rule(RENDER, kern, "numba")(kern, dims) for kern in kernels]
+
+    def render(kern):
+        return None if kern.kind == "view" else render_rule(RENDER, kern, "numba")(kern, dims)
+    sources = [render(kern) for kern in kernels]
+    # which updates a kernel may write into their parameter is known once every kernel says whether
+    # it can fail; those kernels are rendered again, with one argument for the two: given two
+    # arguments that are one array, LLVM checks at run time whether they overlap before running the
+    # vectorized loop; they do, so it ran the scalar one (Adam's update of a 784x512 weight: 1.8
+    # against 0.3 ms). One array read and written at the same element it vectorizes as it stands.
     inplace = inplace_updates(program, kernels, sources, check_numerics)
-    sources = [ks if ks is None else write_in_place(ks, inplace) for ks in sources]
+    made_by = {n: kern for kern in kernels if kern.kind != "view" for n in kern.outputs}
+    for u, p in inplace.items():
+        made_by[u].writes_into[u] = p
+    sources = [render(kern) if kern.writes_into else ks for kern, ks in zip(kernels, sources)]
     name = NumbaNames(program.inputs)
     names, args, views = name.names, name.args, name.views
     for u, p in inplace.items():  # the kernel writing u writes the parameter itself
