@@ -46,17 +46,24 @@ class Kernel:
         return f"<Kernel {self.name}: {' '.join(self.ops)} | in: {ins} | out: {outs}>"
 
 
-def transposed_view(node, users, roots) -> bool:
+def transposed_view(node, users, roots, batched: bool = False) -> bool:
     """A 2-D float transpose that only 2-D matmuls read: they take its input as a transposed
-    (column-major) view, which BLAS reads as is, so no kernel copies it."""
-    return (node.op.name == "transpose" and node.ndim == 2 and tuple(node.attrs["perm"]) == (1, 0)
-            and node.dtype.kind == "f" and node not in roots and bool(users[node])
-            and all(u.op.name == "matmul" and u.inputs[0].ndim == 2 and u.inputs[1].ndim == 2
-                    for u in users[node]))
+    (column-major) view, which BLAS reads as is, so no kernel copies it. batched: also a swap of
+    the last two axes of more dims that only matmuls of matrices read (each batch's matrix a
+    column-major view: a backend whose products are BLAS calls per matrix)."""
+    if node.op.name != "transpose" or node.dtype.kind != "f" or node in roots or not users[node]:
+        return False
+    n = node.ndim
+    if n == 2:
+        return tuple(node.attrs["perm"]) == (1, 0) and all(
+            u.op.name == "matmul" and u.inputs[0].ndim == 2 and u.inputs[1].ndim == 2 for u in users[node])
+    return (batched and n > 2 and tuple(node.attrs["perm"]) == tuple(range(n - 2)) + (n - 1, n - 2)
+            and all(u.op.name == "matmul" and u.inputs[0].ndim >= 2 and u.inputs[1].ndim >= 2 for u in users[node]))
 
 
-def make_kernels(program) -> list[Kernel]:
-    """The program's fused groups as Kernels, named k<index>_<kind>."""
+def make_kernels(program, batched_views: bool = False) -> list[Kernel]:
+    """The program's fused groups as Kernels, named k<index>_<kind>. batched_views: transposes of
+    the last two axes of batches that only matmuls read are views too (transposed_view)."""
     order = program.order
     users = consumers(order)
     roots = set(program.outputs) | {u for _, u in program.updates}
@@ -72,7 +79,7 @@ def make_kernels(program) -> list[Kernel]:
                 outs.append(m)
         head = group[-1]
         split = row_split(group)
-        if len(group) == 1 and (head.op.view or transposed_view(head, users, roots)):
+        if len(group) == 1 and (head.op.view or transposed_view(head, users, roots, batched_views)):
             kind = "view"
         elif split is not None:
             kind = "rows"

@@ -42,7 +42,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SEED = 0
-WORKLOADS = ("w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w10", "w11")
+WORKLOADS = ("w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9", "w10", "w11")
 PEER_SCRIPTS = {"w0": "w0_bandwidth.py", "w1": "w1_fused.py", "w2": "w2_mlp.py", "w3": "w3_first_step.py",
                 "w4": "w4_tiny.py", "w5": "w5_softmax.py"}
 # the package a peer system needs (systems not listed need only numpy/numba)
@@ -390,20 +390,28 @@ def run_w8(backend):
              "check": first_loss, "note": f"{len(getattr(step, 'kernels', []))} kernels"}]
 
 
+def _torch_step(loss_of, opt, clip=None, params=None):
+    """One torch training step as a function: loss_of() -> the loss, its gradients (clipped to norm
+    clip over params when given), opt's update."""
+    import torch
+
+    def step():
+        loss = loss_of()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
+        return loss.detach()
+    return step
+
+
 def _torch_lm_step(model, opt, X, Y, vocab, clip=None):
     """One torch training step of a language model on (X, Y) token ids, returned as a function."""
     import torch
     tx, ty = torch.from_numpy(X), torch.from_numpy(Y)
-
-    def step():
-        loss = torch.nn.functional.cross_entropy(model(tx).reshape(-1, vocab), ty.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        return loss
-    return step
+    return _torch_step(lambda: torch.nn.functional.cross_entropy(model(tx).reshape(-1, vocab), ty.reshape(-1)),
+                       opt, clip, list(model.parameters()))
 
 
 def _torch_w8():
@@ -424,6 +432,8 @@ def run_torch(workload):
     torch.set_num_threads(THREADS)
     if workload == "w8":
         return _torch_w8()
+    if workload == "w9":
+        return _torch_w9()
     if workload.startswith("w10-"):
         return _torch_w10(int(workload[4:]))
     if workload == "w6":
@@ -446,18 +456,76 @@ def run_torch(workload):
     head = torch.nn.Linear(W7_H, 1)
     opt = torch.optim.Adam(list(lstm.parameters()) + list(head.parameters()), lr=1e-3)
     tx, ty = torch.from_numpy(X), torch.from_numpy(Y)
-
-    def step():
-        _, (h, _) = lstm(tx)
-        loss = torch.nn.functional.mse_loss(head(h[0]), ty)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
+    step = _torch_step(lambda: torch.nn.functional.mse_loss(head(lstm(tx)[1][0][0]), ty), opt)
     first = float(step())
     t = median(timeit(step, 3, 15))
     return [{"system": "torch CPU eager", "ms": 1e3 * t, "steps_per_s": 1 / t, "check": first,
              "note": f"torch {torch.__version__} (fused LSTM); weights differ from graphc's, same shapes"}]
+
+
+# ------------------------------------------------------------- W9 LeNet CNN training step (issue 25)
+# conv 5x5 1 -> 16, relu, max pool 2, conv 5x5 16 -> 32, relu, max pool 2, linear 512 -> 10, cross-
+# entropy, SGD (lr 0.05, momentum 0.9), batch 64 of scikit-learn's 8x8 digits upscaled bilinearly to
+# 28x28 (as torch's interpolate, align_corners=False). Same initial weights on both sides (drawn
+# here, torch's default init bounds), so the first losses agree. Peer: the same model in torch eager.
+W9 = dict(batch=64, lr=0.05, momentum=0.9, seed=SEED)
+W9_FLOP = 3 * 2 * W9["batch"] * (16 * 24 * 24 * 25 + 32 * 8 * 8 * 16 * 25 + 512 * 10)  # fwd + 2 bwd GEMMs
+
+
+def w9_data():
+    """(images (64, 1, 28, 28) float32, labels (64,) int64, torch-named initial weights)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    X, y = (X[:W9["batch"]] / 16.0).reshape(-1, 8, 8), y[:W9["batch"]].astype(np.int64)
+    src = (np.arange(28) + 0.5) * 8 / 28 - 0.5  # bilinear, align_corners=False
+    lo = np.clip(np.floor(src).astype(int), 0, 7)
+    hi, frac = np.minimum(lo + 1, 7), np.clip(src - lo, 0, 1)
+    rows = X[:, lo] * (1 - frac)[None, :, None] + X[:, hi] * frac[None, :, None]
+    img = rows[:, :, lo] * (1 - frac) + rows[:, :, hi] * frac
+    rng = np.random.default_rng(W9["seed"])
+
+    def uniform(shape, fan_in):
+        b = 1 / np.sqrt(fan_in)
+        return rng.uniform(-b, b, shape).astype(np.float32)
+    w = {"0.weight": uniform((16, 1, 5, 5), 25), "0.bias": uniform((16,), 25),
+         "3.weight": uniform((32, 16, 5, 5), 400), "3.bias": uniform((32,), 400),
+         "7.weight": uniform((10, 512), 512), "7.bias": uniform((10,), 512)}
+    return img[:, None].astype(np.float32), y, w
+
+
+def run_w9(backend):
+    import graphc as gc
+    X, Y, weights = w9_data()
+    model = gc.nn.Sequential(gc.nn.Conv2d(1, 16, 5), gc.nn.ReLU(), gc.nn.MaxPool2d(2), gc.nn.Conv2d(16, 32, 5),
+                             gc.nn.ReLU(), gc.nn.MaxPool2d(2), gc.nn.Flatten(), gc.nn.Linear(512, 10))
+    model.load_torch_state_dict(weights)
+    x = gc.placeholder((None, 1, 28, 28), name="x")
+    y = gc.placeholder((None,), "int64", name="y")
+    loss = gc.cross_entropy(model(x), y)
+    t0 = time.perf_counter()
+    step = gc.compile([x, y], loss, gc.optim.SGD(W9["lr"], momentum=W9["momentum"]).updates(loss), backend=backend)
+    first_loss = float(step(X, Y))
+    first = time.perf_counter() - t0
+    t = median(timeit(lambda: step(X, Y), 3, 20))
+    return [{"system": f"graphc {backend}", "ms": 1e3 * t, "steps_per_s": 1 / t, "gflops": W9_FLOP / t / 1e9,
+             "first_call_s": first, "check": first_loss, "note": f"{len(getattr(step, 'kernels', []))} kernels"}]
+
+
+def _torch_w9():
+    import torch
+    X, Y, weights = w9_data()
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                torch.nn.Conv2d(16, 32, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                torch.nn.Flatten(), torch.nn.Linear(512, 10))
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    opt = torch.optim.SGD(model.parameters(), lr=W9["lr"], momentum=W9["momentum"])
+    tx, ty = torch.from_numpy(X), torch.from_numpy(Y)
+    step = _torch_step(lambda: torch.nn.functional.cross_entropy(model(tx), ty), opt)
+    first = float(step())
+    t = median(timeit(step, 3, 20))
+    return [{"system": "torch CPU eager", "ms": 1e3 * t, "steps_per_s": 1 / t, "gflops": W9_FLOP / t / 1e9,
+             "check": first, "note": f"torch {torch.__version__} (oneDNN convolutions); the same initial weights"}]
 
 
 # ------------------------------------------------- W10 LSTM language model step, cold (issues 24, 25)
@@ -698,7 +766,7 @@ def _gpu_run(fn):
 
 
 GRAPHC_RUNS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "w5": run_w5, "w6": run_w6, "w7": run_w7,
-               "w8": run_w8, "w10": run_w10, "w11": run_w11,
+               "w8": run_w8, "w9": run_w9, "w10": run_w10, "w11": run_w11,
                "g1": _gpu_run(run_g1), "g2": _gpu_run(run_g2), "g3": _gpu_run(run_g3)}
 
 
@@ -792,7 +860,7 @@ def run_all(args) -> list[dict]:
         specs = [f"w10-{T}" for T in W10_T] if w == "w10" else [w]  # W10: one process per sequence length
         systems = [(f"graphc_{b}", [sys.executable, me, "--system", f"{spec}:graphc_{b}"], None)
                    for spec in specs for b in args.backends] if w != "w0" else []
-        if w in ("w6", "w7", "w8", "w10") and args.peers_python:
+        if w in ("w6", "w7", "w8", "w9", "w10") and args.peers_python:
             systems += [("torch_cpu", [args.peers_python, me, "--system", f"{spec}:torch_cpu"], None) for spec in specs]
         if peers and w in PEER_SCRIPTS:  # the GPU workloads measure their references themselves
             found, missing = peer_systems(args.peers_python, peers, w)
@@ -927,16 +995,18 @@ def tables(records) -> str:
         add("")
     for w, title in (("W6", "W6 conv2d 3x3 forward + backward, x (64, 16, 16, 16), 32 filters"),
                      ("W7", "W7 LSTM training step, 8 steps (one scan), batch 64, 32 -> 128, Adam"),
-                     ("W8", "W8 GPT training step: 2 blocks, d_model 128, 4 heads, context 64, batch 32, AdamW")):
+                     ("W8", "W8 GPT training step: 2 blocks, d_model 128, 4 heads, context 64, batch 32, AdamW"),
+                     ("W9", "W9 LeNet CNN training step: 28x28 digits, conv 5x5 16 and 32, batch 64, SGD momentum")):
         g = _groups(records, w)
         if g:
             add(f"## {title}\n")
-            add("| system | ms | GFLOP/s | steps/s | first call s | note |\n|---|---|---|---|---|---|")
+            add("| system | ms | GFLOP/s | steps/s | first call s | loss (or sum) 1 | note |\n"
+                "|---|---|---|---|---|---|---|")
             for (s_,), rs in sorted(g.items(), key=lambda kv: _agg(kv[1], "ms")[0]):
                 add(f"| {s_} | {_fmt(rs, 'ms')} | {_fmt(rs, 'gflops', 1, False) if 'gflops' in rs[0] else '–'} | "
                     f"{_fmt(rs, 'steps_per_s', 1, False) if 'steps_per_s' in rs[0] else '–'} | "
                     f"{_fmt(rs, 'first_call_s', 2, False) if 'first_call_s' in rs[0] else '–'} | "
-                    f"{rs[0].get('note', '')} |")
+                    f"{rs[0].get('check', float('nan')):.6g} | {rs[0].get('note', '')} |")
             add("")
     g = _groups(records, "W10", ("system", "T"))
     if g:

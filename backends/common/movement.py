@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from graphc.ops.conv import out_size
+
 from .source import KernelSource, axis_slice, col2im_body, extent, im2col_body, literal, np_type, slice_params
 
 
@@ -28,6 +30,11 @@ class Target:
     def over(self, k, dims, node, body, *, split: bool = False, parallel: bool = True) -> None:
         """body once per element of node's shape. split: the kernel's only loops, which a CPU may cut
         over its threads; parallel=False: iterations may write one element twice (no threads)."""
+        raise NotImplementedError
+
+    def over_space(self, k, shape, extents, body, *, split: bool = False) -> None:
+        """body once per element of an iteration space of this shape (None: a run-time dim) whose
+        loop bounds are extents (loop variables i0.. as in over)."""
         raise NotImplementedError
 
     def fill(self, k, dims, node, out, value) -> None:
@@ -201,9 +208,17 @@ def argreduce(t: Target, kern, dims):
 def im2col(t: Target, kern, dims):
     node = kern.nodes[0]
     k = t.kernel(kern)
-    x = k.array(node.inputs[0], "a0")
+    xn = node.inputs[0]
+    x = k.array(xn, "a0")
     o = k.array(node, "o0")
-    t.over(k, dims, node, im2col_body(node, o, x), split=True)
+    # over (image, channel, window row, window column, output row, output column): no division
+    # per element, and the innermost loop writes consecutive elements
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (node.attrs[a] for a in ("kernel", "stride", "padding", "dilation"))
+    n, c, h, w = xn.shape
+    oh, ow = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
+    space = (n, c, kh, kw, oh, ow)
+    extents = [extent(k, dims, xn, 0, n, "n0")] + [str(d) for d in space[1:]]
+    t.over_space(k, space, extents, im2col_body(node, o, x), split=True)
     return k
 
 

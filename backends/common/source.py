@@ -181,16 +181,19 @@ def slice_params(k: KernelSource, dims: Dims, node, q):
 
 
 def im2col_body(node, o, x) -> list[str]:
-    """Per output element (i0 image, i1 = (c*kh + p)*kw + q, i2 = oh*OW + ow) of im2col: a gather
+    """Per element (i0 image, i1 channel c, i2 window row p, i3 window column q, i4 output row, i5
+    output column) of im2col's iteration space: output [i0, (c*kh + p)*kw + q, oh*OW + ow], a gather
     (graphc/ops/conv.py). Shared by the CPU and CUDA renderers."""
     from graphc.ops.conv import out_size
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (node.attrs[a] for a in ("kernel", "stride", "padding", "dilation"))
     _, _, H, W = node.inputs[0].shape
     OW = out_size(W, kw, sw, pw, dw)
-    return [f"c = i1 // {kh * kw}", f"p = (i1 % {kh * kw}) // {kw}", f"q = i1 % {kw}",
-            f"h = (i2 // {OW}) * {sh} - {ph} + p * {dh}", f"w = (i2 % {OW}) * {sw} - {pw} + q * {dw}",
-            f"if h >= 0 and h < {H} and w >= 0 and w < {W}:", f"    {o}[i0, i1, i2] = {x}[i0, c, h, w]",
-            "else:", f"    {o}[i0, i1, i2] = {literal(node.attrs['value'], node.dtype)}"]
+    dst = f"{o}[i0, (i1 * {kh} + i2) * {kw} + i3, i4 * {OW} + i5]"
+    if ph == pw == 0:  # every window inside the image (out_size)
+        return [f"{dst} = {x}[i0, i1, i4 * {sh} + i2 * {dh}, i5 * {sw} + i3 * {dw}]"]
+    return [f"h = i4 * {sh} - {ph} + i2 * {dh}", f"w = i5 * {sw} - {pw} + i3 * {dw}",
+            f"if h >= 0 and h < {H} and w >= 0 and w < {W}:", f"    {dst} = {x}[i0, i1, h, w]",
+            "else:", f"    {dst} = {literal(node.attrs['value'], node.dtype)}"]
 
 
 def col2im_body(node, o, g) -> list[str]:

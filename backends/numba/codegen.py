@@ -247,7 +247,12 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
         else:
             lines.extend("    " + b for b in block)
         return k
-    # reduced axes not all trailing: accumulate into the output array in loop order
+    # reduced axes not all trailing. The reduced axes after the last kept one accumulate in a local
+    # (no store into the output inside the innermost loop, which LLVM cannot vectorize: conv's
+    # ReLU-backward-and-bias-gradient over (0, 2, 3) ran at 1 GFLOP/s), added to the output once per
+    # run of them; with axis 0 reduced, the first kept axis becomes the outer loop, on every thread
+    # (each thread then writes outputs of its own). Else, as for a Linear's bias gradient (axis 0 of
+    # (N, D)), the innermost kept axis runs along a row of the output, which vectorizes as it is.
     out_vars = [f"j{q}" for q in range(red.ndim)]
     out_ext = []
     for q in range(red.ndim):
@@ -256,9 +261,27 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
     init = []
     _loops(init, out_vars, out_ext, [f"{ro}[{k.index(out_vars, red.ndim)}] = {_identity(op, red.dtype)}"])
     lines.extend(init if red.ndim else [f"    {ro}[{k.ZERO_D}] = {_identity(op, red.dtype)}"])
-    k.parallel = r > 0 and 0 not in axes and _parallel_ok(shape) and not checks
-    _loops(lines, ivars, extents, body + writes + [f"{ro}[{ridx}] = {_combine(op, f'{ro}[{ridx}]', v)}"],
-           k.parallel)
+    tail = r
+    while tail > 0 and tail - 1 in axes:
+        tail -= 1
+    order = list(range(tail))
+    kept = [j for j in order if j not in axes]
+    if 0 in axes and kept and tail < r:
+        order.remove(kept[0])
+        order.insert(0, kept[0])
+    k.parallel = r > 0 and order[:1] != [] and order[0] not in axes and _parallel_ok(shape) and not checks
+    step = body + writes
+    if tail < r:  # the reduced suffix into a local, then once into the output
+        inner = []
+        _loops(inner, ivars[tail:], extents[tail:], step + [f"acc = {_combine(op, 'acc', v)}"], depth=0)
+        add = _combine(op, f"{ro}[{ridx}]", "acc")
+        step = [f"acc = {_identity(op, red.dtype)}"] + inner + [f"{ro}[{ridx}] = {add}"]
+    else:
+        step = step + [f"{ro}[{ridx}] = {_combine(op, f'{ro}[{ridx}]', v)}"]
+    if order:
+        _loops(lines, [ivars[j] for j in order], [extents[j] for j in order], step, k.parallel)
+    else:
+        lines.extend("    " + b for b in step)
     return k
 
 
@@ -266,15 +289,20 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
 def _out_loops(k, dims, node, body, parallel=True, split=False):
     """Loops over node's shape (vars i0..), parallel on the outer one when large: split over
     threads (pcall) when they are the kernel's only loops (split), else a prange."""
-    ivars = [f"i{q}" for q in range(node.ndim)]
-    ext = shape_exprs(k, dims, node, "n")
-    k.parallel = k.parallel or (parallel and _parallel_ok(node.shape, *((k, ext) if split else ())))
-    if node.ndim == 0:
+    return _space_loops(k, node.shape, shape_exprs(k, dims, node, "n"), body, parallel, split)
+
+
+def _space_loops(k, shape, ext, body, parallel=True, split=False):
+    """Loops (vars i0..) over an iteration space of this shape (None: a run-time dim) and these loop
+    bounds, as _out_loops."""
+    ivars = [f"i{q}" for q in range(len(shape))]
+    k.parallel = k.parallel or (parallel and _parallel_ok(shape, *((k, ext) if split else ())))
+    if not shape:
         k.lines.extend("    " + b for b in body)
     elif split:
         _split_loops(k, ivars, ext, body)
     else:
-        _loops(k.lines, ivars, ext, body, parallel and _parallel_ok(node.shape))
+        _loops(k.lines, ivars, ext, body, parallel and _parallel_ok(shape))
     return ivars
 
 
@@ -331,10 +359,16 @@ def render_matmul(kern, dims):
     da, db = padded(sa), padded(sb)
     L = k.lines
     if nb_ or a.ndim != 2 or b.ndim != 2:  # a plain 2-D product takes its arrays as they are
-        L.append(f"    A = {A}.reshape(({', '.join(da + [n_, kk])},))")
-        L.append(f"    B = {B}.reshape(({', '.join(db + [kk, m_])},))")
+        # an operand with all the batch dims is as it stands (and may be a strided view, which
+        # numba does not reshape); the others get theirs, of size 1
+        if a.ndim != nb_ + 2:
+            L.append(f"    A = {A}.reshape(({', '.join(da + [n_, kk])},))")
+            A = "A"
+        if b.ndim != nb_ + 2:
+            L.append(f"    B = {B}.reshape(({', '.join(db + [kk, m_])},))")
+            B = "B"
         L.append(f"    O = {O}.reshape(({', '.join(bext + [n_, m_])},))")
-        A, B, O = "A", "B", "O"
+        O = "O"
     jv = [f"j{q}" for q in range(nb_)]
     ia = [("0" if d == "1" else j) for d, j in zip(da, jv)]
     ib = [("0" if d == "1" else j) for d, j in zip(db, jv)]
@@ -569,6 +603,9 @@ class CpuTarget(movement.Target):
 
     def over(self, k, dims, node, body, *, split=False, parallel=True):
         _out_loops(k, dims, node, body, parallel=parallel, split=split)
+
+    def over_space(self, k, shape, extents, body, *, split=False):
+        _space_loops(k, shape, extents, body, split=split)
 
     def fill(self, k, dims, node, out, value):
         _fill(k, dims, node, out, value)
@@ -861,7 +898,8 @@ def render_module(program, kernels, check_numerics: bool = False) -> Module:
         call_args = [name(n) for n in ks.arrays] + [expr for _, expr in ks.ints]
         # transposed views are column-major arrays in the kernels that read them
         split = ks.split is not None  # run on every thread over pieces [lo, hi) of its outer loop
-        sig = ", ".join([arr_type(n.dtype, n.ndim, "F" if views.get(n, (0, 0))[1] is None else "C")
+        sig = ", ".join([arr_type(n.dtype, n.ndim, ("F" if n.ndim == 2 else "A") if views.get(n, (0, 0))[1] is None
+                                  else "C")
                          for n in ks.arrays]
                         + ["T.int64"] * (len(ks.ints) + 2 * split))
         params = ", ".join(ks.arg_names + [name for name, _ in ks.ints] + ["lo", "hi"] * split)

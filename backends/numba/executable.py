@@ -114,7 +114,7 @@ class NumbaExecutable(Executable):
 
     def __init__(self, program):
         self.program = program
-        self.kernels = make_kernels(program)
+        self.kernels = make_kernels(program, batched_views=True)  # BLAS reads each matrix transposed
         self.module = render_module(program, self.kernels, program.check_numerics)
         if os.environ.get("GRAPHC_DEBUG") == "1":
             for k in self.kernels:
@@ -411,7 +411,8 @@ class NumbaExecutable(Executable):
             if ks is None:  # a view: no work, materialize it for the kernels that read it
                 node = kern.nodes[0]
                 src = local[node.inputs[0]]
-                local[node] = src.T if node.op.name == "transpose" else src.reshape(plan.shapes[node])
+                local[node] = np.swapaxes(src, -1, -2) if node.op.name == "transpose" else \
+                    src.reshape(plan.shapes[node])
                 continue
             at, name = next(calls)
             fn = getattr(self.mod, name)

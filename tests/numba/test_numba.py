@@ -318,6 +318,32 @@ def test_matmuls_read_transposes_as_views_without_copying():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batched_matmuls_read_transposes_of_their_matrices_as_views(dtype):
+    # x (N, K, L) swapped to (N, L, K) is a strided view each of whose matrices BLAS reads
+    # transposed: products per batch, broadcast over a batch of 1, with a 2-D weight, sizes of 1
+    # (leading dimensions BLAS must accept), and by loops when small; numpy's values
+    rng = np.random.default_rng(1)
+    x = gc.placeholder((None, 40, 30), dtype, name="x")
+    y = gc.placeholder((None, 40, 30), dtype, name="y")
+    c = gc.placeholder((None, 1, 30), dtype, name="c")
+    one = gc.placeholder((1, 40, 30), dtype, name="one")
+    W = rng.normal(size=(40, 20)).astype(dtype)
+    xt, yt = gc.transpose(x, (0, 2, 1)), gc.transpose(y, (0, 2, 1))
+    outs = [xt @ y, x @ yt, xt @ W, gc.transpose(c, (0, 2, 1)) @ c, gc.transpose(one, (0, 2, 1)) @ y,
+            gc.transpose(x[:, :3, :2], (0, 2, 1)) @ y[:, :3, :4]]
+    f = gc.compile([x, y, c, one], outs, backend="numba")
+    ref = gc.compile([x, y, c, one], outs, backend="numpy")
+    assert not [k for k in f.kernels if k.kind == "transpose"] and "transposed(" in f.source()
+    for n in (3, 1):
+        a, b = (rng.normal(size=(n, 40, 30)).astype(dtype) for _ in range(2))
+        cc, o = rng.normal(size=(n, 1, 30)).astype(dtype), rng.normal(size=(1, 40, 30)).astype(dtype)
+        for got, want in zip(f(a, b, cc, o), ref(a, b, cc, o)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    prof = f.profile(a, b, cc, o, repeat=1)  # profile makes the same views
+    assert [k.name for k in prof] == [k.name for k in f.kernels if k.kind != "view"]
+
+
 def _row_graphs(dtype):
     x = gc.placeholder((None, 5), dtype, name="x")
     y = gc.placeholder((None, 5), dtype, name="y")
@@ -719,3 +745,27 @@ def test_a_long_driver_is_cut_into_parts():
     X = rng.normal(size=(3, 4))
     for got, want in zip(fn(X), gc.compile([x], [total, y])(X)):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_a_reduction_over_leading_and_trailing_axes_accumulates_in_a_local_on_every_thread():
+    # conv's ReLU backward fused with its bias gradient, sum over (0, 2, 3): the reduced trailing
+    # axes add into a local (no store into the output in the innermost loop), the kept channel axis
+    # is the outer loop, run on every thread; (0, 3) of a max too, with keepdims
+    x = gc.placeholder((None, 16, 12, 24), name="x")
+    g = gc.placeholder((None, 16, 12, 24), name="g")
+    d = gc.where(x > 0, g, gc.zeros_like(g))
+    outs = [gc.sum(d, axis=(0, 2, 3)), gc.max(x * g, axis=(0, 3), keepdims=True), gc.sum(x, axis=(0, 2))]
+    f, ref = gc.compile([x, g], outs + [d], backend="numba"), gc.compile([x, g], outs + [d], backend="numpy")
+    fused = [k for k in f.kernels if k.reduce is not None and k.reduce[0] == 0 and k.reduce[-1] == 3]
+    assert len(fused) == 2
+    for k in fused:
+        src = f.kernel_source(k.name)
+        assert "nb.prange(n1)" in src and "acc = " in src, src
+    rng = np.random.default_rng(3)
+    for n in (64, 1):
+        a, b = (rng.normal(size=(n, 16, 12, 24)).astype(np.float32) for _ in range(2))
+        for got, want in zip(f(a, b), ref(a, b)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    empty = np.zeros((0, 16, 12, 24), np.float32)
+    with pytest.raises(gc.ShapeError, match="max over a zero-size axis"):  # as NumPy, on both
+        f(empty, empty)

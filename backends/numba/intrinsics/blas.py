@@ -7,7 +7,8 @@ from numba.extending import intrinsic
 
 @intrinsic
 def gemm(typingctx, a, b, o):
-    """o[:, :] = a @ b for 2-d float32/float64 arrays in C or F order (o in C order), one call
+    """o[:, :] = a @ b for 2-d float32/float64 arrays in C or F order (o in C order), or strided
+    ("A") ones with one unit stride (a matrix of a batch of transposed views), one call
     into BLAS's ?gemm through numba's own wrapper (numba_xxgemm, the function np.dot calls).
     np.dot in a kernel compiles numba's whole dot implementation (checks, copies for other
     layouts, its own allocation) into every matmul kernel: ~0.3 s each on a cold cache; this is
@@ -18,8 +19,8 @@ def gemm(typingctx, a, b, o):
         return None
     if not (a.dtype == b.dtype == o.dtype and a.dtype in (types.float32, types.float64)):
         raise TypingError(f"gemm: float32 or float64 arrays of one dtype, got {a}, {b}, {o}")
-    if a.layout not in "CF" or b.layout not in "CF" or o.layout != "C":
-        raise TypingError(f"gemm: operands in C or F order and a C-order output, got {a}, {b}, {o}")
+    if o.layout != "C":
+        raise TypingError(f"gemm: a C-order output, got {o}")
     from numba.np.linalg import ensure_blas
     ensure_blas()
 
@@ -46,8 +47,21 @@ def gemm(typingctx, a, b, o):
             # BLAS is column-major: the row-major o (m, n) is o.T (n, m) there, and o.T = b.T @ a.T;
             # a row-major operand is its transpose there as it stands, a column-major one is transposed
             def operand(ty, ary, rows, cols):
-                c = ty.layout == "C"
-                return ir.Constant(char, ord("n" if c else "t")), (cols if c else rows), \
+                if ty.layout in "CF":
+                    c = ty.layout == "C"
+                    return ir.Constant(char, ord("n" if c else "t")), (cols if c else rows), \
+                        builder.bitcast(ary.data, void_p)
+                # strided: row-major when its column stride is one element (or it has one column),
+                # its leading dimension the other stride, at least what BLAS requires
+                s0, s1 = cgutils.unpack_tuple(builder, ary.strides, 2)
+                item = ir.Constant(intp, context.get_abi_sizeof(lty))
+                one = ir.Constant(intp, 1)
+                c = builder.or_(builder.icmp_signed("==", s1, item), builder.icmp_signed("<=", cols, one))
+                lead = builder.select(c, builder.sdiv(s0, item), builder.sdiv(s1, item))
+                need = builder.select(c, cols, rows)
+                need = builder.select(builder.icmp_signed(">", need, one), need, one)
+                lead = builder.select(builder.icmp_signed(">", lead, need), lead, need)
+                return builder.select(c, ir.Constant(char, ord("n")), ir.Constant(char, ord("t"))), lead, \
                     builder.bitcast(ary.data, void_p)
             ta, lda, pa = operand(sig.args[1], B, k, n)
             tb, ldb, pb = operand(sig.args[0], A, m, k)

@@ -85,16 +85,19 @@ def reshaped(typingctx, arr, shape):
 
 @intrinsic
 def transposed(typingctx, arr):
-    """The 2-d C-order arr transposed: a column-major view (what `arr.T` is), with no reference
-    count."""
-    if not (isinstance(arr, types.Array) and arr.layout == "C" and arr.ndim == 2):
+    """The C-order arr with its last two axes swapped, with no reference count: for a 2-d arr a
+    column-major view (what `arr.T` is); for more dims a strided one ("A"), each of whose matrices
+    is column-major (what BLAS reads, transposed, as it stands)."""
+    if not (isinstance(arr, types.Array) and arr.layout == "C" and arr.ndim >= 2):
         return None
-    out = types.Array(arr.dtype, 2, "F", readonly=not arr.mutable)
+    nd = arr.ndim
+    out = types.Array(arr.dtype, nd, "F" if nd == 2 else "A", readonly=not arr.mutable)
 
     def codegen(context, builder, sig, args):
         from numba.core import cgutils
         src = context.make_array(sig.args[0])(context, builder, args[0])
-        shape = cgutils.unpack_tuple(builder, src.shape, 2)[::-1]
-        strides = cgutils.unpack_tuple(builder, src.strides, 2)[::-1]
+        shape = cgutils.unpack_tuple(builder, src.shape, nd)
+        strides = cgutils.unpack_tuple(builder, src.strides, nd)
+        shape[-2:], strides[-2:] = shape[-2:][::-1], strides[-2:][::-1]
         return _borrowed(context, builder, out, src.data, shape, strides, src.itemsize)
     return out(arr), codegen
