@@ -180,15 +180,26 @@ def slice_params(k: KernelSource, dims: Dims, node, q):
     return k.int_arg(f"s{q}", dims.add(lambda s, n=node, q=q: n.op.bounds(n, s, q)[0])), "1"
 
 
+def _columns(node, ch: str, image: str, pos: str) -> str:
+    """The subscript of im2col's column entry (row ch of image `image`, window position pos) in
+    the node's layout: [image, ch, pos] ("nkl") or [ch, image*OH*OW + pos] ("knl")."""
+    from graphc.ops.conv import out_size
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (node.attrs[a] for a in ("kernel", "stride", "padding", "dilation"))
+    H, W = (node.inputs[0].shape[2:] if node.op.name == "im2col" else node.attrs["size"][1:])
+    L = out_size(H, kh, sh, ph, dh) * out_size(W, kw, sw, pw, dw)
+    return f"[{ch}, {image} * {L} + {pos}]" if node.attrs.get("layout", "nkl") == "knl" else f"[{image}, {ch}, {pos}]"
+
+
 def im2col_body(node, o, x) -> list[str]:
     """Per element (i0 image, i1 channel c, i2 window row p, i3 window column q, i4 output row, i5
-    output column) of im2col's iteration space: output [i0, (c*kh + p)*kw + q, oh*OW + ow], a gather
+    output column) of im2col's iteration space: the column entry [i0, (c*kh + p)*kw + q, oh*OW +
+    ow] (layout "nkl"; "knl": [(c*kh + p)*kw + q, i0*OH*OW + oh*OW + ow]), a gather
     (graphc/ops/conv.py). Shared by the CPU and CUDA renderers."""
     from graphc.ops.conv import out_size
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (node.attrs[a] for a in ("kernel", "stride", "padding", "dilation"))
     _, _, H, W = node.inputs[0].shape
     OW = out_size(W, kw, sw, pw, dw)
-    dst = f"{o}[i0, (i1 * {kh} + i2) * {kw} + i3, i4 * {OW} + i5]"
+    dst = o + _columns(node, f"(i1 * {kh} + i2) * {kw} + i3", "i0", f"i4 * {OW} + i5")
     if ph == pw == 0:  # every window inside the image (out_size)
         return [f"{dst} = {x}[i0, i1, i4 * {sh} + i2 * {dh}, i5 * {sw} + i3 * {dw}]"]
     return [f"h = i4 * {sh} - {ph} + i2 * {dh}", f"w = i5 * {sw} - {pw} + i3 * {dw}",
@@ -204,9 +215,10 @@ def col2im_body(node, o, g) -> list[str]:
     _, H, W = node.attrs["size"]
     OH, OW = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
     T = np_type(node.dtype)
+    src = g + _columns(node, f"(i1 * {kh} + p) * {kw} + q", "i0", f"(t // {sh}) * {OW} + u // {sw}")
     return [f"acc = {T}(0)", f"for p in range({kh}):", f"    t = i2 + {ph} - p * {dh}",
             f"    if t >= 0 and t % {sh} == 0 and t // {sh} < {OH}:", f"        for q in range({kw}):",
             f"            u = i3 + {pw} - q * {dw}",
             f"            if u >= 0 and u % {sw} == 0 and u // {sw} < {OW}:",
-            f"                acc += {g}[i0, (i1 * {kh} + p) * {kw} + q, (t // {sh}) * {OW} + u // {sw}]",
+            f"                acc += {src}",
             f"{o}[i0, i1, i2, i3] = acc"]

@@ -11,7 +11,7 @@ from ..ops import REGISTRY as _OPS
 from ..ops.base import fmt_shape
 from ..ops.conv import out_size
 from .mathops import add, matmul, max, mean, mul, sum
-from .shape import reshape
+from .shape import reshape, transpose
 from .tensors import as_node
 
 _op = _OPS.__getitem__
@@ -26,7 +26,7 @@ def _two(v, what) -> tuple:
     return t
 
 
-def _patches(x, kernel, stride, padding, dilation, value, what) -> Node:
+def _patches(x, kernel, stride, padding, dilation, value, what, layout="nkl") -> Node:
     x = as_node(x)
     k, s, p, d = (_two(kernel, f"{what}: kernel"), _two(stride, f"{what}: stride"),
                   _two(padding, f"{what}: padding"), _two(dilation, f"{what}: dilation"))
@@ -36,8 +36,8 @@ def _patches(x, kernel, stride, padding, dilation, value, what) -> Node:
     if x.ndim != 4 or None in x.shape[1:]:
         raise ShapeError(f"{what} needs x of shape (N, C, H, W) with C, H, W known, got {fmt_shape(x.shape)}",
                          user_location())
-    return make_node(_op("im2col"), (x,), {"kernel": k, "stride": s, "padding": p, "dilation": d,
-                                          "value": value})
+    attrs = {"kernel": k, "stride": s, "padding": p, "dilation": d, "value": value}
+    return make_node(_op("im2col"), (x,), attrs if layout == "nkl" else {**attrs, "layout": layout})
 
 
 def _out_hw(x, kernel, stride, padding, dilation):
@@ -72,10 +72,10 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Node:
     """2-D cross-correlation in NCHW, as torch.nn.functional.conv2d: x (N, C, H, W), w (O, C/groups,
     kh, kw), optional bias (O,); stride, padding (zeros), dilation: an int or a pair; groups: the
     channels split into that many groups, each convolved with its O/groups filters. Computed as
-    im2col and one batched GEMM (O, C*kh*kw) @ (N, C*kh*kw, OH*OW), per group with groups > 1; a
-    depthwise convolution (one input channel per group, one filter each) is a product and a sum over
-    each window instead. The gradients are a GEMM (weight) and a GEMM followed by col2im (input). A
-    bias and an activation fuse into the kernel after the GEMM."""
+    im2col with the images side by side and one GEMM (O, C*kh*kw) @ (C*kh*kw, N*OH*OW), per group
+    with groups > 1; a depthwise convolution (one input channel per group, one filter each) is a
+    product and a sum over each window instead. The gradients are a GEMM (weight) and a GEMM
+    followed by col2im (input). A bias and an activation fuse into the kernel after the GEMM."""
     x, w = as_node(x), as_node(w)
     if w.ndim != 4 or None in w.shape:
         raise ShapeError(f"conv2d: the weight must be (out, in/groups, kh, kw), got {fmt_shape(w.shape)}",
@@ -90,16 +90,18 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Node:
     if x.ndim == 4 and x.shape[1] is not None and x.shape[1] != c:
         raise ShapeError(f"conv2d: x has {x.shape[1]} channels {fmt_shape(x.shape)}, the weight {fmt_shape(w.shape)}"
                          f" with groups={g} expects {c}", user_location())
-    cols = _patches(x, (kh, kw), stride, padding, dilation, 0.0 if x.dtype.kind == "f" else 0, "conv2d")
+    # the images' columns side by side, (C*kh*kw, N*OH*OW): one GEMM for the whole batch, and for
+    # the weight's gradient another, over N*OH*OW (not one small product per image and a sum)
+    cols = _patches(x, (kh, kw), stride, padding, dilation, 0.0 if x.dtype.kind == "f" else 0, "conv2d", "knl")
     oh, ow = _out_hw(x, (kh, kw), stride, padding, dilation)
     k, L = cg * kh * kw, oh * ow
     if g == 1:
         y = matmul(reshape(w, (o, k)), cols)
     elif cg == 1 and o == g:  # depthwise: channel i's window dotted with filter i
-        y = sum(mul(reshape(cols, (-1, g, k, L)), reshape(w, (g, k, 1))), axis=2)
-    else:  # (g, O/g, k) @ (N, g, k, L): one GEMM per group
-        y = matmul(reshape(w, (g, o // g, k)), reshape(cols, (-1, g, k, L)))
-    y = reshape(y, (-1, o, oh, ow))
+        y = sum(mul(reshape(cols, (g, k, -1)), reshape(w, (g, k, 1))), axis=1)
+    else:  # (g, O/g, k) @ (g, k, N*L): one GEMM per group
+        y = matmul(reshape(w, (g, o // g, k)), reshape(cols, (g, k, -1)))
+    y = reshape(transpose(reshape(y, (o, -1, L)), (1, 0, 2)), (-1, o, oh, ow))  # (O, N*L) -> (N, O, OH, OW)
     if bias is not None:
         bias = as_node(bias)
         if bias.shape != (o,):

@@ -52,7 +52,8 @@ def _value_info(h, name, node: Node, dims=None):
 
 
 def _im2col(w: _Writer, x: str, node: Node) -> str:
-    """Pad, flatten the image, Gather the constant patch indices, reshape to (N, C*kh*kw, OH*OW)."""
+    """Pad, flatten the image, Gather the constant patch indices, reshape to (N, C*kh*kw, OH*OW)
+    (layout "knl": then to (C*kh*kw, N*OH*OW))."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (node.attrs[k] for k in ("kernel", "stride", "padding", "dilation"))
     _, C, H, W = node.inputs[0].shape
     Hp, Wp = H + 2 * ph, W + 2 * pw
@@ -65,7 +66,11 @@ def _im2col(w: _Writer, x: str, node: Node) -> str:
     j = (np.arange(kw)[None, :, None, None] * dw + np.arange(ow)[None, None, None, :] * sw)
     idx = (i * Wp + j).reshape(kh * kw, oh * ow).astype(np.int64)
     patches = w.op("Gather", [flat, w.const(idx)], axis=2)  # (N, C, kh*kw, OH*OW)
-    return w.op("Reshape", [patches, w.const(np.array([0, C * kh * kw, oh * ow], np.int64))])
+    cols = w.op("Reshape", [patches, w.const(np.array([0, C * kh * kw, oh * ow], np.int64))])
+    if node.attrs.get("layout", "nkl") == "knl":  # the images side by side: (C*kh*kw, N*OH*OW)
+        cols = w.op("Reshape", [w.op("Transpose", [cols], perm=[1, 0, 2]),
+                                w.const(np.array([C * kh * kw, -1], np.int64))])
+    return cols
 
 
 _UNARY = {"exp": "Exp", "log": "Log", "sqrt": "Sqrt", "sin": "Sin", "cos": "Cos", "tanh": "Tanh", "atan": "Atan",

@@ -3,8 +3,11 @@ built from (graphc/api.py: conv2d, max_pool2d, avg_pool2d).
 
 im2col(x) for x (N, C, H, W) is cols (N, C*kh*kw, OH*OW) with
     cols[n, (c*kh + i)*kw + j, oh*OW + ow] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]
-(`value` where that falls in the padding): torch.nn.functional.unfold's layout, so a weight
-(O, C, kh, kw) reshaped to (O, C*kh*kw) multiplies it as one batched GEMM. col2im is its adjoint:
+(`value` where that falls in the padding): torch.nn.functional.unfold's layout (attr layout "nkl",
+the default). Layout "knl" puts the images side by side instead, cols (C*kh*kw, N*OH*OW) with
+    cols[(c*kh + i)*kw + j, n*OH*OW + oh*OW + ow] = the same,
+so a weight (O, C, kh, kw) reshaped to (O, C*kh*kw) multiplies it as one GEMM over the whole
+batch (conv2d's layout: one large product, and its weight gradient another). col2im is its adjoint:
 it adds every column entry back onto the pixel it came from (padding dropped), so each is the
 other's gradient. Both are gathers per output element, which parallelise without atomics.
 """
@@ -31,6 +34,24 @@ def _geometry(attrs):
     return attrs["kernel"], attrs["stride"], attrs["padding"], attrs["dilation"]
 
 
+def _layout(attrs) -> str:
+    lay = attrs.get("layout", "nkl")
+    if lay not in ("nkl", "knl"):
+        raise ShapeError(f"im2col/col2im layout must be 'nkl' or 'knl', got {lay!r}")
+    return lay
+
+
+def _layout_attr(node) -> tuple:  # noqa: N802 (a tuple of attribute names, as a constant reads)
+    """("layout",) when the node has one: its adjoint gets the same."""
+    return ("layout",) if "layout" in node.attrs else ()
+
+
+def _batch_last(cols: np.ndarray) -> np.ndarray:
+    """(N, K, L) columns as (K, N*L)."""
+    n, k, l_ = cols.shape
+    return np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(k, n * l_)
+
+
 class Im2Col(Op):
     """Image patches as columns (N, C*kh*kw, OH*OW); attrs kernel, stride, padding, dilation
     (pairs) and value (the padding's fill)."""
@@ -49,10 +70,12 @@ class Im2Col(Op):
         if oh <= 0 or ow <= 0:
             raise ShapeError(f"a {kh}x{kw} window (dilation {dh}x{dw}, padding {ph}x{pw}) does not fit an "
                              f"image of {h}x{w}")
+        if _layout(attrs) == "knl":
+            return (c * kh * kw, None if n is None else n * oh * ow), x.dtype
         return (n, c * kh * kw, oh * ow), x.dtype
 
     @classmethod
-    def impl(cls, x, *, kernel, stride, padding, dilation, value):
+    def impl(cls, x, *, kernel, stride, padding, dilation, value, layout="nkl"):
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
         n, c, h, w = x.shape
         oh, ow = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
@@ -61,18 +84,20 @@ class Im2Col(Op):
         for i in range(kh):
             for j in range(kw):
                 cols[:, :, i, j] = xp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
-        return cols.reshape(n, c * kh * kw, oh * ow)
+        cols = cols.reshape(n, c * kh * kw, oh * ow)
+        return _batch_last(cols) if layout == "knl" else cols
 
     @classmethod
     def grad(cls, node, g):
         x = node.inputs[0]
-        attrs = {k: node.attrs[k] for k in ("kernel", "stride", "padding", "dilation")}
+        attrs = {k: node.attrs[k] for k in ("kernel", "stride", "padding", "dilation") + _layout_attr(node)}
         return (make_node(Col2Im, (g,), {**attrs, "size": x.shape[1:]}),)
 
 
 class Col2Im(Op):
-    """The adjoint of im2col: columns (N, C*kh*kw, OH*OW) summed back onto an image (N, C, H, W)
-    of attrs size (C, H, W); entries that came from the padding are dropped."""
+    """The adjoint of im2col: columns (N, C*kh*kw, OH*OW), or (C*kh*kw, N*OH*OW) with layout "knl",
+    summed back onto an image (N, C, H, W) of attrs size (C, H, W); entries that came from the
+    padding are dropped."""
 
     name = "col2im"
     kind = "movement"
@@ -84,17 +109,24 @@ class Col2Im(Op):
         c, h, w = attrs["size"]
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _geometry(attrs)
         want = (c * kh * kw, out_size(h, kh, sh, ph, dh) * out_size(w, kw, sw, pw, dw))
+        if _layout(attrs) == "knl":
+            if g.ndim != 2 or g.shape[0] != want[0] or (g.shape[1] is not None and g.shape[1] % want[1]):
+                raise ShapeError(f"col2im to (N, {c}, {h}, {w}) needs columns ({want[0]}, N*{want[1]}), got "
+                                 f"{fmt_shape(g.shape)}")
+            return (None if g.shape[1] is None else g.shape[1] // want[1], c, h, w), g.dtype
         if g.ndim != 3 or tuple(g.shape[1:]) != want:
             raise ShapeError(f"col2im to (N, {c}, {h}, {w}) needs columns (N, {want[0]}, {want[1]}), got "
                              f"{fmt_shape(g.shape)}")
         return (g.shape[0], c, h, w), g.dtype
 
     @classmethod
-    def impl(cls, g, *, kernel, stride, padding, dilation, size):
+    def impl(cls, g, *, kernel, stride, padding, dilation, size, layout="nkl"):
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
         c, h, w = size
-        n = g.shape[0]
         oh, ow = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
+        if layout == "knl":  # (K, N*L) -> (N, K, L)
+            g = g.reshape(g.shape[0], -1, oh * ow).transpose(1, 0, 2)
+        n = g.shape[0]
         cols = g.reshape(n, c, kh, kw, oh, ow)
         xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), g.dtype)
         for i in range(kh):
@@ -104,5 +136,5 @@ class Col2Im(Op):
 
     @classmethod
     def grad(cls, node, g):
-        attrs = {k: node.attrs[k] for k in ("kernel", "stride", "padding", "dilation")}
+        attrs = {k: node.attrs[k] for k in ("kernel", "stride", "padding", "dilation") + _layout_attr(node)}
         return (make_node(Im2Col, (g,), {**attrs, "value": 0.0 if g.dtype.kind == "f" else 0}),)
