@@ -418,6 +418,25 @@ def test_small_matmuls_are_loops_large_ones_blas_both_match_numpy():
             np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-4)
 
 
+def test_wide_products_over_a_long_inner_axis_are_computed_transposed_and_match_numpy():
+    # (rows < cols) over an inner axis 8 times cols or more: BLAS computes the transposed product
+    # into a scratch; a weight gradient's x.T @ g over a run-time batch (decided per call: the
+    # loops, plain BLAS, transposed) and one known when built; operands that are views
+    rng = np.random.default_rng(5)
+    x = gc.placeholder((None, 9), name="x")
+    g = gc.placeholder((None, 40), name="g")
+    a = gc.placeholder((9, 500), name="a")
+    b = gc.placeholder((40, 500), name="b")
+    outs = [gc.transpose(x) @ g, a @ gc.transpose(b)]
+    f, ref = gc.compile([x, g, a, b], outs, backend="numba"), gc.compile([x, g, a, b], outs, backend="numpy")
+    assert f.source().count("gemm(a1.T, a0.T, t)") == 2 and "if inner >= 320:" in f.source()
+    A, B = rng.normal(size=(9, 500)).astype(np.float32), rng.normal(size=(40, 500)).astype(np.float32)
+    for n in (5, 100, 400, 0):
+        X, G = rng.normal(size=(n, 9)).astype(np.float32), rng.normal(size=(n, 40)).astype(np.float32)
+        for got, want in zip(f(X, G, A, B), ref(X, G, A, B)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_blas_products_in_every_order_and_empty_sizes_match_numpy(dtype):
     # gemm (intrinsics/blas.py) calls ?gemm itself: row- and column-major operands (transposed views),
