@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     import bench  # pins every thread pool to bench.THREADS, before numba and BLAS start
+    from benchkit.micro import w2_graph, w2_step
     if args.ranks:  # the ranks on this machine share those threads (as gc.distributed.init does)
         from mpi4py import MPI
         local = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
@@ -49,12 +50,12 @@ def main() -> None:
     import graphc as gc
     if not args.ranks:
         import numba
-        step, xb, yb = bench.w2_step("numba")
+        step, xb, yb = w2_step("numba")
         t = _median_loop(lambda: step(xb, yb), args.steps, args.repeats)
         print(json.dumps({"ranks": 1, "threads": numba.get_num_threads(), "ms_per_step": 1e3 * t,
                           "steps_per_s": 1 / t}))
         return
-    x, y, ps, loss, xb, yb = bench.w2_graph()
+    x, y, ps, loss, xb, yb = w2_graph()
     trainer = gc.Trainer([x, y], loss, gc.optim.Adam(1e-3), params=ps, distributed=True)
     world, buf = trainer.world, trainer.gradients
     comm = world.comm
