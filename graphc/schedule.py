@@ -83,8 +83,8 @@ def make_kernels(program, batched_views: bool = False) -> list[Kernel]:
             kind = "view"
         elif split is not None:
             kind = "rows"
-        elif all(fusible(m) or m.op.loop_reduction for m in group):
-            kind = "loop"
+        elif all(fusible(m) or m.op.loop_reduction for m in group) and not all(m.op.index_read for m in group):
+            kind = "loop"  # (a transpose alone keeps its own kernel)
         else:
             kind = head.op.name
         red = next((m for m in group if m.op.loop_reduction), None) if kind == "loop" else \

@@ -143,8 +143,10 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
         extents = [extent(k, dims, ref, j, d, f"n{j}") for j, d in enumerate(shape)]
     names = dict(scalars or {})
     loads = []
+    # inputs only index reads (transposes) read are loaded by them, at their own indices
+    plain = {i for m in kern.nodes if not m.op.index_read for i in reads(m)}
     for j, e in enumerate(kern.inputs):
-        if e in names:
+        if e in names or e not in plain:
             continue
         if e.op.name == "constant" and e.data.size == 1:
             names[e] = literal(e.data, e.dtype)
@@ -163,6 +165,18 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
     for m in kern.nodes:
         if m.op.loop_reduction:
             red = m
+            continue
+        if m.op.index_read:  # a transpose of a kernel input: that input read at the permuted index
+            e = m.inputs[0]
+            a = next((n_ for x_, n_ in zip(k.arrays, k.arg_names) if x_ is e), None) or \
+                k.array(e, f"{prefix}a{next(j for j, x_ in enumerate(kern.inputs) if x_ is e)}")
+            off = r - m.ndim
+            src = [""] * e.ndim
+            for q, p_ in enumerate(m.attrs["perm"]):
+                src[p_] = "0" if e.shape[p_] == 1 else ivars[off + q]
+            var = f"{prefix}v{len(names)}"
+            body.append(f"{var} = {a}[{k.index(src, e.ndim)}]")
+            names[m] = var
             continue
         if m.op.kind == "random":  # element i of the node's shape (the loop's shape) is hash(key, i)
             flat = ivars[0] if r else "0"

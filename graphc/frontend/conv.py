@@ -94,14 +94,15 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Node:
     # the weight's gradient another, over N*OH*OW (not one small product per image and a sum)
     cols = _patches(x, (kh, kw), stride, padding, dilation, 0.0 if x.dtype.kind == "f" else 0, "conv2d", "knl")
     oh, ow = _out_hw(x, (kh, kw), stride, padding, dilation)
-    k, L = cg * kh * kw, oh * ow
+    k = cg * kh * kw
     if g == 1:
         y = matmul(reshape(w, (o, k)), cols)
     elif cg == 1 and o == g:  # depthwise: channel i's window dotted with filter i
         y = sum(mul(reshape(cols, (g, k, -1)), reshape(w, (g, k, 1))), axis=1)
     else:  # (g, O/g, k) @ (g, k, N*L): one GEMM per group
         y = matmul(reshape(w, (g, o // g, k)), reshape(cols, (g, k, -1)))
-    y = reshape(transpose(reshape(y, (o, -1, L)), (1, 0, 2)), (-1, o, oh, ow))  # (O, N*L) -> (N, O, OH, OW)
+    # (O, N*L) -> (N, O, OH, OW): the transpose is read inside the kernel after it (bias, activation)
+    y = transpose(reshape(y, (o, -1, oh, ow)), (1, 0, 2, 3))
     if bias is not None:
         bias = as_node(bias)
         if bias.shape != (o,):

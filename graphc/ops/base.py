@@ -30,6 +30,8 @@ class Op:
     loop_reduction: ClassVar[bool] = False  # a reduction the loop computing its input folds in
     row_reduction: ClassVar[bool] = False   # computed per row by a "rows" kernel before an epilogue
     view: ClassVar[bool] = False            # a view of its input's buffer: no kernel computes it
+    index_read: ClassVar[bool] = False      # fusible only as a read of a kernel input at other indices
+                                            # (a transpose): its input is never computed in that loop
     tuple_valued: ClassVar[bool] = False    # stands for several results (a scan), read by projections
     projection: ClassVar[bool] = False      # picks result attrs["index"] of its tuple-valued input
     composite_grad: ClassVar[bool] = False  # differentiated through composite(node), the same value in

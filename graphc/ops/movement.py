@@ -83,6 +83,8 @@ class Transpose(Op):
     name = "transpose"
     kind = "movement"
     arity = 1
+    fusible = True     # inside a loop kernel, its input (a kernel input) is read at the permuted index
+    index_read = True
 
     @classmethod
     def infer(cls, inputs, attrs):

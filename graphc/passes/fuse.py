@@ -103,6 +103,8 @@ def fuse(graph: Graph, rows: bool = False) -> Graph:
                     (fusible_into(n, u, g) or recomputable(n, g, users[n], group_of, roots)):
                 candidates.append(g)
         for g in candidates:
+            if any(group_of.get(u) is g and u.op.index_read for u in users[n]):
+                continue  # a transpose in g reads n at other indices: n stays a kernel input of g
             outside = [u for u in users[n] if group_of.get(u) is not g]
             if any(reaches(u, g) for u in outside):
                 continue
@@ -125,8 +127,9 @@ def fuse(graph: Graph, rows: bool = False) -> Graph:
 
 def fusible_into(n: Node, user: Node, g: _Group) -> bool:
     """n may be computed inside g's loop: it is elementwise with g's iteration shape and user is
-    elementwise in g or g's reduction."""
-    if n.shape != g.shape:
+    elementwise in g or g's reduction (not an index read such as a transpose, which reads its input
+    at other indices than the loop's)."""
+    if n.shape != g.shape or user.op.index_read:
         return False
     return fusible(user) or user.op.loop_reduction
 
@@ -134,7 +137,7 @@ def fusible_into(n: Node, user: Node, g: _Group) -> bool:
 def recomputable(n: Node, g: _Group, readers, group_of, roots) -> bool:
     """n is cheap, of a shape broadcasting to g's, and only g's elementwise members read it."""
     return (n.op.cheap and n not in roots and broadcasts_to(n.shape, g.shape)
-            and all(group_of.get(u) is g and fusible(u) for u in readers))
+            and all(group_of.get(u) is g and fusible(u) and not u.op.index_read for u in readers))
 
 
 def row_split(members):
@@ -179,7 +182,7 @@ def _fuse_rows(groups, group_of, users, roots):
 
     used, gone = set(), set()  # row reductions that took a kernel; kernels merged away
     for g in groups:
-        if g.reduce is not None or not all(fusible(m) for m in g.members):
+        if g.reduce is not None or not all(fusible(m) and not m.op.index_read for m in g.members):
             continue
         ext = {i for m in g.members for i in reads(m) if i not in g.members}
         for red in ext:

@@ -788,3 +788,27 @@ def test_a_reduction_over_leading_and_trailing_axes_accumulates_in_a_local_on_ev
     empty = np.zeros((0, 16, 12, 24), np.float32)
     with pytest.raises(gc.ShapeError, match="max over a zero-size axis"):  # as NumPy, on both
         f(empty, empty)
+
+
+def test_a_transpose_is_read_inside_the_loop_kernel_after_it_never_computed_there():
+    # a transpose an elementwise kernel reads is a read of its input at the permuted index, in that
+    # kernel (conv2d's (O, N, ...) -> (N, O, ...) before its bias and ReLU); its input is never
+    # computed in the same loop (square shapes: the producer's shape is the loop's), and an input
+    # also read directly is loaded twice, at both indices
+    x = gc.placeholder((None, 6), name="x")
+    s = gc.placeholder((6, 6), name="s")
+    t = gc.placeholder((2, 1, 5, 3), name="t")
+    e = gc.exp(s)
+    outs = [gc.relu(gc.transpose(x) * 2.0), gc.transpose(e) + e, gc.transpose(s) - s,
+            gc.tanh(gc.transpose(t, (3, 0, 2, 1))) + 1.0]
+    f = gc.compile([x, s, t], outs, backend="numba")
+    ref = gc.compile([x, s, t], outs, backend="numpy")
+    fused = [k for k in f.kernels if k.kind == "loop" and "transpose" in k.ops]
+    assert len(fused) == 4 and not [k for k in f.kernels if k.kind == "transpose"]
+    assert any(k.ops == ["exp"] for k in f.kernels)  # e: its own kernel, read transposed after it
+    rng = np.random.default_rng(6)
+    for n in (7, 1):
+        feeds = [rng.normal(size=(n, 6)).astype(np.float32), rng.normal(size=(6, 6)).astype(np.float32),
+                 rng.normal(size=(2, 1, 5, 3)).astype(np.float32)]
+        for got, want in zip(f(*feeds), ref(*feeds)):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
