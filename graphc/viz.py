@@ -267,7 +267,7 @@ def _view(obj, stage) -> _View:
     if isinstance(obj, Function):
         prog = obj.program
         if stage == "optimized":
-            kernels = make_kernels(prog) if prog.groups is not None else None
+            kernels = obj.kernels if prog.groups is not None else None  # the schedule its backend built
             note = f"{len(kernels)} kernels ({obj.backend})" if kernels is not None else \
                 f"{obj.backend} backend: no fusion, one op at a time"
             view = _classify(list(prog.order), list(prog.outputs), list(prog.updates),
@@ -281,7 +281,7 @@ def _view(obj, stage) -> _View:
         ins = tuple(n for n in toposort(roots) if n.op.name == "placeholder")
         graph = optimize(Graph(ins, tuple(roots), ()), fusion=Fusion(kernels=True, rows=True))  # as numba
         prog = Program(list(ins), list(graph.outputs), [], graph.nodes, graph.groups)
-        kernels = make_kernels(prog)
+        kernels = make_kernels(prog, batched_views=True)  # as numba's executable makes them
         return _classify(list(prog.order), list(prog.outputs), [],
                          f"optimized graph, {len(kernels)} kernels (as the numba backend fuses it)", kernels)
     names = {}
