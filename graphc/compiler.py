@@ -13,6 +13,7 @@ from .ops.mode import resolve as resolve_switch
 from .passes import Graph, rewrite, unfused
 from .passes import optimize as run_passes
 from .protocol import NO_FUSION, Fusion
+from .schedule import make_kernels
 from .staged import Staged, has_loops
 
 # Backends by name, imported lazily (CUDA must not be imported unless asked for).
@@ -27,8 +28,10 @@ BACKENDS = {
 class Program:
     """What a backend compiles: feeds, fetches, parameter updates and every node in order.
 
-    groups: the fused kernels (tuples of nodes) for backends that generate code; source: the graph
-    as the user built it, before the passes (for drawings and comparisons).
+    groups: the fused groups (tuples of nodes) for backends that generate code, and kernels the
+    schedule made of them by the backend's fusion policy (graphc.schedule.Kernel: kind, inputs,
+    outputs, iteration shape), which the backend builds and viz draws; source: the graph as the
+    user built it, before the passes (for drawings and comparisons).
     """
 
     inputs: list[Node]
@@ -39,6 +42,7 @@ class Program:
     source: Graph | None = None
     check_numerics: bool = False
     training: bool = False
+    kernels: list | None = None
 
     @property
     def parameters(self) -> list[Node]:
@@ -161,11 +165,21 @@ def compile(inputs, outputs, updates=None, backend: str = "numpy", *,  # noqa: A
 
 
 def _program(graph: Graph, be, optimize: bool, check_numerics: bool, training: bool) -> Program:
-    """The scan-free graph after the passes, as the backend compiles it."""
+    """The scan-free graph after the passes, and scheduled, as the backend compiles it."""
+    return scheduled(graph, be.FUSION, optimize, check_numerics, training)
+
+
+def scheduled(graph: Graph, fusion: Fusion, optimize: bool = True, check_numerics: bool = False,
+              training: bool = False) -> Program:
+    """The pipeline below the front end for a scan-free graph: passes (rewrites, then fusion by the
+    policy), then the schedule (program.kernels) where the policy fuses into kernels."""
     source = graph
-    graph = run_passes(graph, fusion=be.FUSION) if optimize else (unfused(graph) if be.FUSION.kernels else graph)
-    return Program(list(graph.inputs), list(graph.outputs), list(graph.updates), graph.nodes, graph.groups,
-                   source, check_numerics, training)
+    graph = run_passes(graph, fusion=fusion) if optimize else (unfused(graph) if fusion.kernels else graph)
+    program = Program(list(graph.inputs), list(graph.outputs), list(graph.updates), graph.nodes, graph.groups,
+                      source, check_numerics, training)
+    if fusion.kernels:
+        program.kernels = make_kernels(program, fusion.batched_views)
+    return program
 
 
 def _builder(be, optimize: bool, check_numerics: bool, training: bool):

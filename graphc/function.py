@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ir
 from .errors import FeedError, GraphError, format_loc
-from .ir import Node, by_label, user_location
+from .ir import Cell, Node, by_label, user_location
 from .ops.base import fmt_shape
 
 
@@ -54,8 +53,8 @@ class Function:
         self.backend = backend
         self._exe = executable
         self._single = single
-        # host backends share parameters with a GPU backend's device copies (ir.Cell): pull newer
-        # device values before a call, mark device copies stale after a call that updates them
+        # host backends share parameters with a GPU backend's device copies (ir.Cell.mirror): bring
+        # newer device values back before a call, mark device copies stale after one that updates them
         self._host = not executable.device
         self._cells = [p.data for p in program.parameters]
         self._updated = [p.data for p, _ in program.updates]
@@ -100,12 +99,14 @@ class Function:
     def __call__(self, *args, out=None, **kwargs):
         """Run the graph on these feeds; out= an array (one output) or a list with an array or None
         per output: results are written there instead of into fresh arrays, and returned."""
-        if self._host and ir.DEVICE_NEWER:
-            ir.pull_newer(self._cells)
+        if self._host and Cell.mirrored:
+            for c in self._cells:  # a device backend's copy may be ahead of the host array
+                if c.mirror is not None:
+                    c.mirror.host_read(c._array)
         if out is None and not kwargs:
             outs = self._same(args)
             if outs is not None:
-                if self._host and ir.DEVICE_COPIES:
+                if self._host and Cell.mirrored:
                     self._device_stale()
                 return outs[0] if self._single else outs
         ins = self.program.inputs
@@ -121,12 +122,12 @@ class Function:
             feeds = self._feeds(args, kwargs)
         if out is None:
             outs = self._exe.run(feeds)
-            if self._host and ir.DEVICE_COPIES:
+            if self._host and Cell.mirrored:
                 self._device_stale()
             return outs[0] if self._single else outs
         bufs = self._out_buffers(out, feeds)
         outs = self._exe.run(feeds, out=bufs) if self._exe.takes_out else self._exe.run(feeds)
-        if self._host and ir.DEVICE_COPIES:
+        if self._host and Cell.mirrored:
             self._device_stale()
         for pos, buf in bufs.items():
             if outs[pos] is not buf:  # the backend computed it elsewhere (or it was fetched twice)
@@ -136,7 +137,8 @@ class Function:
 
     def _device_stale(self):
         for c in self._updated:  # this host call wrote them: a device copy is out of date
-            c.device_fresh = False
+            if c.mirror is not None:
+                c.mirror.host_wrote()
 
     def _out_buffers(self, out, feeds) -> dict:
         """{output position: array} from out=, each checked against the output's shape and dtype."""

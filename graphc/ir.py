@@ -80,22 +80,18 @@ _serial = itertools.count(1)
 _CACHE: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
 
 
-# cells whose device copy (a GPU backend's) is ahead of their host array
-DEVICE_NEWER: set = set()
-# becomes 1 when a GPU backend first gives a cell a device copy (host backends then mark the copies
-# of what they update stale; until then that costs nothing)
-DEVICE_COPIES = 0
-
-
 class Cell:
     """The mutable storage behind a parameter: one array, updated in place so its identity is stable.
 
-    A GPU backend keeps a device copy in `device`: after a step there the device copy is the newer
-    one (the cell is in DEVICE_NEWER) and reading `array` copies it back first. `device_fresh` says
-    whether the device copy equals the host array; anyone given the host array may write into it,
-    so handing it out clears the flag (the next device call uploads it again)."""
+    A device backend may keep a copy of it elsewhere (a GPU's memory): it attaches a `mirror`
+    (graphc.protocol.Mirror, the backend's own object) that knows whether its copy is ahead of the
+    host array. Reading `array` asks the mirror to bring a newer copy back first; anyone given the
+    host array may write into it, so the mirror also learns that its copy may be out of date. A host
+    backend tells the mirrors of what it reads and writes the same (graphc.function.Function), which
+    costs nothing while no cell has one (Cell.mirrored is 0)."""
 
-    __slots__ = ("_array", "default_update", "role", "device", "device_fresh")
+    __slots__ = ("_array", "default_update", "role", "mirror")
+    mirrored = 0  # how many cells have a mirror (class-wide: host functions skip the checks at 0)
 
     def __init__(self, array: np.ndarray, role: str = "weight"):
         self._array = array
@@ -104,29 +100,20 @@ class Cell:
         # the value a training function assigns when its caller gives no update of its own
         # (running statistics, random keys), as PyTensor's shared-variable default_update
         self.default_update = None
-        self.device = None
-        self.device_fresh = False
+        self.mirror = None
 
     @property
     def array(self) -> np.ndarray:
-        """The host array, current (copied back from the device when a device step changed it)."""
-        if self.device is not None:
-            if self in DEVICE_NEWER:
-                self.pull()
-            self.device_fresh = False
+        """The host array, current (a mirror that is ahead of it copies itself back first)."""
+        if self.mirror is not None:
+            self.mirror.handed_out(self._array)
         return self._array
 
-    def pull(self) -> None:
-        """Copy the device copy into the host array (it is the newer one)."""
-        self.device.copy_to_host(self._array.reshape(self.device.shape))  # 0-d: one element there
-        DEVICE_NEWER.discard(self)
-
-
-def pull_newer(cells) -> None:
-    """Before a host backend reads these cells: bring back any device copy that is ahead."""
-    for c in cells:
-        if c in DEVICE_NEWER:
-            c.pull()
+    def attach(self, mirror) -> None:
+        """Give the cell a device backend's mirror (once; it keeps it)."""
+        if self.mirror is None:
+            Cell.mirrored += 1
+        self.mirror = mirror
 
 
 class Node:

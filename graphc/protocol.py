@@ -1,5 +1,6 @@
 """The contract between compile()/Function and a backend: a backend module declares its fusion
-policy (FUSION) and build(program) -> Executable; Function uses nothing else of it."""
+policy (FUSION) and build(program) -> Executable, where compile() has already scheduled the
+program by that policy (program.kernels); Function uses nothing else of it."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -12,19 +13,40 @@ from typing import ClassVar, Protocol
 class Fusion:
     """A backend's fusion policy. kernels: compile() runs the fusion pass (elementwise work grouped
     into loop kernels); rows: also a row reduction and the elementwise work reading it as one
-    "rows" kernel (backends whose kernels loop over rows: numba)."""
+    "rows" kernel (backends whose kernels loop over rows: numba); batched_views: a swap of the last
+    two axes that only matmuls read is a view for batches too, not only for matrices (backends
+    whose products take each batch's matrix strided: numba's BLAS calls)."""
 
     kernels: bool = False
     rows: bool = False
+    batched_views: bool = False
 
 
 NO_FUSION = Fusion()
 
 
+class Mirror(ABC):
+    """A device backend's copy of a parameter's array (graphc.ir.Cell.mirror), which the backend
+    creates and keeps current for its own calls. Everyone else sees the host array through these."""
+
+    @abstractmethod
+    def handed_out(self, host) -> None:
+        """The host array is about to be read, or given to someone who may write it: copy a newer
+        device copy into it first, and from then on treat the device copy as stale."""
+
+    @abstractmethod
+    def host_read(self, host) -> None:
+        """A host backend is about to read the host array: copy a newer device copy into it first."""
+
+    @abstractmethod
+    def host_wrote(self) -> None:
+        """A host backend wrote the host array: the device copy is stale."""
+
+
 class Executable(ABC):
     """What a backend's build(program) returns: a compiled program that Function calls."""
 
-    device: ClassVar[bool] = False     # parameters live in device memory (graphc.ir.Cell.device)
+    device: ClassVar[bool] = False     # parameters live in device memory (a graphc.ir.Cell.mirror)
     takes_out: ClassVar[bool] = False  # run(feeds, out={position: array}) fills the caller's arrays
 
     kernels: list  # the schedule's kernels, in order (graphc.schedule.Kernel)

@@ -256,10 +256,9 @@ def to_networkx(obj, stage: str = "forward"):
 
 
 def _view(obj, stage) -> _View:
-    from .compiler import Program
+    from .compiler import scheduled
     from .function import Function
-    from .passes import Graph, optimize
-    from .schedule import make_kernels
+    from .passes import Graph
     from .train import Trainer
 
     if isinstance(obj, Trainer):
@@ -279,9 +278,9 @@ def _view(obj, stage) -> _View:
     roots = _as_roots(obj)
     if stage == "optimized":
         ins = tuple(n for n in toposort(roots) if n.op.name == "placeholder")
-        graph = optimize(Graph(ins, tuple(roots), ()), fusion=Fusion(kernels=True, rows=True))  # as numba
-        prog = Program(list(ins), list(graph.outputs), [], graph.nodes, graph.groups)
-        kernels = make_kernels(prog, batched_views=True)  # as numba's executable makes them
+        # numba's policy (graphc.backends.numba.FUSION), without importing numba
+        prog = scheduled(Graph(ins, tuple(roots), ()), Fusion(kernels=True, rows=True, batched_views=True))
+        kernels = prog.kernels
         return _classify(list(prog.order), list(prog.outputs), [],
                          f"optimized graph, {len(kernels)} kernels (as the numba backend fuses it)", kernels)
     names = {}

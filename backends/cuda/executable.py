@@ -9,9 +9,8 @@ import time
 import numpy as np
 from numba import config, cuda
 
-from graphc import ir
-from graphc.protocol import Executable
-from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
+from graphc.protocol import Executable, Mirror
+from graphc.schedule import plan_buffers, resolve_shapes
 
 from ..common.source import function_blocks, int_value
 from ..numba.cache import load
@@ -37,6 +36,38 @@ def upload(array):
     return cuda.to_device(np.ascontiguousarray(array).reshape(dshape(array.shape)))
 
 
+class DeviceCopy(Mirror):
+    """A parameter's array in device memory (its cell's mirror). After a step here the device copy
+    is the newer one (`newer`); `fresh` says it equals the host array, which stops being so once the
+    host array is handed out or a host backend writes it (the next step here uploads it again)."""
+
+    __slots__ = ("array", "fresh", "newer")
+
+    def __init__(self, host):
+        self.array = upload(host)
+        self.fresh, self.newer = True, False
+
+    def handed_out(self, host) -> None:
+        self.host_read(host)
+        self.fresh = False
+
+    def host_read(self, host) -> None:
+        if self.newer:
+            self.array.copy_to_host(host.reshape(self.array.shape))  # 0-d: one element there
+            self.newer = False
+
+    def host_wrote(self) -> None:
+        self.fresh = False
+
+    def current(self, host):
+        """The device array, uploaded again first if the host array may have changed."""
+        if not self.fresh:
+            self.host_read(host)
+            self.array.copy_to_device(np.ascontiguousarray(host).reshape(self.array.shape))
+            self.fresh = True
+        return self.array
+
+
 class _Plan:
     """One set of feed shapes: concrete shapes, the driver's argument list (device arrays), the
     device buffers feeds are copied into, the output buffers and the run-time ints."""
@@ -48,11 +79,11 @@ class CudaExecutable(Executable):
     """A program compiled to one generated CUDA module; run(feeds) -> host outputs."""
 
     takes_out = True  # run(feeds, out={position: array}) copies results into the caller's arrays
-    device = True     # parameters live on the device (graphc.ir.Cell)
+    device = True     # parameters live on the device (graphc.ir.Cell.mirror: a DeviceCopy)
 
     def __init__(self, program):
         self.program = program
-        self.kernels = make_kernels(program)
+        self.kernels = program.kernels  # the schedule compile() made by FUSION
         self.module = render_module(program, self.kernels, program.check_numerics)
         t0 = time.perf_counter()
         self.mod, self.path, self.reused = load(self.module.source, extra=f"numba-cuda {_NUMBA_CUDA}")
@@ -112,11 +143,9 @@ class CudaExecutable(Executable):
     @staticmethod
     def _resident(cell):
         """The cell's device copy, made on first use."""
-        if cell.device is None:
-            cell.device = upload(cell._array)
-            cell.device_fresh = True
-            ir.DEVICE_COPIES = 1
-        return cell.device
+        if cell.mirror is None:
+            cell.attach(DeviceCopy(cell._array))
+        return cell.mirror.array
 
     def output_shapes(self, feeds) -> list[tuple]:
         shapes = self.plan([f.shape for f in feeds]).shapes
@@ -126,12 +155,8 @@ class CudaExecutable(Executable):
     def prepare(self, feeds):
         """The plan, with feeds copied in and every parameter's device copy current."""
         plan = self.plan([f.shape for f in feeds])
-        for c in plan.cells:
-            if not c.device_fresh:  # the host array was handed out (or written by a host backend)
-                if c in ir.DEVICE_NEWER:
-                    c.pull()
-                c.device.copy_to_device(c._array.reshape(c.device.shape))
-                c.device_fresh = True
+        for c in plan.cells:  # the host array may have been handed out or written by a host backend
+            c.mirror.current(c._array)
         for i, buf in plan.feed_at:
             if buf.size:
                 buf.copy_to_device(np.ascontiguousarray(feeds[i]).reshape(buf.shape))
@@ -155,7 +180,8 @@ class CudaExecutable(Executable):
             if code:
                 raise self._explain(code)
         for c in self._updated:  # the device copies are now the newer ones
-            ir.DEVICE_NEWER.add(c)
+            if c.mirror is not None:
+                c.mirror.newer = True
         results = []
         for pos, i in enumerate(plan.result_at):
             dev = plan.out_at[i]

@@ -9,7 +9,8 @@ from graphc.protocol import Fusion  # noqa: E402
 
 from .executable import NumbaExecutable  # noqa: E402
 
-FUSION = Fusion(kernels=True, rows=True)  # loop kernels, and row kernels (graphc/passes/fuse.py)
+# loop kernels and row kernels (graphc/passes/fuse.py); BLAS reads each batch's matrix transposed
+FUSION = Fusion(kernels=True, rows=True, batched_views=True)
 
 
 def build(program) -> NumbaExecutable:

@@ -16,7 +16,7 @@ from numba.core.errors import NumbaExperimentalFeatureWarning
 from graphc.errors import GraphIndexError, GraphRuntimeError, OutOfMemoryError, format_loc
 from graphc.ops.base import fmt_shape
 from graphc.protocol import Executable
-from graphc.schedule import make_kernels, plan_buffers, resolve_shapes
+from graphc.schedule import plan_buffers, resolve_shapes
 
 from ..common.source import function_blocks, int_value
 from .cache import load, release_with
@@ -114,7 +114,7 @@ class NumbaExecutable(Executable):
 
     def __init__(self, program):
         self.program = program
-        self.kernels = make_kernels(program, batched_views=True)  # BLAS reads each matrix transposed
+        self.kernels = program.kernels  # the schedule compile() made by FUSION
         self.module = render_module(program, self.kernels, program.check_numerics)
         if os.environ.get("GRAPHC_DEBUG") == "1":
             for k in self.kernels:

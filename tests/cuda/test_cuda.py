@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import ir
 
 pytest.importorskip("numba.cuda")
 
@@ -139,11 +138,11 @@ def test_parameters_stay_on_the_device_between_steps(regression):
         fns["cuda"](*data)
     for p, v in zip(params, init):
         cell = p.data
-        assert cell.device is not None and cell in ir.DEVICE_NEWER  # the device copy is ahead
+        assert cell.mirror is not None and cell.mirror.newer  # the device copy is ahead
         np.testing.assert_array_equal(cell._array, v)  # the host array was not touched by the steps
     for p, v in zip(params, want):
         np.testing.assert_allclose(p.value, v, rtol=1e-5, atol=1e-6)  # copied back on demand
-        assert p.data not in ir.DEVICE_NEWER
+        assert not p.data.mirror.newer
 
 
 def test_workspaces_are_planned_once(regression):
@@ -154,7 +153,7 @@ def test_workspaces_are_planned_once(regression):
     arrays = list(plan.arrays)
     fns["cuda"](*data)
     assert exe.plan([d.shape for d in data]) is plan and all(a is b for a, b in zip(plan.arrays, arrays))
-    assert all(p.data.device is a for p in params for a in arrays if a is p.data.device)
+    assert all(p.data.mirror.array is a for p in params for a in arrays if a is p.data.mirror.array)
 
 
 def test_host_and_device_backends_share_parameters(regression):

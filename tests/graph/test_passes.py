@@ -233,3 +233,19 @@ def test_causal_row_with_no_key_is_nan_on_every_backend():
     ref = gc.compile([x], y, optimize=False)(a)
     assert np.isnan(ref[:, 0]).all() and not np.isnan(ref[:, 1:]).any()
     np.testing.assert_allclose(gc.compile([x], y, backend="numba")(a), ref, rtol=1e-6, equal_nan=True)
+
+
+def test_the_schedule_is_a_stage_made_by_the_fusion_policy():
+    """compile()'s pipeline below the front end: passes, then kernels by the backend's policy."""
+    from graphc.compiler import scheduled
+    from graphc.protocol import NO_FUSION, Fusion
+    x = gc.placeholder((None, 3, 4), name="x")
+    w = gc.parameter(np.ones((3, 5, 4), np.float32), name="w")
+    y = gc.relu(x @ gc.transpose(w, (0, 2, 1)) + 1.0)
+    g = Graph((x,), (y,), ())
+    assert scheduled(g, NO_FUSION).kernels is None  # no kernels: the numpy backend runs op by op
+    kinds = [k.kind for k in scheduled(g, Fusion(kernels=True)).kernels]
+    assert kinds == ["transpose", "matmul", "loop"]
+    # a policy whose products read each batch's matrix strided: the transpose becomes a view
+    kinds = [k.kind for k in scheduled(g, Fusion(kernels=True, batched_views=True)).kernels]
+    assert kinds == ["view", "matmul", "loop"]

@@ -179,6 +179,8 @@ def test_kernels_and_profile():
     f = gc.compile([x], gc.sum(gc.relu(x @ w + 1.0), 1), updates=[(w, w * 0.5)], backend="numba")
     names = [k.name for k in f.kernels]
     assert [k.ops for k in f.kernels] == [["matmul"], ["add", "relu", "sum"], ["mul"]]
+    # the schedule is a stage of compile(): the backend built the kernels the program carries
+    assert all(a is b for a, b in zip(f.kernels, f.program.kernels)) and len(f.program.kernels) == 3
     assert names[0].startswith("k0_matmul")
     assert f.kernels[0].inputs[1] is w and f.kernels[1].outputs[0].shape == (None,)
     prof = f.profile(np.ones((8, 64), np.float32), repeat=3)
