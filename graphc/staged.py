@@ -72,16 +72,24 @@ class Staged(Executable):
         last = max((stage[r] for r in roots), default=0)
         root_set = set(roots)
         users = consumers(order)
+        parts = _parts(order, stage, last)
+        where = {}  # node -> the parts that compute it (its own, and those that recompute it)
+        for s, inside in enumerate(parts):
+            for n in inside:
+                where.setdefault(n, []).append(s)
         self.steps = []
         self._consts = {}
         for s in range(last + 1):
-            members = [n for n in order if not n.is_leaf and n.op.kind != "control" and stage[n] == s]
-            inside = set(members)
+            inside = parts[s]
+            members = [n for n in order if n in inside]
             if s == last:
                 wanted = list(graph.outputs)
                 results = wanted
             else:
-                wanted = [n for n in members if n in root_set or any(u not in inside for u in users[n])]
+                # what a later part or a loop reads of this part's own nodes (a part that recomputes
+                # a node reads its inputs instead)
+                wanted = [n for n in members if stage[n] == s and (n in root_set or any(
+                    u not in where or any(n not in parts[t] for t in where[u]) for u in users[n]))]
                 results = wanted
             reads = {}
             for n in members:
@@ -252,6 +260,32 @@ class Staged(Executable):
             if k < len(self.steps) - 1:
                 self._step(st, env)
         return out
+
+
+def _recomputed(n) -> bool:
+    """A value a later part computes again from its inputs rather than reading it across the cut:
+    a reshape or transpose (of a weight, of an activation a weight gradient reads). Read in the part
+    that uses it, a transpose that only matmuls read is a view there, not a copy shipped over."""
+    return not n.is_leaf and n.op.kind == "movement" and (n.op.view or n.op.index_read)
+
+
+def _parts(order, stage, last) -> list[set]:
+    """The nodes each part computes: those of its stage, and the movement nodes of earlier stages
+    that it reads (through chains of them), computed again (_recomputed)."""
+    parts = [set() for _ in range(last + 1)]
+    for n in order:
+        if not n.is_leaf and n.op.kind != "control":
+            parts[stage[n]].add(n)
+    for s in range(1, last + 1):
+        inside = parts[s]
+        todo = [i for n in inside for i in n.inputs if i not in inside and _recomputed(i)]
+        while todo:
+            v = todo.pop()
+            if v in inside:
+                continue
+            inside.add(v)
+            todo += [i for i in v.inputs if i not in inside and _recomputed(i)]
+    return parts
 
 
 def has_loops(graph) -> bool:

@@ -814,3 +814,25 @@ def test_a_transpose_is_read_inside_the_loop_kernel_after_it_never_computed_ther
                  rng.normal(size=(2, 1, 5, 3)).astype(np.float32)]
         for got, want in zip(f(*feeds), ref(*feeds)):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_transpose_read_after_a_scan_is_a_view_in_the_part_that_reads_it():
+    """A program with a scan is cut into parts; a transposed weight (and a transposed activation a
+    weight gradient reads) is computed again in the part whose matmul reads it, where it is a view,
+    rather than copied in the first part and shipped across the loop."""
+    rng = np.random.default_rng(4)
+    xs = gc.placeholder((6, 3, 4), "float64", name="xs")
+    A = gc.parameter(rng.normal(size=(4, 4)) * 0.3, name="A")
+    V = gc.parameter(rng.normal(size=(5, 4)), name="V")
+    c0 = gc.constant(np.zeros((3, 4)))
+    _, ys = gc.scan(lambda c, x: (gc.tanh(c @ A + x),) * 2, c0, xs)
+    h = gc.reshape(ys, (-1, 4))
+    loss = gc.sum(gc.tanh(h @ gc.transpose(V)))
+    outs = [loss] + gc.grad(loss, [A, V])
+    f, ref = gc.compile([xs], outs, backend="numba"), gc.compile([xs], outs, backend="numpy")
+    copies = [k for k in f.kernels if k.kind == "transpose"]
+    assert not any(i is V for k in copies for i in k.inputs), copies  # V.T: a view where the matmul reads it
+    assert any(k.kind == "view" and k.inputs[0] is V for k in f.kernels)
+    a = rng.normal(size=(6, 3, 4))
+    for got, want in zip(f(a), ref(a)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
