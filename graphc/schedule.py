@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .errors import GraphError, ShapeError
 from .ir import Node, consumers
-from .ops.base import fmt_shape, reads
+from .ops.base import fmt_shape, index_read, reads
 from .passes.fuse import fusible, row_split
 
 
@@ -83,7 +83,7 @@ def make_kernels(program, batched_views: bool = False) -> list[Kernel]:
             kind = "view"
         elif split is not None:
             kind = "rows"
-        elif all(fusible(m) or m.op.loop_reduction for m in group) and not all(m.op.index_read for m in group):
+        elif all(fusible(m) or m.op.loop_reduction for m in group) and not all(index_read(m) for m in group):
             kind = "loop"  # (a transpose alone keeps its own kernel)
         else:
             kind = head.op.name

@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import ShapeError
 from .ir import consumers, fmt_shape, substitute
+from .ops.base import index_read
 from .ops.control import Scan
 from .protocol import Executable
 
@@ -264,9 +265,12 @@ class Staged(Executable):
 
 def _recomputed(n) -> bool:
     """A value a later part computes again from its inputs rather than reading it across the cut:
-    a reshape or transpose (of a weight, of an activation a weight gradient reads). Read in the part
-    that uses it, a transpose that only matmuls read is a view there, not a copy shipped over."""
-    return not n.is_leaf and n.op.kind == "movement" and (n.op.view or n.op.index_read)
+    a reshape or transpose (of a weight, of an activation a weight gradient reads), not a slice
+    (smaller than what it reads). Read in the part that uses it, a transpose that only matmuls read
+    is a view there, not a copy shipped over."""
+    if n.is_leaf or n.op.kind != "movement":
+        return False
+    return n.op.view or (index_read(n) and sorted(map(str, n.shape)) == sorted(map(str, n.inputs[0].shape)))
 
 
 def _parts(order, stage, last) -> list[set]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from graphc.errors import CompileError
 from graphc.ops import random as rnd
-from graphc.ops.base import reads
+from graphc.ops.base import index_read, reads
 from graphc.passes.fuse import row_split
 from graphc.schedule import Kernel, fresh_outputs
 
@@ -144,7 +144,7 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
     names = dict(scalars or {})
     loads = []
     # inputs only index reads (transposes) read are loaded by them, at their own indices
-    plain = {i for m in kern.nodes if not m.op.index_read for i in reads(m)}
+    plain = {i for m in kern.nodes if not index_read(m) for i in reads(m)}
     for j, e in enumerate(kern.inputs):
         if e in names or e not in plain:
             continue
@@ -166,16 +166,16 @@ def loop_parts(kern: Kernel, dims: Dims, k: KernelSource, vector_math: bool = Tr
         if m.op.loop_reduction:
             red = m
             continue
-        if m.op.index_read:  # a transpose of a kernel input: that input read at the permuted index
+        if index_read(m):  # a transpose, slice or unslice of a kernel input: it read at other indices
             e = m.inputs[0]
             a = next((n_ for x_, n_ in zip(k.arrays, k.arg_names) if x_ is e), None) or \
                 k.array(e, f"{prefix}a{next(j for j, x_ in enumerate(kern.inputs) if x_ is e)}")
             off = r - m.ndim
-            src = [""] * e.ndim
-            for q, p_ in enumerate(m.attrs["perm"]):
-                src[p_] = "0" if e.shape[p_] == 1 else ivars[off + q]
+            at = ivars[off:off + m.ndim]
+            src, guard = m.op.read_index(m, at), m.op.read_guard(m, at)
             var = f"{prefix}v{len(names)}"
-            body.append(f"{var} = {a}[{k.index(src, e.ndim)}]")
+            read = f"{a}[{k.index(src, e.ndim)}]"
+            body.append(f"{var} = {read} if {guard} else {np_type(m.dtype)}(0)" if guard else f"{var} = {read}")
             names[m] = var
             continue
         if m.op.kind == "random":  # element i of the node's shape (the loop's shape) is hash(key, i)

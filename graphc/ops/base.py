@@ -31,7 +31,8 @@ class Op:
     row_reduction: ClassVar[bool] = False   # computed per row by a "rows" kernel before an epilogue
     view: ClassVar[bool] = False            # a view of its input's buffer: no kernel computes it
     index_read: ClassVar[bool] = False      # fusible only as a read of a kernel input at other indices
-                                            # (a transpose): its input is never computed in that loop
+                                            # (a transpose, a slice): its input is never computed in
+                                            # that loop; read_index says where, per node
     tuple_valued: ClassVar[bool] = False    # stands for several results (a scan), read by projections
     projection: ClassVar[bool] = False      # picks result attrs["index"] of its tuple-valued input
     composite_grad: ClassVar[bool] = False  # differentiated through composite(node), the same value in
@@ -43,6 +44,19 @@ class Op:
             if cls.name in REGISTRY:
                 raise RuntimeError(f"op {cls.name!r} registered twice")
             REGISTRY[cls.name] = cls
+
+    @classmethod
+    def read_index(cls, node, out_index) -> list | None:
+        """For an index read (index_read): the index into its input (an expression per input axis)
+        of the output element at out_index (an expression per axis), or None where this node
+        cannot be read so (it is then a kernel of its own)."""
+        return None
+
+    @classmethod
+    def read_guard(cls, node, out_index) -> str | None:
+        """For an index read: the condition under which the element at out_index is read from the
+        input (elsewhere it is 0: an unslice's zeros around its slice), or None where it always is."""
+        return None
 
     @classmethod
     def infer(cls, inputs, attrs) -> tuple[tuple, np.dtype]:
@@ -144,3 +158,8 @@ def reads(node) -> tuple:
     """The inputs whose values node reads (a trailing reference input only lends its run-time shape)."""
     k = node.op.value_inputs
     return node.inputs if k is None else node.inputs[:k]
+
+
+def index_read(n) -> bool:
+    """n is fused as a read of its input at other indices (Op.index_read, Op.read_index)."""
+    return n.op.index_read and n.op.read_index(n, ("i",) * n.ndim) is not None

@@ -87,6 +87,14 @@ class Transpose(Op):
     index_read = True
 
     @classmethod
+    def read_index(cls, node, out_index):
+        x = node.inputs[0]
+        src = [""] * x.ndim
+        for q, p in enumerate(node.attrs["perm"]):
+            src[p] = "0" if x.shape[p] == 1 else out_index[q]
+        return src
+
+    @classmethod
     def infer(cls, inputs, attrs):
         (x,), perm = inputs, attrs["perm"]
         if sorted(perm) != list(range(x.ndim)):
@@ -151,6 +159,28 @@ class Slice(Op):
     name = "slice"
     kind = "movement"
     value_inputs = 1
+    index_read = True  # inside a loop kernel when its bounds are known: x read at start + step * i
+
+    @classmethod
+    def read_index(cls, node, out_index):
+        """x's index start + step * i per axis, where every axis is of a known size or taken whole
+        (a run-time batch); None for a piece of a concat or a partial slice of a run-time size."""
+        x = node.inputs[0]
+        if node.attrs.get("piece") is not None:
+            return None
+        src = []
+        for d, t, i in zip(x.shape, node.attrs["index"], out_index):
+            if d is None:
+                if not (t[0] in (None, 0) and t[1] is None and t[2] in (None, 1)):
+                    return None
+                src.append(i)
+            elif d == 1:
+                src.append("0")
+            else:
+                start, _, step = slice(*t).indices(d)
+                src.append(i if (start, step) == (0, 1) else f"{start} + {i}" if step == 1 else
+                           f"{start} + {step} * {i}")
+        return src
 
     @classmethod
     def infer(cls, inputs, attrs):
@@ -232,6 +262,36 @@ class Unslice(Op):
     name = "unslice"
     kind = "movement"
     value_inputs = 1
+    index_read = True  # inside a loop kernel when its slice is of step 1 and known bounds
+
+    @classmethod
+    def _bounds(cls, node):
+        """(start, stop) per axis, None for a run-time axis taken whole; None if not so readable."""
+        out = []
+        for d, t in zip(node.shape, node.attrs["index"]):
+            if d is None:
+                if not (t[0] in (None, 0) and t[1] is None and t[2] in (None, 1)):
+                    return None
+                out.append(None)
+            else:
+                start, stop, step = slice(*t).indices(d)
+                if step != 1:
+                    return None
+                out.append((start, max(start, stop), d))
+        return out
+
+    @classmethod
+    def read_index(cls, node, out_index):
+        b = cls._bounds(node)
+        if b is None:
+            return None
+        return [i if s is None or s[0] == 0 else f"{i} - {s[0]}" for s, i in zip(b, out_index)]
+
+    @classmethod
+    def read_guard(cls, node, out_index):
+        conds = [f"{s[0]} <= {i}" if s[1] == s[2] else f"{i} < {s[1]}" if s[0] == 0 else f"{s[0]} <= {i} < {s[1]}"
+                 for s, i in zip(cls._bounds(node), out_index) if s is not None and (s[0], s[1]) != (0, s[2])]
+        return " and ".join(conds) or None
 
     @classmethod
     def infer(cls, inputs, attrs):

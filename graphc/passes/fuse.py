@@ -18,7 +18,7 @@ on that row while it is still in cache.
 from __future__ import annotations
 
 from ..ir import Node, consumers
-from ..ops.base import reads
+from ..ops.base import index_read, reads
 from .graph import Graph
 
 MAX_BUFFERS = 24  # external inputs + outputs of one kernel
@@ -26,8 +26,9 @@ MAX_OPS = 64      # ops per kernel: compile time grows with a kernel's length, s
 
 
 def fusible(n: Node) -> bool:
-    """An elementwise node: computed per output element from inputs read with broadcasting."""
-    return n.op.fusible
+    """An elementwise node: computed per output element from inputs read with broadcasting (or
+    an index read: its input read at other indices)."""
+    return n.op.fusible or index_read(n)
 
 
 def iteration_shape(n: Node) -> tuple:
@@ -103,7 +104,7 @@ def fuse(graph: Graph, rows: bool = False) -> Graph:
                     (fusible_into(n, u, g) or recomputable(n, g, users[n], group_of, roots)):
                 candidates.append(g)
         for g in candidates:
-            if any(group_of.get(u) is g and u.op.index_read for u in users[n]):
+            if any(group_of.get(u) is g and index_read(u) for u in users[n]):
                 continue  # a transpose in g reads n at other indices: n stays a kernel input of g
             outside = [u for u in users[n] if group_of.get(u) is not g]
             if any(reaches(u, g) for u in outside):
@@ -129,7 +130,7 @@ def fusible_into(n: Node, user: Node, g: _Group) -> bool:
     """n may be computed inside g's loop: it is elementwise with g's iteration shape and user is
     elementwise in g or g's reduction (not an index read such as a transpose, which reads its input
     at other indices than the loop's)."""
-    if n.shape != g.shape or user.op.index_read:
+    if n.shape != g.shape or index_read(user):
         return False
     return fusible(user) or user.op.loop_reduction
 
@@ -137,7 +138,7 @@ def fusible_into(n: Node, user: Node, g: _Group) -> bool:
 def recomputable(n: Node, g: _Group, readers, group_of, roots) -> bool:
     """n is cheap, of a shape broadcasting to g's, and only g's elementwise members read it."""
     return (n.op.cheap and n not in roots and broadcasts_to(n.shape, g.shape)
-            and all(group_of.get(u) is g and fusible(u) and not u.op.index_read for u in readers))
+            and all(group_of.get(u) is g and fusible(u) and not index_read(u) for u in readers))
 
 
 def row_split(members):
@@ -182,7 +183,7 @@ def _fuse_rows(groups, group_of, users, roots):
 
     used, gone = set(), set()  # row reductions that took a kernel; kernels merged away
     for g in groups:
-        if g.reduce is not None or not all(fusible(m) and not m.op.index_read for m in g.members):
+        if g.reduce is not None or not all(fusible(m) and not index_read(m) for m in g.members):
             continue
         ext = {i for m in g.members for i in reads(m) if i not in g.members}
         for red in ext:

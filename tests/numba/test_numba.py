@@ -836,3 +836,24 @@ def test_a_transpose_read_after_a_scan_is_a_view_in_the_part_that_reads_it():
     a = rng.normal(size=(6, 3, 4))
     for got, want in zip(f(a), ref(a)):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_slices_of_known_bounds_are_reads_inside_the_loop_that_uses_them():
+    """An LSTM's four gates are slices of one (N, 4H) product: the gate kernel reads that product at
+    each gate's offset (no copied slices); a slice of part of a run-time axis keeps its own kernel."""
+    rng = np.random.default_rng(5)
+    z = gc.placeholder((None, 12), name="z")
+    i, f, g, o = gc.split(z, 3, axis=-1)
+    c = gc.sigmoid(f) * 0.5 + gc.sigmoid(i) * gc.tanh(g)
+    rev = gc.sigmoid(o) * gc.tanh(c) + z[:, 11:2:-3] + z[:, ::4]  # steps 1, -3 and 4
+    tail = z[1:, 0:3] * 2.0  # rows 1.. of a run-time batch: not a static read
+    outs = [rev, tail] + gc.grad(gc.sum(rev * rev) + gc.sum(tail), [z])
+    fn, ref = gc.compile([z], outs, backend="numba"), gc.compile([z], outs, backend="numpy")
+    first = next(k for k in fn.kernels if any(o is rev for o in k.outputs))
+    assert first.kind == "loop" and first.ops.count("slice") == 6 and first.inputs[0] is z
+    assert [k.kind for k in fn.kernels].count("slice") == 1  # z[1:, 0:3]
+    for n in (0, 1, 5):
+        a = rng.normal(size=(n, 12)).astype(np.float32)
+        for got, want in zip(fn(a), ref(a)):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
