@@ -14,6 +14,10 @@ With rows=True (backends whose kernels loop over rows: numba), a row reduction o
 (logsumexp) and an elementwise kernel over its input's shape that reads it (softmax's
 exp(x - logsumexp(x))) become one "rows" kernel: per row, the reduction, then the elementwise work
 on that row while it is still in cache.
+
+Then elementwise kernels of one iteration shape that the walk left apart merge when they share an
+input or one reads the other (siblings: an LSTM's four gate gradients), if no other kernel must run
+between them.
 """
 from __future__ import annotations
 
@@ -119,6 +123,7 @@ def fuse(graph: Graph, rows: bool = False) -> Graph:
             target.members[n] = None
             group_of[n] = target
 
+    groups = _merge_loops(groups, group_of, users, roots)
     if rows:
         groups = _fuse_rows(groups, group_of, users, roots)
     ordered = _kernel_order(groups, group_of, index)
@@ -150,6 +155,25 @@ def row_split(members):
     return red, [m for m in members if m is not red]
 
 
+def _kernel_reads(h: _Group, group_of) -> set:
+    """The kernels whose values kernel h reads."""
+    return {group_of[i] for m in h.members for i in m.inputs if i in group_of and group_of[i] is not h}
+
+
+def _runs_after(stack, target: _Group, group_of) -> bool:
+    """Whether any kernel in stack runs after target: the kernels (not the nodes: a kernel holds
+    nodes of several paths) they read, followed back to target."""
+    seen = set()
+    while stack:
+        h = stack.pop()
+        if h is target:
+            return True
+        if h.id not in seen:
+            seen.add(h.id)
+            stack.extend(_kernel_reads(h, group_of))
+    return False
+
+
 def _row_reduction(g: _Group):
     """g's row reduction when g is one (a logsumexp over trailing axes, kept dims), else None."""
     if len(g.members) != 1:
@@ -165,21 +189,9 @@ def _row_reduction(g: _Group):
 def _fuse_rows(groups, group_of, users, roots):
     """Merge each elementwise kernel into the row reduction it reads, when nothing it reads is
     computed after the reduction by another kernel (that would make a cycle)."""
-    def group_reads(h):
-        return {group_of[i] for m in h.members for i in m.inputs if i in group_of and group_of[i] is not h}
-
     def depends(xs, target) -> bool:
-        """Whether a kernel computing any of xs runs after target's: the kernels (not the nodes: a
-        kernel holds nodes of several paths) that xs's read, followed back to target."""
-        stack, seen = [group_of[x] for x in xs if x in group_of], set()
-        while stack:
-            h = stack.pop()
-            if h is target:
-                return True
-            if h.id not in seen:
-                seen.add(h.id)
-                stack.extend(group_reads(h))
-        return False
+        """Whether a kernel computing any of xs runs after target's."""
+        return _runs_after([group_of[x] for x in xs if x in group_of], target, group_of)
 
     used, gone = set(), set()  # row reductions that took a kernel; kernels merged away
     for g in groups:
@@ -204,6 +216,70 @@ def _fuse_rows(groups, group_of, users, roots):
             used.add(h.id)
             gone.add(g.id)
             break
+    return [g for g in groups if g.id not in gone]
+
+
+def _plain_loop(g: _Group) -> bool:
+    """g is an elementwise loop kernel with no reduction (not a transpose alone)."""
+    return g.reduce is None and all(fusible(m) for m in g.members) and not all(index_read(m) for m in g.members)
+
+
+def _merge_loops(groups, group_of, users, roots):
+    """Merge elementwise loop kernels of one iteration shape that read a common input, or where one
+    reads the other's outputs (siblings the consumer-driven walk left apart: an LSTM's gate
+    gradients), when no third kernel runs between them and no index read in the merged loop reads
+    a value computed in it. One loop then reads the shared input once, and one call replaces two."""
+    def depends(start, target) -> bool:
+        """Whether a kernel start reads runs after target through some third kernel."""
+        return _runs_after([h for h in _kernel_reads(start, group_of) if h is not target], target, group_of)
+
+    def external(members):
+        ext = {i for m in members for i in reads(m) if i not in members}
+        outs = {m for m in members if m in roots or any(u not in members for u in users[m])}
+        return ext, outs
+
+    gone = set()
+    by_input: dict[Node, list] = {}
+    def shared(i) -> bool:  # an input worth reading once: an array, not a scalar or a constant
+        return i.op.name != "constant" and any(d != 1 for d in i.shape)
+
+    for g in groups:
+        if _plain_loop(g):
+            for i in {i for m in g.members for i in reads(m) if i not in g.members}:
+                if shared(i):
+                    by_input.setdefault(i, []).append(g)
+    for g in groups:
+        if g.id in gone or not _plain_loop(g):
+            continue
+        while True:
+            ext, _ = external(g.members)
+            partners = {h.id: h for i in ext for h in by_input.get(i, ()) if h is not g} | \
+                {group_of[i].id: group_of[i] for i in ext if i in group_of and group_of[i] is not g}
+            merged = None
+            for h in sorted(partners.values(), key=lambda h: h.id):
+                if h.id in gone or not _plain_loop(h) or h.shape != g.shape:
+                    continue
+                members = set(g.members) | set(h.members)
+                if len(members) > MAX_OPS:
+                    continue
+                e, o = external(members)
+                if len(e) + len(o) > MAX_BUFFERS:
+                    continue
+                if any(index_read(m) and m.inputs[0] in members for m in members):
+                    continue  # an index read's input is never computed in its loop
+                if depends(g, h) or depends(h, g):
+                    continue
+                merged = h
+                break
+            if merged is None:
+                break
+            g.members.update(merged.members)
+            for m in merged.members:
+                group_of[m] = g
+            gone.add(merged.id)
+            for i in external(g.members)[0]:
+                if shared(i):
+                    by_input.setdefault(i, []).append(g)
     return [g for g in groups if g.id not in gone]
 
 

@@ -249,3 +249,29 @@ def test_the_schedule_is_a_stage_made_by_the_fusion_policy():
     # a policy whose products read each batch's matrix strided: the transpose becomes a view
     kinds = [k.kind for k in scheduled(g, Fusion(kernels=True, batched_views=True)).kernels]
     assert kinds == ["view", "matmul", "loop"]
+
+
+def test_elementwise_siblings_merge_unless_a_kernel_runs_between_them():
+    """Elementwise kernels of one shape reading the same input merge into one loop (it reads the
+    input once), unless a third kernel must run between them: tanh(x) feeds a matmul whose product
+    the other loop reads, so it stays apart."""
+    from graphc.compiler import scheduled
+    from graphc.protocol import Fusion
+    x = gc.placeholder((None, 6), name="x")
+    W = gc.parameter(np.ones((6, 6), np.float32), name="W")
+    a, b = gc.exp(x) * 2.0, gc.sin(x) + 1.0      # siblings: both outputs, both read x
+    t = gc.tanh(x)
+    c = (t @ W) * x                              # reads x too, after the matmul of tanh(x)
+    prog = scheduled(Graph((x,), (a, b, c), ()), Fusion(kernels=True))
+    loops = [k for k in prog.kernels if k.kind == "loop"]
+    assert len(loops) == 2
+    together = next(k for k in loops if any(o is a for o in k.outputs))
+    assert all(any(o is v for o in together.outputs) for v in (a, b, c))
+    assert "tanh" not in together.ops  # the matmul runs between tanh(x) and c
+    kinds = [k.kind for k in prog.kernels]
+    assert kinds.index("matmul") < kinds.index("loop", kinds.index("matmul"))
+    f = gc.compile([x], [a, b, c], backend="numpy")
+    v = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
+    ra, rb, rc = f(v)
+    np.testing.assert_allclose(ra, np.exp(v) * 2, rtol=1e-6)
+    np.testing.assert_allclose(rc, (np.tanh(v) @ np.ones((6, 6), np.float32)) * v, rtol=1e-5)
