@@ -123,9 +123,9 @@ def fuse(graph: Graph, rows: bool = False) -> Graph:
             target.members[n] = None
             group_of[n] = target
 
-    groups = _merge_loops(groups, group_of, users, roots)
     if rows:
         groups = _fuse_rows(groups, group_of, users, roots)
+    groups = _merge_loops(groups, group_of, users, roots)
     ordered = _kernel_order(groups, group_of, index)
     return Graph(graph.inputs, graph.outputs, graph.updates,
                  tuple(tuple(sorted(g.members, key=index.__getitem__)) for g in ordered))
