@@ -502,11 +502,7 @@ class Sequential(Module):
 # Gate layouts are PyTorch's: W_ih (input, G*H) and W_hh (H, G*H) hold the gates side by side
 # (LSTM: input, forget, candidate, output; GRU: reset, update, new), two biases b_ih and b_hh.
 def dense(x, W):
-    """x (..., in) @ W (in, out): the rows of every leading dim in one GEMM."""
-    lead = x.shape[:-1]
-    if x.ndim > 2 and x.shape[-1] is not None and sum(d is None for d in lead) <= 1:
-        return F.reshape(F.matmul(F.reshape(x, (-1, x.shape[-1])), W),
-                         tuple(-1 if d is None else d for d in lead) + (W.shape[-1],))
+    """x (..., in) @ W (in, out): the rows of every leading dim in one GEMM (gc.matmul's rule)."""
     return F.matmul(x, W)
 
 

@@ -264,10 +264,21 @@ def std(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Node:
 
 
 def matmul(a, b) -> Node:
-    """a @ b with NumPy's rules: vectors, matrices, broadcast batches."""
+    """a @ b with NumPy's rules: vectors, matrices, broadcast batches. An activation (..., K) times
+    a matrix (K, N) is one product of its rows, (prod(...), K) @ (K, N), reshaped back: one GEMM
+    forward, and its gradients are one GEMM each (not a product per batch and a sum)."""
+    from .shape import reshape
     a, b = _pair(a, b)
     common = dt.result_type(a.dtype, b.dtype)  # one dtype per product, as BLAS needs
-    return make_node(_op("matmul"), (cast(a, common), cast(b, common)))
+    a, b = cast(a, common), cast(b, common)
+    lead = a.shape[:-1]
+    # (not a transposed batch: its matrices are strided views BLAS reads as they are, where the
+    # flattened rows would be a copy)
+    if a.ndim > 2 and b.ndim == 2 and a.shape[-1] is not None and a.shape[-1] == b.shape[0] \
+            and lead.count(None) + (b.shape[1] is None) <= 1 and a.op.name != "transpose":
+        rows = make_node(_op("matmul"), (reshape(a, (-1, a.shape[-1])), b))
+        return reshape(rows, tuple(-1 if d is None else d for d in lead) + (b.shape[1],))
+    return make_node(_op("matmul"), (a, b))
 
 
 def _require_bool(x, op):

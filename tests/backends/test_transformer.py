@@ -96,6 +96,29 @@ def test_linear_on_any_rank_is_one_gemm(rng):
     assert [n.inputs[0].ndim for n in batched] == [2]  # leading dims flattened into the rows
 
 
+def test_an_activation_times_a_matrix_is_one_gemm_forward_and_backward(backend, rng):
+    # x (N, T, K) @ W (K, M) as the user writes it (attention's input projection): the rows of
+    # every leading dim in one product, and the weight's gradient one product over all rows, not a
+    # product per batch and a sum; run-time batches of 0, 1 and 3 give NumPy's values
+    x = gc.placeholder((None, 5, 4), "float64", name="x")
+    W = gc.parameter(rng.normal(size=(4, 3)), name="W")
+    y = x @ W
+    outs = [y] + gc.grad(gc.sum(gc.tanh(y)), [x, W])
+    products = [n for n in gc.toposort(outs) if n.op.name == "matmul"]
+    assert len(products) == 3 and all(n.inputs[0].ndim == 2 and n.inputs[1].ndim == 2 for n in products)
+    fn = gc.compile([x], outs, backend=backend)
+    for n in (0, 1, 3):
+        xv = rng.normal(size=(n, 5, 4))
+        got_y, got_dx, got_dW = fn(xv)
+        t = 1 - np.tanh(xv @ W.value) ** 2
+        np.testing.assert_allclose(got_y, xv @ W.value, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got_dx, t @ W.value.T, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got_dW, np.einsum("ntk,ntm->km", xv, t), rtol=1e-12, atol=1e-12)
+    bad = gc.placeholder((None, 5, 3), "float64")
+    with pytest.raises(gc.ShapeError, match=r"\(None, 5, 3\) @ \(4, 3\)"):  # the user's shapes, unflattened
+        bad @ W
+
+
 def test_load_torch_state_dict_checks_everything_before_writing(rng):
     block = gc.nn.TransformerBlock(8, 2, 16, seed=0)
     sd = block.torch_state_dict()
