@@ -125,28 +125,42 @@ def _torch_lm_step(model, opt, X, Y, vocab, clip=None):
                        opt, clip, list(model.parameters()))
 
 
-def _torch_w8():
+def _torch_system(compiled: bool) -> str:
+    return "torch.compile" if compiled else "torch CPU eager"
+
+
+def _torch_model(model, compiled: bool):
+    """The model as the step calls it: torch.compile(model) (inductor, default mode: forward and
+    backward compiled, the optimizer eager), or the model itself."""
+    import torch
+    return torch.compile(model) if compiled else model
+
+
+def _torch_w8(compiled=False):
     import torch
     sys.path.insert(0, TOOLS)
     from torch_reference import torch_gpt
     X, Y = w8_data()
     model = torch_gpt(W8)
-    step = _torch_lm_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), X, Y, W8["vocab"], clip=1.0)
+    step = _torch_lm_step(_torch_model(model, compiled), torch.optim.AdamW(model.parameters(), lr=1e-3), X, Y,
+                          W8["vocab"], clip=1.0)
+    t0 = time.perf_counter()
     first = float(step())
+    first_s = time.perf_counter() - t0
     t = median(timeit(step, 3, 10))
-    return [{"system": "torch CPU eager", "ms": 1e3 * t, "steps_per_s": 1 / t, "check": first,
-             "note": f"torch {torch.__version__}; its own initial weights"}]
+    return [{"system": _torch_system(compiled), "ms": 1e3 * t, "steps_per_s": 1 / t, "first_call_s": first_s,
+             "check": first, "note": f"torch {torch.__version__}; its own initial weights"}]
 
 
-def run_torch(workload):
+def run_torch(workload, compiled=False):
     import torch
     torch.set_num_threads(THREADS)
     if workload == "w8":
-        return _torch_w8()
+        return _torch_w8(compiled)
     if workload == "w9":
-        return _torch_w9()
+        return _torch_w9(compiled)
     if workload.startswith("w10-"):
-        return _torch_w10(int(workload[4:]))
+        return _torch_w10(int(workload[4:]), compiled)
     if workload == "w6":
         X, Wv, Bv = w6_data()
         w = torch.tensor(Wv, requires_grad=True)
@@ -223,7 +237,7 @@ def run_w9(backend):
              "first_call_s": first, "check": first_loss, "note": f"{len(getattr(step, 'kernels', []))} kernels"}]
 
 
-def _torch_w9():
+def _torch_w9(compiled=False):
     import torch
     X, Y, weights = w9_data()
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
@@ -232,11 +246,15 @@ def _torch_w9():
     model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
     opt = torch.optim.SGD(model.parameters(), lr=W9["lr"], momentum=W9["momentum"])
     tx, ty = torch.from_numpy(X), torch.from_numpy(Y)
-    step = _torch_step(lambda: torch.nn.functional.cross_entropy(model(tx), ty), opt)
+    fwd = _torch_model(model, compiled)
+    step = _torch_step(lambda: torch.nn.functional.cross_entropy(fwd(tx), ty), opt)
+    t0 = time.perf_counter()
     first = float(step())
+    first_s = time.perf_counter() - t0
     t = median(timeit(step, 3, 20))
-    return [{"system": "torch CPU eager", "ms": 1e3 * t, "steps_per_s": 1 / t, "gflops": W9_FLOP / t / 1e9,
-             "check": first, "note": f"torch {torch.__version__} (oneDNN convolutions); the same initial weights"}]
+    return [{"system": _torch_system(compiled), "ms": 1e3 * t, "steps_per_s": 1 / t, "gflops": W9_FLOP / t / 1e9,
+             "first_call_s": first_s, "check": first,
+             "note": f"torch {torch.__version__} (oneDNN convolutions); the same initial weights"}]
 
 
 # ------------------------------------------------- W10 LSTM language model step, cold (issues 24, 25)
@@ -273,18 +291,19 @@ def run_w10(backend, T):
              "check": first_loss, "note": f"{len(getattr(step, 'kernels', []))} kernels, one scan per layer"}]
 
 
-def _torch_w10(T):
+def _torch_w10(T, compiled=False):
     import torch
     sys.path.insert(0, TOOLS)
     from torch_reference import torch_lstm_lm
     X, Y = w10_data(T)
     model = torch_lstm_lm(W10)
-    step = _torch_lm_step(model, torch.optim.Adam(model.parameters(), lr=1e-3), X, Y, W10["vocab"])
+    step = _torch_lm_step(_torch_model(model, compiled), torch.optim.Adam(model.parameters(), lr=1e-3), X, Y,
+                          W10["vocab"])
     t0 = time.perf_counter()
     first = float(step())
     first_s = time.perf_counter() - t0
     t = median(timeit(step, 3, 10))
-    return [{"system": "torch CPU eager", "T": T, "ms": 1e3 * t, "steps_per_s": 1 / t, "first_call_s": first_s,
+    return [{"system": _torch_system(compiled), "T": T, "ms": 1e3 * t, "steps_per_s": 1 / t, "first_call_s": first_s,
              "check": first, "note": f"torch {torch.__version__} (fused LSTM); its own initial weights"}]
 
 # ------------------------------------------------- W11 imported ONNX models beside onnxruntime (issue 26)
