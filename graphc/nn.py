@@ -147,7 +147,7 @@ class Linear(Module):
         self.in_features, self.out_features = in_features, out_features
 
     def forward(self, x):
-        y = dense(x, self.W)
+        y = F.matmul(x, self.W)  # any rank: the leading dims are one GEMM's rows
         return y if self.b is None else F.add(y, self.b)
 
     def __repr__(self):
@@ -501,11 +501,6 @@ class Sequential(Module):
 # ---------------------------------------------------------------- recurrent networks
 # Gate layouts are PyTorch's: W_ih (input, G*H) and W_hh (H, G*H) hold the gates side by side
 # (LSTM: input, forget, candidate, output; GRU: reset, update, new), two biases b_ih and b_hh.
-def dense(x, W):
-    """x (..., in) @ W (in, out): the rows of every leading dim in one GEMM (gc.matmul's rule)."""
-    return F.matmul(x, W)
-
-
 def _affine(x, W, b):
     return F.matmul(x, W) if b is None else F.add(F.matmul(x, W), b)
 
@@ -589,7 +584,7 @@ class _Cell(Module):
 
     def input_gates(self, x):
         """x @ W_ih + b_ih for x (..., input): for a whole sequence, one GEMM before the loop."""
-        z = dense(x, self.W_ih)
+        z = F.matmul(x, self.W_ih)
         return z if self.b_ih is None else F.add(z, self.b_ih)
 
     def forward(self, x, state=None):

@@ -9,6 +9,7 @@ from .. import dtypes as dt
 from ..errors import DTypeError
 from ..ir import Node, make_node, user_location
 from ..ops import REGISTRY as _OPS
+from .shape import reshape
 from .tensors import _axes, _pair, as_node, constant
 
 _op = _OPS.__getitem__
@@ -267,7 +268,6 @@ def matmul(a, b) -> Node:
     """a @ b with NumPy's rules: vectors, matrices, broadcast batches. An activation (..., K) times
     a matrix (K, N) is one product of its rows, (prod(...), K) @ (K, N), reshaped back: one GEMM
     forward, and its gradients are one GEMM each (not a product per batch and a sum)."""
-    from .shape import reshape
     a, b = _pair(a, b)
     common = dt.result_type(a.dtype, b.dtype)  # one dtype per product, as BLAS needs
     a, b = cast(a, common), cast(b, common)

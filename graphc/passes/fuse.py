@@ -27,6 +27,10 @@ from .graph import Graph
 
 MAX_BUFFERS = 24  # external inputs + outputs of one kernel
 MAX_OPS = 64      # ops per kernel: compile time grows with a kernel's length, speed stops growing
+# sibling merges (_merge_loops) stay linear in the graph's size: at most this many candidates per
+# kernel per round, and a dependency search over at most this many kernels (else no merge)
+MERGE_TRIES = 8
+MERGE_SEARCH = 256
 
 
 def fusible(n: Node) -> bool:
@@ -160,9 +164,10 @@ def _kernel_reads(h: _Group, group_of) -> set:
     return {group_of[i] for m in h.members for i in m.inputs if i in group_of and group_of[i] is not h}
 
 
-def _runs_after(stack, target: _Group, group_of) -> bool:
+def _runs_after(stack, target: _Group, group_of, limit: int | None = None) -> bool:
     """Whether any kernel in stack runs after target: the kernels (not the nodes: a kernel holds
-    nodes of several paths) they read, followed back to target."""
+    nodes of several paths) they read, followed back to target. With a limit on the kernels
+    visited, a search that reaches it answers True (the caller then keeps the kernels apart)."""
     seen = set()
     while stack:
         h = stack.pop()
@@ -170,6 +175,8 @@ def _runs_after(stack, target: _Group, group_of) -> bool:
             return True
         if h.id not in seen:
             seen.add(h.id)
+            if limit is not None and len(seen) > limit:
+                return True
             stack.extend(_kernel_reads(h, group_of))
     return False
 
@@ -231,7 +238,8 @@ def _merge_loops(groups, group_of, users, roots):
     a value computed in it. One loop then reads the shared input once, and one call replaces two."""
     def depends(start, target) -> bool:
         """Whether a kernel start reads runs after target through some third kernel."""
-        return _runs_after([h for h in _kernel_reads(start, group_of) if h is not target], target, group_of)
+        return _runs_after([h for h in _kernel_reads(start, group_of) if h is not target], target, group_of,
+                           MERGE_SEARCH)
 
     def external(members):
         ext = {i for m in members for i in reads(m) if i not in members}
@@ -256,9 +264,13 @@ def _merge_loops(groups, group_of, users, roots):
             partners = {h.id: h for i in ext for h in by_input.get(i, ()) if h is not g} | \
                 {group_of[i].id: group_of[i] for i in ext if i in group_of and group_of[i] is not g}
             merged = None
+            tries = 0
             for h in sorted(partners.values(), key=lambda h: h.id):
                 if h.id in gone or not _plain_loop(h) or h.shape != g.shape:
                     continue
+                tries += 1
+                if tries > MERGE_TRIES:
+                    break
                 members = set(g.members) | set(h.members)
                 if len(members) > MAX_OPS:
                     continue
