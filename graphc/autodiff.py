@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import api as F
 from .errors import DTypeError, GraphError, ShapeError
 from .ir import Node, new_uid, substitute, toposort, user_location
+from .ops import build
 from .ops.base import fmt_shape
 from .ops.control import Scan, close_body, make_scan, output
 
@@ -29,13 +29,13 @@ def sum_to_shape(g: Node, x: Node) -> Node:
         axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(x.shape)
                                           if d == 1 and g.shape[lead + i] != 1)
         if axes:
-            g = F.sum(g, axes, keepdims=True)
+            g = build.sum(g, axes, keepdims=True)
         if lead:
-            g = F.squeeze(g, tuple(range(lead)))
+            g = build.squeeze(g, tuple(range(lead)))
         if g.shape != x.shape:  # a run-time dim of x met a known size: the gradient keeps x's shape
-            g = F.broadcast_to(g, x.shape, like=x)  # (at run time the sizes are checked equal)
+            g = build.broadcast_to(g, x.shape, like=x)  # (at run time the sizes are checked equal)
     if g.dtype != x.dtype:
-        g = F.cast(g, x.dtype)
+        g = build.cast(g, x.dtype)
     return g
 
 
@@ -53,13 +53,13 @@ def _per_result(n: Node, parts) -> list:
     """The cotangent of each result of the tuple-valued n (None where nothing reads it)."""
     cots = [None] * len(n.op.result_specs(n))
     for k, g in parts:
-        cots[k] = g if cots[k] is None else F.add(cots[k], g)
+        cots[k] = g if cots[k] is None else build.add(cots[k], g)
     return cots
 
 
 def vjp(y, xs, cotangent) -> list[Node]:
     """Vector-Jacobian products: for each x, sum over y's entries of cotangent * d y / d x."""
-    y = F.as_node(y)
+    y = build.as_node(y)
     single = isinstance(xs, Node)
     xs = [xs] if single else list(xs)
     for x in xs:
@@ -69,14 +69,14 @@ def vjp(y, xs, cotangent) -> list[Node]:
             raise DTypeError(f"{x.label} is {x.dtype}: integer and bool tensors have no gradient",
                              user_location())
     since = new_uid()
-    ct = F.as_node(cotangent, like=y)
+    ct = build.as_node(cotangent, like=y)
     try:
-        ct = F.broadcast_to(ct, y.shape, like=y) if ct.shape != y.shape else ct
+        ct = build.broadcast_to(ct, y.shape, like=y) if ct.shape != y.shape else ct
     except ShapeError:
         raise ShapeError(f"cotangent of shape {fmt_shape(ct.shape)} does not fit y {fmt_shape(y.shape)}",
                          user_location()) from None
     if ct.dtype != y.dtype:
-        ct = F.cast(ct, y.dtype)
+        ct = build.cast(ct, y.dtype)
 
     _mark([ct], since, y)  # the seed (ones for grad) belongs to the backward graph
     order = toposort([y])
@@ -98,7 +98,7 @@ def vjp(y, xs, cotangent) -> list[Node]:
         else:
             g = parts[0]
             for p in parts[1:]:  # n is used several times: its cotangent is the sum of the uses' parts
-                g = F.add(g, p)
+                g = build.add(g, p)
             total[n] = g
         _mark(g if n.op.tuple_valued else [g], since, n)
         if not n.inputs or not n.op.differentiable or not _differentiable(n):
@@ -124,11 +124,11 @@ def vjp(y, xs, cotangent) -> list[Node]:
                 contribs.setdefault(inp, []).append((n.attrs["index"], gi))
                 out.append(gi)
                 continue
-            gi = sum_to_shape(F.as_node(gi, like=inp), inp)
+            gi = sum_to_shape(build.as_node(gi, like=inp), inp)
             contribs.setdefault(inp, []).append(gi)
             out.append(gi)
         _mark(out, since, n)
-    result = [total[x] if x in total else F.zeros_like(x) for x in xs]
+    result = [total[x] if x in total else build.zeros_like(x) for x in xs]
     return result[0] if single else result
 
 
@@ -138,14 +138,14 @@ def grad(y, xs) -> list[Node]:
     A gradient with respect to something y does not depend on is zeros. For a non-scalar y use
     vjp(y, xs, cotangent).
     """
-    y = F.as_node(y)
+    y = build.as_node(y)
     if y.shape != ():
         raise ShapeError(f"grad needs a scalar y, got {y.label} of shape {fmt_shape(y.shape)}; reduce it "
                          "(e.g. gc.sum) or use gc.vjp(y, xs, cotangent)", user_location())
     if not _differentiable(y):
         raise DTypeError(f"grad of {y.label} ({y.dtype}): only floating-point outputs have gradients",
                          user_location())
-    return vjp(y, xs, F.constant(np.ones((), y.dtype)))
+    return vjp(y, xs, build.constant(np.ones((), y.dtype)))
 
 
 def _terms(g: Node) -> list[Node]:
@@ -189,7 +189,7 @@ def reverse_scan(node: Node, cots) -> tuple:
     ws = [j for j in fc if dsaved[j] is not None]
     dres = cots[2 * nc + ny:]  # the residuals' cotangents (a second derivative has them)
     wr = [r for r, d in enumerate(dres) if d is not None and body.residuals[r].dtype.kind == "f"]
-    ph = F.placeholder
+    ph = build.placeholder
 
     def like(v):
         return ph(v.shape, v.dtype)
@@ -200,21 +200,21 @@ def reverse_scan(node: Node, cots) -> tuple:
     p_ds = [like(body.carry[j]) for j in ws]
     p_dr = [like(body.residuals[r]) for r in wr]
     c_out, y_out, r_out = body.instantiate(p_c, p_x, p_k)
-    terms = [F.sum(F.mul(c_out[j], d)) for j, d in zip(fc, p_dc)]
-    terms += [F.sum(F.mul(y_out[q], d)) for q, d in zip(wy, p_dy)]
-    terms += [F.sum(F.mul(r_out[r], d)) for r, d in zip(wr, p_dr)]
+    terms = [build.sum(build.mul(c_out[j], d)) for j, d in zip(fc, p_dc)]
+    terms += [build.sum(build.mul(y_out[q], d)) for q, d in zip(wy, p_dy)]
+    terms += [build.sum(build.mul(r_out[r], d)) for r, d in zip(wr, p_dr)]
     targets = [p_c[j] for j in fc] + [p_x[i] for i in fx] + [p_k[m] for m in fk]
     if not terms or not targets:
         return (None,) * len(node.inputs)
     if len({t.dtype for t in terms}) > 1:  # float32 and float64 carries: add in float64
-        terms = [F.cast(t, "float64") for t in terms]
+        terms = [build.cast(t, "float64") for t in terms]
     loss = terms[0]
     for t in terms[1:]:
-        loss = F.add(loss, t)
+        loss = build.add(loss, t)
     g = grad(loss, targets)
     g_c, g_x, g_k = g[:len(fc)], g[len(fc):len(fc) + len(fx)], g[len(fc) + len(fx):]
     ds_of = dict(zip(ws, p_ds))
-    new_dc = [F.add(gc_, ds_of[j]) if j in ds_of else gc_ for j, gc_ in zip(fc, g_c)]
+    new_dc = [build.add(gc_, ds_of[j]) if j in ds_of else gc_ for j, gc_ in zip(fc, g_c)]
     # each captured value's gradient: products a^T @ b after the loop, the rest summed in it
     per_step = set(p_dc + p_x + p_c + p_dy + p_ds + p_dr) | set(r_out)
     step_of = {}  # index among fk -> the terms summed in the loop
@@ -234,7 +234,7 @@ def reverse_scan(node: Node, cots) -> tuple:
     for m, rest in step_of.items():
         acc = p_dk[m]
         for t in rest:
-            acc = F.add(acc, t)
+            acc = build.add(acc, t)
         new_dk.append(acc)
     # the step's inputs the backward reads, and the values the products stack (the placeholders
     # among them are stacked already: the outer values they slice)
@@ -248,8 +248,8 @@ def reverse_scan(node: Node, cots) -> tuple:
     reads = set(toposort(outs))
     seq = [p for p in p_x + p_c + p_r if p in reads]
     bwd, captured = close_body(p_dc + [p_dk[m] for m in step_of], seq + p_dy + p_ds + p_dr, outs[:nb], outs[nb:])
-    start = [dcar[j] if dcar[j] is not None else F.zeros_like(output(node, j)) for j in fc]
-    start += [F.zeros_like(caps[fk[m]]) for m in step_of]
+    start = [dcar[j] if dcar[j] is not None else build.zeros_like(output(node, j)) for j in fc]
+    start += [build.zeros_like(caps[fk[m]]) for m in step_of]
     bxs = [outer_of[p] for p in seq] + [dys[q] for q in wy] + [dsaved[j] for j in ws] + [dres[r] for r in wr]
     back = make_scan(bwd, start, bxs, captured, not reverse, Scan.steps(node), loc=node.loc)
     n_dc = len(fc)
@@ -264,40 +264,40 @@ def reverse_scan(node: Node, cots) -> tuple:
     stacked |= {v: output(back, n_dc + len(step_of) + len(fx) + s) for s, v in enumerate(stack)}
     for m, a, b in products:
         A, B = stacked[a], stacked[b]
-        prod = F.matmul(F.transpose(F.reshape(A, (-1, a.shape[-1]))), F.reshape(B, (-1, b.shape[-1])))
+        prod = build.matmul(build.transpose(build.reshape(A, (-1, a.shape[-1]))), build.reshape(B, (-1, b.shape[-1])))
         k = nc + nx + fk[m]
-        out[k] = prod if out[k] is None else F.add(out[k], prod)
+        out[k] = prod if out[k] is None else build.add(out[k], prod)
     return tuple(out)
 
 
 def hvp(y, x, v) -> Node:
     """Hessian-vector product (d^2 y / dx^2) v, as the gradient of <grad(y, x), v>."""
     (g,) = grad(y, [x])
-    return grad(F.sum(F.mul(g, v)), [x])[0]
+    return grad(build.sum(build.mul(g, v)), [x])[0]
 
 
 def hessian(y, x) -> Node:
     """The Hessian of the scalar y with respect to a vector x of static length n: an (n, n) node."""
-    x = F.as_node(x)
+    x = build.as_node(x)
     if x.ndim != 1 or x.shape[0] is None:
         raise ShapeError(f"hessian needs a vector x of known length, got {fmt_shape(x.shape)}",
                          user_location())
     (g,) = grad(y, [x])
     rows = [grad(g[i], [x])[0] for i in range(x.shape[0])]
-    return F.stack(rows, 0)
+    return build.stack(rows, 0)
 
 
 def format_backward(y, xs) -> str:
     """Text dump of the backward graph of grad(y, xs): each derived node says which forward node's
     rule built it."""
-    grads = grad(y, xs) if F.as_node(y).shape == () else vjp(y, xs, np.ones(1))
+    grads = grad(y, xs) if build.as_node(y).shape == () else vjp(y, xs, np.ones(1))
     names = {}
     for n in toposort(grads):
         o = n.origin
         if o is not None:
             names[n] = f"from {o.label} ({o.op.name})"
     for x, gx in zip(xs, grads):
-        names[gx] = (names.get(gx, "") + f"  = d {F.as_node(y).label} / d {x.label}").strip()
+        names[gx] = (names.get(gx, "") + f"  = d {build.as_node(y).label} / d {x.label}").strip()
     from .ir import format_graph
     return format_graph(grads, names)
 
@@ -309,7 +309,7 @@ def clip_by_global_norm(tensors, clip_norm):
     for exploding gradients in recurrent networks; Optimizer(clip_norm=...) applies it to the
     gradients before the update rule. The norm is computed in float64 for float64 tensors, else
     in float32."""
-    tensors = [F.as_node(t) for t in tensors]
+    tensors = [build.as_node(t) for t in tensors]
     if not tensors:
         raise GraphError("clip_by_global_norm needs at least one tensor", user_location())
     bad = [t.label for t in tensors if t.dtype.kind != "f"]
@@ -320,10 +320,11 @@ def clip_by_global_norm(tensors, clip_norm):
     wide = "float64" if any(t.dtype == np.float64 for t in tensors) else "float32"
     total = None
     for t in tensors:
-        sq = F.sum(F.square(F.cast(t, wide)))
-        total = sq if total is None else F.add(total, sq)
-    norm = F.sqrt(total)
-    c = F.cast(F.as_node(clip_norm), wide) if isinstance(clip_norm, Node) else F.constant(np.asarray(clip_norm, wide))
-    scale = F.div(c, F.maximum(norm, c))
-    return [F.mul(t, F.cast(scale, t.dtype)) for t in tensors], norm
+        sq = build.sum(build.square(build.cast(t, wide)))
+        total = sq if total is None else build.add(total, sq)
+    norm = build.sqrt(total)
+    c = (build.cast(build.as_node(clip_norm), wide) if isinstance(clip_norm, Node)
+         else build.constant(np.asarray(clip_norm, wide)))
+    scale = build.div(c, build.maximum(norm, c))
+    return [build.mul(t, build.cast(scale, t.dtype)) for t in tensors], norm
 

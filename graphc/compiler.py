@@ -4,10 +4,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from .api import as_node
 from .errors import CompileError, format_loc
 from .ir import Node, toposort, user_location
 from .ops.base import fmt_shape
+from .ops.build import as_node
 from .ops.mode import TrainSwitch
 from .ops.mode import resolve as resolve_switch
 from .passes import Graph, rewrite, unfused

@@ -13,8 +13,8 @@ from . import api as F
 from . import functional as fn
 from . import init as initializers
 from .errors import DTypeError, GraphError, ShapeError
-from .frontend.shape import _reshape_keep
 from .ir import Node, fmt_shape, user_location
+from .ops.build import reshape_keep
 
 __all__ = [
     "Module", "Linear", "LayerNorm", "RMSNorm", "MultiheadAttention", "TransformerBlock", "Sequential",
@@ -390,7 +390,7 @@ class MultiheadAttention(Module):
         """(B, T, d_model) -> (B, heads, T, d_head), run-time B and T kept."""
         b, n, _ = t.shape
         h = self.num_heads
-        return F.transpose(_reshape_keep(t, (b, n, h, self.d_model // h), (0, 1, -1, -1)), (0, 2, 1, 3))
+        return F.transpose(reshape_keep(t, (b, n, h, self.d_model // h), (0, 1, -1, -1)), (0, 2, 1, 3))
 
     def _project(self, t, lo):
         E = self.d_model
@@ -413,7 +413,7 @@ class MultiheadAttention(Module):
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
         att = _attention(q, k, v, mask, self.causal, self.dropout)
         b, n = x.shape[0], x.shape[1]
-        joined = _reshape_keep(F.transpose(att, (0, 2, 1, 3)), (b, n, E), (0, 1, -1))
+        joined = reshape_keep(F.transpose(att, (0, 2, 1, 3)), (b, n, E), (0, 1, -1))
         return self.out_proj(joined)
 
     def __repr__(self):

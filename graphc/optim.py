@@ -12,10 +12,10 @@ import math
 
 import numpy as np
 
-from . import api as F
 from .autodiff import clip_by_global_norm, grad
 from .errors import GraphError
 from .ir import Node, toposort, user_location
+from .ops import build
 from .ops.base import fmt_shape
 
 __all__ = ["Optimizer", "SGD", "RMSProp", "Adam", "AdamW", "step_decay", "exponential_decay", "cosine"]
@@ -23,11 +23,11 @@ __all__ = ["Optimizer", "SGD", "RMSProp", "Adam", "AdamW", "step_decay", "expone
 
 def trainable_parameters(loss: Node) -> list[Node]:
     """Every trainable parameter the loss depends on, in graph order."""
-    return [n for n in toposort([F.as_node(loss)]) if n.op.name == "parameter" and n.attrs["trainable"]]
+    return [n for n in toposort([build.as_node(loss)]) if n.op.name == "parameter" and n.attrs["trainable"]]
 
 
 def _state(value, name: str) -> Node:
-    node = F.parameter(value, name=name, trainable=False)
+    node = build.parameter(value, name=name, trainable=False)
     node.data.role = "optimizer"
     return node
 
@@ -64,7 +64,7 @@ class Optimizer:
         jointly to this global norm (gc.clip_by_global_norm), as torch's clip_grad_norm_. The same as
         apply_gradients(gc.grad(loss, params), params)."""
         self._unused()
-        loss = F.as_node(loss)
+        loss = build.as_node(loss)
         params = self._checked(trainable_parameters(loss) if params is None else list(params))
         return self.apply_gradients(grad(loss, params), params, clip_norm)
 
@@ -75,7 +75,7 @@ class Optimizer:
         caller does between them (gc.Trainer's allreduce over MPI ranks). clip_norm as updates()."""
         self._unused()
         params = self._checked(list(params))
-        grads = [F.as_node(g) for g in grads]
+        grads = [build.as_node(g) for g in grads]
         if len(grads) != len(params):
             raise GraphError(f"apply_gradients: {len(grads)} gradients for {len(params)} parameters", user_location())
         for p, g in zip(params, grads):
@@ -116,7 +116,7 @@ class Optimizer:
 
     def lr_as(self, p: Node) -> Node:
         """The learning rate in p's dtype."""
-        return F.cast(self._lr, p.dtype)
+        return build.cast(self._lr, p.dtype)
 
     def state(self) -> dict[str, Node]:
         """Every state parameter by a stable name: lr, step, and '<index>.<slot>' per parameter."""
@@ -172,7 +172,7 @@ class RMSProp(Optimizer):
             g = g + self.weight_decay * p
         v = self.slots[k]["square_avg"] = self._slot(p, "square_avg")
         v_new = self.alpha * v + (1 - self.alpha) * (g * g)
-        step = g / (F.sqrt(v_new) + self.eps)
+        step = g / (build.sqrt(v_new) + self.eps)
         lr = self.lr_as(p)
         if not self.momentum:
             return [(v, v_new), (p, p - lr * step)]
@@ -200,8 +200,8 @@ class Adam(Optimizer):
         t = self.step + 1.0
         b1, b2 = self.betas
         # bias corrections: scalars computed once per step, shared by every parameter's kernel
-        self._c1 = 1.0 - F.pow(F.constant(np.float64(b1)), t)
-        self._c2 = 1.0 - F.pow(F.constant(np.float64(b2)), t)
+        self._c1 = 1.0 - build.pow(build.constant(np.float64(b1)), t)
+        self._c2 = 1.0 - build.pow(build.constant(np.float64(b2)), t)
         return [(self.step, t)]
 
     def _rule(self, k, p, g):
@@ -213,9 +213,9 @@ class Adam(Optimizer):
         v = self.slots[k]["v"] = self._slot(p, "v")
         m_new = b1 * m + (1 - b1) * g
         v_new = b2 * v + (1 - b2) * (g * g)
-        c1, c2 = F.cast(self._c1, p.dtype), F.cast(self._c2, p.dtype)
+        c1, c2 = build.cast(self._c1, p.dtype), build.cast(self._c2, p.dtype)
         base = p * (1.0 - lr * self.weight_decay) if self.weight_decay and self.decoupled else p
-        p_new = base - lr * (m_new / c1) / (F.sqrt(v_new / c2) + self.eps)
+        p_new = base - lr * (m_new / c1) / (build.sqrt(v_new / c2) + self.eps)
         return [(m, m_new), (v, v_new), (p, p_new)]
 
 

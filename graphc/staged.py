@@ -58,7 +58,7 @@ class Staged(Executable):
     body) on the backend."""
 
     def __init__(self, graph, build):
-        from .frontend.tensors import placeholder
+        from .ops.build import placeholder
         from .passes import Graph
         order = graph.nodes
         stage = {}

@@ -31,8 +31,8 @@ import numpy as np
 from .autodiff import grad
 from .compiler import compile as gc_compile
 from .errors import FeedError, GraphError
-from .frontend.tensors import placeholder
 from .ir import Node, by_label, toposort, user_location
+from .ops.build import placeholder
 from .optim import Adam, Optimizer, trainable_parameters
 
 __all__ = ["Trainer", "History", "EarlyStopping", "CrossValidation", "cross_validate"]

@@ -1,8 +1,9 @@
-"""The front end: the functions users build graphs with, one module per family.
+"""The front end's composites, one module per family (the primitives' builders, which gradient
+rules and passes use too, are graphc.ops.build).
 
-tensors (leaves, constants, as_node), mathops (elementwise, activations, reductions, matmul),
-shape, indexing, conv (convolution and pooling), nn (softmax and the layers' functions), losses,
-control (gc.scan), rounding (floor, round, mod, asin...), cumulative (cumsum, cumprod, topk), and
-operators (Node's Python operators, installed on import). ``graphc.api``
-gathers them.
+mathops (activations, clip, var, std), shape (permute, flatten, pad, split), indexing, conv
+(convolution and pooling), nn (softmax and the layers' functions), losses, control (gc.scan),
+rounding (floor, round, mod, asin...), cumulative (cumsum, cumprod, topk), einsum, and operators
+(Node's indexing and its composite methods, installed on import). ``graphc.api`` gathers them
+with the builder's functions.
 """

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from ..errors import GraphError, ShapeError
 from ..ir import user_location
+from ..ops.build import as_node, placeholder
 from ..ops.control import close_body, make_scan, outputs
-from .tensors import as_node, placeholder
 
 __all__ = ["scan"]
 

@@ -9,10 +9,8 @@ from ..errors import ShapeError
 from ..ir import Node, make_node, user_location
 from ..ops import REGISTRY as _OPS
 from ..ops.base import fmt_shape
+from ..ops.build import add, as_node, matmul, max, mean, mul, reshape, sum, transpose
 from ..ops.conv import out_size
-from .mathops import add, matmul, max, mean, mul, sum
-from .shape import reshape, transpose
-from .tensors import as_node
 
 _op = _OPS.__getitem__
 

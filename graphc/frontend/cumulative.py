@@ -5,11 +5,26 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir import Node, user_location
+from ..ops.build import (
+    add,
+    as_node,
+    cast,
+    constant,
+    equal,
+    expand_dims,
+    greater,
+    less,
+    logical_and,
+    logical_or,
+    matmul,
+    mul,
+    sum,
+    transpose,
+    where,
+    zeros_like,
+)
 from .control import scan
 from .indexing import getitem
-from .mathops import add, cast, equal, greater, less, logical_and, logical_or, matmul, mul, sum, where
-from .shape import expand_dims, transpose, zeros_like
-from .tensors import as_node, constant
 
 __all__ = ["cumsum", "cumprod", "topk"]
 

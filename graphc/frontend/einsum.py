@@ -9,9 +9,7 @@ import string
 from ..errors import ShapeError
 from ..ir import Node, user_location
 from ..ops.base import fmt_shape
-from .mathops import matmul, mul, sum
-from .shape import broadcast_to, reshape, transpose
-from .tensors import as_node
+from ..ops.build import as_node, broadcast_to, matmul, mul, reshape, sum, transpose
 
 __all__ = ["einsum"]
 

@@ -11,9 +11,23 @@ from ..errors import DTypeError, GraphIndexError, ShapeError
 from ..ir import Node, make_node, user_location
 from ..ops import REGISTRY as _OPS
 from ..ops.base import broadcast_shapes, fmt_shape
-from .mathops import add, cast, equal, less, less_equal, mul, size_of, where
-from .shape import _reshape_keep, expand_dims, reshape, transpose
-from .tensors import _axes, as_node, constant
+from ..ops.build import (
+    add,
+    as_node,
+    cast,
+    checked_axes,
+    constant,
+    equal,
+    expand_dims,
+    less,
+    less_equal,
+    mul,
+    reshape,
+    reshape_keep,
+    size_of,
+    transpose,
+    where,
+)
 
 _op = _OPS.__getitem__
 
@@ -25,7 +39,7 @@ def take(x, indices, axis=None) -> Node:
     x = as_node(x)
     if axis is None:
         x, axis = reshape(x, -1), 0
-    (axis,) = _axes(x, axis)
+    (axis,) = checked_axes(x, axis)
     idx = _index_node(indices, x.shape[axis])
     return make_node(_op("take"), (x, idx), {"axis": axis})
 
@@ -194,7 +208,7 @@ def getitem(x: Node, key) -> Node:
             src.append(axis)
             axis += 1
         pos += 1
-    return _reshape_keep(x, tuple(shape), tuple(src))
+    return reshape_keep(x, tuple(shape), tuple(src))
 
 
 def _no_new_between(items, adv_pos) -> bool:
@@ -238,7 +252,7 @@ def _advanced(x: Node, axes: list, idxs: list) -> tuple[Node, tuple]:
         flat = i if flat is None else add(mul(flat, size), i)
     merged = [x.shape[k] for k in range(len(axes))]
     m = None if None in merged else math.prod(merged)
-    x = _reshape_keep(x, (m,) + x.shape[len(axes):], (-1,) + tuple(range(len(axes), x.ndim)))
+    x = reshape_keep(x, (m,) + x.shape[len(axes):], (-1,) + tuple(range(len(axes), x.ndim)))
     return make_node(_op("take"), (x, flat), {"axis": 0}), bshape
 
 

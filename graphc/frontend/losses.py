@@ -6,11 +6,26 @@ import numpy as np
 from ..errors import ShapeError
 from ..ir import Node, user_location
 from ..ops.base import fmt_shape
+from ..ops.build import (
+    abs,
+    add,
+    as_node,
+    checked_axes,
+    greater,
+    log,
+    log_softmax,
+    mean,
+    mul,
+    neg,
+    pair,
+    relu,
+    softplus,
+    sub,
+    sum,
+    transpose,
+    where,
+)
 from .indexing import check_index, one_hot
-from .mathops import abs, add, greater, log, mean, mul, neg, relu, softplus, sub, sum, where
-from .nn import log_softmax
-from .shape import transpose
-from .tensors import _axes, _pair, as_node
 
 __all__ = [
     "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse", "l1_loss",
@@ -31,7 +46,7 @@ def _reduce_loss(loss: Node, reduction: str, fn: str) -> Node:
 def cross_entropy(logits, labels, reduction: str = "mean", axis: int = -1) -> Node:
     """Softmax cross-entropy: integer class labels (checked in range) or probability targets."""
     logits, labels = as_node(logits), as_node(labels)
-    (axis,) = _axes(logits, axis)
+    (axis,) = checked_axes(logits, axis)
     logp = log_softmax(logits, axis)
     n_classes = logits.shape[axis]
     if labels.dtype.kind in "iu":
@@ -67,30 +82,30 @@ def _clamped_log(q: Node) -> Node:
 
 def binary_cross_entropy(probs, targets, reduction: str = "mean") -> Node:
     """-(t log p + (1-t) log(1-p)) with each log clamped at -100, as in PyTorch."""
-    p, t = _pair(probs, targets)
+    p, t = pair(probs, targets)
     loss = neg(add(mul(t, _clamped_log(p)), mul(sub(1, t), _clamped_log(sub(1, p)))))
     return _reduce_loss(loss, reduction, "binary_cross_entropy")
 
 
 def binary_cross_entropy_with_logits(logits, targets, reduction: str = "mean") -> Node:
     """softplus(z) - t z: binary cross-entropy of sigmoid(z), stable for any logit."""
-    z, t = _pair(logits, targets)
+    z, t = pair(logits, targets)
     loss = sub(softplus(z), mul(t, z))
     return _reduce_loss(loss, reduction, "binary_cross_entropy_with_logits")
 
 
 def mse(pred, target, reduction: str = "mean") -> Node:
     """Squared error (pred - target)^2, reduced."""
-    d = sub(*_pair(pred, target))
+    d = sub(*pair(pred, target))
     return _reduce_loss(mul(d, d), reduction, "mse")
 
 
 def l1_loss(pred, target, reduction: str = "mean") -> Node:
     """Absolute error |pred - target|, reduced."""
-    return _reduce_loss(abs(sub(*_pair(pred, target))), reduction, "l1_loss")
+    return _reduce_loss(abs(sub(*pair(pred, target))), reduction, "l1_loss")
 
 
 def hinge(scores, targets, margin: float = 1.0, reduction: str = "mean") -> Node:
     """max(0, margin - t * s) for targets t in {-1, +1}."""
-    s, t = _pair(scores, targets)
+    s, t = pair(scores, targets)
     return _reduce_loss(relu(sub(margin, mul(t, s))), reduction, "hinge")

@@ -11,21 +11,24 @@ from ..errors import DTypeError, ShapeError
 from ..ir import Node, make_node, user_location
 from ..ops import REGISTRY as _OPS
 from ..ops.base import fmt_shape
+from ..ops.build import (
+    add,
+    as_node,
+    checked_axes,
+    constant,
+    exp,
+    log_softmax,
+    logical_and,
+    matmul,
+    mul,
+    transpose,
+    where,
+)
 from .indexing import triangle_mask
-from .mathops import add, cast, exp, logical_and, matmul, mul, where
-from .shape import transpose
-from .tensors import _axes, as_node, constant
 
 _op = _OPS.__getitem__
 
-__all__ = ["log_softmax", "softmax", "layer_norm", "rms_norm", "scaled_dot_product_attention", "attention_weights"]
-
-
-def log_softmax(x, axis: int = -1) -> Node:
-    """(x - max) - log(sum(exp(x - max))) along axis: exact for large logits (a primitive)."""
-    x = as_node(x)
-    x = x if x.dtype.kind == "f" else cast(x, dt.float_result(x.dtype))
-    return make_node(_op("log_softmax"), (x,), {"axes": _axes(x, axis)})
+__all__ = ["softmax", "layer_norm", "rms_norm", "scaled_dot_product_attention", "attention_weights"]
 
 
 def softmax(x, axis: int = -1) -> Node:
@@ -36,7 +39,7 @@ def softmax(x, axis: int = -1) -> Node:
 def _trailing(x: Node, axis: int, what: str) -> tuple:
     if x.dtype.kind != "f":
         raise DTypeError(f"{what} needs a float tensor, got {x.dtype}", user_location())
-    (first,) = _axes(x, axis)
+    (first,) = checked_axes(x, axis)
     return tuple(range(first, x.ndim))
 
 

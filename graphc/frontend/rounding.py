@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Node
-from .mathops import (
+from ..ops.build import (
     abs,
     add,
+    as_node,
     atan,
     cast,
     div,
@@ -17,13 +18,13 @@ from .mathops import (
     logical_and,
     mul,
     not_equal,
+    pair,
     sign,
     sqrt,
     square,
     sub,
     where,
 )
-from .tensors import _pair, as_node
 
 __all__ = ["trunc", "floor", "ceil", "round", "fmod", "mod", "asin", "acos"]
 
@@ -74,7 +75,7 @@ def round(x) -> Node:  # noqa: A001 - NumPy's name
 
 
 def _remainder(a, b, python: bool) -> Node:
-    a, b = _pair(a, b)
+    a, b = pair(a, b)
     ints = a.dtype.kind in "iu" and b.dtype.kind in "iu"
     out_dtype = np.result_type(a.dtype, b.dtype)
     af, bf = (cast(a, "float64"), cast(b, "float64")) if ints else (a, b)  # exact below 2**53

@@ -13,6 +13,7 @@ import numpy as np
 from .. import api as F
 from ..errors import GraphError
 from ..ir import Node
+from ..ops.build import reshape_keep
 from .importer import NeedsValue, SymShape, UnsupportedError
 
 CONVERTERS: dict[tuple[str, str], dict[int, object]] = {}
@@ -581,10 +582,9 @@ def _reshape(ctx):
     x = ctx.node(0)
     shape = list(ctx.attr("shape")) if ctx.version < 5 else _static_or_shape(ctx, 1)
     if not ctx.attr("allowzero", 0) and 0 in shape:  # 0 copies the input's dim (its run-time size too)
-        from ..frontend.shape import _reshape_keep
         new = tuple(x.shape[i] if d == 0 else (None if d == -1 else d) for i, d in enumerate(shape))
         src = tuple(i if d == 0 and x.shape[i] is None else -1 for i, d in enumerate(shape))
-        return _reshape_keep(x, new, src)
+        return reshape_keep(x, new, src)
     return F.reshape(x, tuple(shape))
 
 

@@ -145,15 +145,6 @@ def reduced_shape(shape, axes, keepdims: bool) -> tuple:
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
-def F():
-    """The front-end functions (graphc.api), which gradient rules build their nodes with.
-
-    Imported on use: graphc.api imports the ops, so the ops cannot import it at load time.
-    """
-    from .. import api
-    return api
-
-
 def reads(node) -> tuple:
     """The inputs whose values node reads (a trailing reference input only lends its run-time shape)."""
     k = node.op.value_inputs

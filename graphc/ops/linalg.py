@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from .base import F, Op, broadcast_shapes, check_run_time_broadcast, fmt_shape
+from . import build
+from .base import Op, broadcast_shapes, check_run_time_broadcast, fmt_shape
 
 
 def matmul_shape(a, b) -> tuple:
@@ -55,25 +56,24 @@ class MatMul(Op):
     def grad(cls, node, g):
         # promote vectors as matmul does, take the matrix rule, drop the promoted axis again;
         # batch dims broadcast in the forward are summed back by the driver
-        f = F()
         a, b = node.inputs
-        A = f.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
-        B = f.reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
+        A = build.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
+        B = build.reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
         G = g
         if a.ndim == 1:
-            G = f.expand_dims(G, G.ndim - (0 if b.ndim == 1 else 1))
+            G = build.expand_dims(G, G.ndim - (0 if b.ndim == 1 else 1))
         if b.ndim == 1:
-            G = f.expand_dims(G, G.ndim)
-        ga = f.matmul(G, _swap(B))
-        gb = f.matmul(_swap(A), G)
+            G = build.expand_dims(G, G.ndim)
+        ga = build.matmul(G, _swap(B))
+        gb = build.matmul(_swap(A), G)
         if a.ndim == 1:
-            ga = f.squeeze(ga, ga.ndim - 2)
+            ga = build.squeeze(ga, ga.ndim - 2)
         if b.ndim == 1:
-            gb = f.squeeze(gb, gb.ndim - 1)
+            gb = build.squeeze(gb, gb.ndim - 1)
         return (ga, gb)
 
 
 def _swap(x):
     """x with its last two axes swapped."""
     perm = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
-    return F().transpose(x, perm)
+    return build.transpose(x, perm)

@@ -6,7 +6,8 @@ training=False the second, so no backend ever sees one.
 from __future__ import annotations
 
 from ..errors import DTypeError, ShapeError
-from .base import F, Op, fmt_shape
+from . import build
+from .base import Op, fmt_shape
 
 
 class TrainSwitch(Op):
@@ -33,8 +34,8 @@ class TrainSwitch(Op):
 
     @classmethod
     def grad(cls, node, g):
-        z = F().zeros_like(g)
-        return F().train_switch(g, z), F().train_switch(z, g)
+        z = build.zeros_like(g)
+        return build.train_switch(g, z), build.train_switch(z, g)
 
 
 def resolve(node, training: bool):

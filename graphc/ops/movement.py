@@ -8,7 +8,8 @@ import numpy as np
 from ..dtypes import is_int, result_type
 from ..errors import DTypeError, ShapeError
 from ..ir import make_node
-from .base import F, Op, check_run_time_broadcast, fmt_shape
+from . import build
+from .base import Op, check_run_time_broadcast, fmt_shape
 
 
 def _resolve(shape, like):
@@ -107,7 +108,7 @@ class Transpose(Op):
 
     @classmethod
     def grad(cls, node, g):
-        return (F().transpose(g, tuple(int(i) for i in np.argsort(node.attrs["perm"]))),)
+        return (build.transpose(g, tuple(int(i) for i in np.argsort(node.attrs["perm"]))),)
 
 
 class BroadcastTo(Op):
@@ -234,11 +235,10 @@ class Slice(Op):
         x = node.inputs[0]
         piece = node.attrs.get("piece")
         if piece is not None:  # g in its place among zeros shaped like the other pieces
-            f = F()
             axis, k = piece
             refs = node.inputs[1:]
-            parts = [g if j == k else f.cast(f.zeros_like(r), g.dtype) for j, r in enumerate(refs)]
-            return (f.concat(parts, axis),) + (None,) * len(refs)
+            parts = [g if j == k else build.cast(build.zeros_like(r), g.dtype) for j, r in enumerate(refs)]
+            return (build.concat(parts, axis),) + (None,) * len(refs)
         return (make_node(Unslice, _with_ref(g, x), {"index": node.attrs["index"], "shape": x.shape}),)
 
 

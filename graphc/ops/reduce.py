@@ -8,17 +8,17 @@ import numpy as np
 from ..dtypes import float_result, int64
 from ..errors import ShapeError
 from ..ir import make_node
-from .base import F, Op, fmt_shape, reduced_shape
+from . import build
+from .base import Op, fmt_shape, reduced_shape
 
 
 def expand_back(node, v):
     """v (shaped like the reduction node) broadcast back to the reduced input's shape."""
-    f = F()
     (x,) = node.inputs
     axes = node.attrs["axes"]
     if not node.attrs["keepdims"] and axes:
-        v = f.expand_dims(v, axes)
-    return f.broadcast_to(v, x.shape, like=x)
+        v = build.expand_dims(v, axes)
+    return build.broadcast_to(v, x.shape, like=x)
 
 
 class Reduce(Op):
@@ -72,14 +72,13 @@ class Prod(Reduce):
     def grad(cls, node, g):
         # d prod / d x_i = product of the others, exact with zeros: with no zero it is prod / x_i;
         # with one zero only that entry gets the product of the non-zeros; with two, all get 0.
-        f = F()
         (x,) = node.inputs
         axes = node.attrs["axes"]
         zero = x == 0
-        nonzero = f.where(zero, 1, x)
-        p_nz = f.prod(nonzero, axes, keepdims=True)
-        n_zero = f.sum(f.cast(zero, "int32"), axes, keepdims=True)
-        others = f.where(n_zero == 0, p_nz / nonzero, f.where(f.logical_and(n_zero == 1, zero), p_nz, 0))
+        nonzero = build.where(zero, 1, x)
+        p_nz = build.prod(nonzero, axes, keepdims=True)
+        n_zero = build.sum(build.cast(zero, "int32"), axes, keepdims=True)
+        others = build.where(n_zero == 0, p_nz / nonzero, build.where(build.logical_and(n_zero == 1, zero), p_nz, 0))
         return (expand_back(node, g) * others,)
 
 
@@ -91,11 +90,10 @@ class ExtremumReduce(Reduce):
 
     @classmethod
     def grad(cls, node, g):
-        f = F()
         (x,) = node.inputs
-        hit = f.cast(x == expand_back(node, node), x.dtype)
-        count = f.sum(hit, node.attrs["axes"], keepdims=True)
-        return (expand_back(node, g) * hit / f.broadcast_to(count, x.shape, like=x),)
+        hit = build.cast(x == expand_back(node, node), x.dtype)
+        count = build.sum(hit, node.attrs["axes"], keepdims=True)
+        return (expand_back(node, g) * hit / build.broadcast_to(count, x.shape, like=x),)
 
 
 class Max(ExtremumReduce):
@@ -134,7 +132,7 @@ class LogSumExp(Reduce):
     @classmethod
     def grad(cls, node, g):
         (x,) = node.inputs
-        return (expand_back(node, g) * F().exp(x - expand_back(node, node)),)  # softmax
+        return (expand_back(node, g) * build.exp(x - expand_back(node, node)),)  # softmax
 
 
 class RowMap(Op):
@@ -172,9 +170,8 @@ class LogSoftmax(RowMap):
 
     @classmethod
     def grad(cls, node, g):
-        f = F()
         axes = node.attrs["axes"]
-        return (g - f.exp(node) * f.sum(g, axes, keepdims=True),)
+        return (g - build.exp(node) * build.sum(g, axes, keepdims=True),)
 
 
 def causal_keep(rows: int, cols: int, diag: int) -> np.ndarray:
@@ -210,11 +207,10 @@ class CausalLogSoftmax(RowMap):
     @classmethod
     def composite(cls, node):
         """The same value built from primitives: where(triangle, x * scale, -inf), log_softmax."""
-        f = F()
         (x,) = node.inputs
-        keep = f.constant(causal_keep(x.shape[-2], x.shape[-1], node.attrs["diag"]))
-        s = f.where(keep, f.mul(x, node.attrs["scale"]), f.constant(np.asarray(-np.inf, x.dtype)))
-        return f.log_softmax(s, x.ndim - 1)
+        keep = build.constant(causal_keep(x.shape[-2], x.shape[-1], node.attrs["diag"]))
+        s = build.where(keep, build.mul(x, node.attrs["scale"]), build.constant(np.asarray(-np.inf, x.dtype)))
+        return build.log_softmax(s, x.ndim - 1)
 
 
 class ArgReduce(Op):
@@ -333,13 +329,12 @@ class NormalizeGrad(Op):
     @classmethod
     def composite(cls, node):
         """The same value built from primitives (what its gradient differentiates)."""
-        f = F()
         x, g = node.inputs
         axes, eps, center = node.attrs["axes"], node.attrs["eps"], node.attrs["center"]
-        d = f.sub(x, f.mean(x, axes, keepdims=True)) if center else x
-        rs = f.div(1.0, f.sqrt(f.add(f.mean(f.mul(d, d), axes, keepdims=True), eps)))
-        y = f.mul(d, rs)
-        inner = f.sub(g, f.mul(y, f.mean(f.mul(g, y), axes, keepdims=True)))
+        d = build.sub(x, build.mean(x, axes, keepdims=True)) if center else x
+        rs = build.div(1.0, build.sqrt(build.add(build.mean(build.mul(d, d), axes, keepdims=True), eps)))
+        y = build.mul(d, rs)
+        inner = build.sub(g, build.mul(y, build.mean(build.mul(g, y), axes, keepdims=True)))
         if center:
-            inner = f.sub(inner, f.mean(g, axes, keepdims=True))
-        return f.mul(rs, inner)
+            inner = build.sub(inner, build.mean(g, axes, keepdims=True))
+        return build.mul(rs, inner)

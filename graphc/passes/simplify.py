@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import api as F
 from ..ir import Node
+from ..ops import build
 
 FOLD_MAX_ELEMENTS = 1 << 16  # larger constant results stay computed at run time
 
@@ -36,7 +36,7 @@ def fold(n: Node):
             value = n.op.impl(*(i.data for i in n.inputs), **n.attrs)
         except Exception:  # noqa: BLE001 - an op that fails at run time keeps failing there, with its message
             return None
-    return F.constant(np.asarray(value).astype(n.dtype, copy=False))
+    return build.constant(np.asarray(value).astype(n.dtype, copy=False))
 
 
 def _zero(n: Node) -> bool:
@@ -57,7 +57,7 @@ def _zeros_for(n: Node, *candidates):
             return z
     if None in n.shape:
         return None
-    return F.broadcast_to(F.constant(np.zeros((), n.dtype)), n.shape)
+    return build.broadcast_to(build.constant(np.zeros((), n.dtype)), n.shape)
 
 
 def _add(n):
@@ -81,7 +81,7 @@ def _mul(n):
         if _all(c, 1):
             return _keeps(n, x)
         if _all(c, -1) and x.dtype != np.bool_:
-            return _keeps(n, F.neg(x))
+            return _keeps(n, build.neg(x))
     return None
 
 
@@ -108,9 +108,9 @@ def _pow(n):
     if _all(b, 1):
         return _keeps(n, a)
     if _all(b, 2):
-        return _keeps(n, F.mul(a, a))
+        return _keeps(n, build.mul(a, a))
     if _all(b, 0.5) and a.dtype.kind == "f":
-        return _keeps(n, F.sqrt(a))
+        return _keeps(n, build.sqrt(a))
     return None
 
 
@@ -130,7 +130,7 @@ def _transpose(n):
     if x.op.name == "transpose":
         inner, outer = x.attrs["perm"], n.attrs["perm"]
         perm = tuple(inner[p] for p in outer)
-        return x.inputs[0] if perm == tuple(range(len(perm))) else F.transpose(x.inputs[0], perm)
+        return x.inputs[0] if perm == tuple(range(len(perm))) else build.transpose(x.inputs[0], perm)
     return None
 
 
@@ -139,7 +139,7 @@ def _reshape(n):
     if rest or n.attrs.get("src") is not None:
         return None
     if x.op.name == "reshape" and len(x.inputs) == 1 and x.attrs.get("src") is None:
-        return _keeps(n, F.reshape(x.inputs[0], n.attrs["shape"]))
+        return _keeps(n, build.reshape(x.inputs[0], n.attrs["shape"]))
     if x.shape == n.shape and None not in n.shape:
         return x
     return None

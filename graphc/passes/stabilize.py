@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import api as F
 from ..ir import Node
+from ..ops import build
 
 
 def _one_minus(n: Node):
@@ -28,20 +28,20 @@ def stabilize_node(n: Node):
         if x.op.name == "exp":
             return _same(n, x.inputs[0])
         if x.op.name == "sigmoid":
-            return _same(n, F.neg(F.softplus(F.neg(x.inputs[0]))))
+            return _same(n, build.neg(build.softplus(build.neg(x.inputs[0]))))
         inner = _one_minus(x)
         if inner is not None and inner.op.name == "sigmoid":
-            return _same(n, F.neg(F.softplus(inner.inputs[0])))
+            return _same(n, build.neg(build.softplus(inner.inputs[0])))
     if n.op.name == "log1p":
         (x,) = n.inputs
         if x.op.name == "exp":
-            return _same(n, F.softplus(x.inputs[0]))
+            return _same(n, build.softplus(x.inputs[0]))
         if x.op.name == "neg" and x.inputs[0].op.name == "sigmoid":
-            return _same(n, F.neg(F.softplus(x.inputs[0].inputs[0])))
+            return _same(n, build.neg(build.softplus(x.inputs[0].inputs[0])))
     return None
 
 
 def _same(n, r):
     if r.shape != n.shape:
         return None
-    return r if r.dtype == n.dtype else F.cast(r, n.dtype) if np.can_cast(r.dtype, n.dtype) else None
+    return r if r.dtype == n.dtype else build.cast(r, n.dtype) if np.can_cast(r.dtype, n.dtype) else None

@@ -28,9 +28,6 @@ LAYERS = [
 ]
 
 KNOWN = {
-    # gradient rules build their nodes with the front-end functions (ops.base.F), imported on use:
-    # an IR-level builder below the ops would remove it (issue 23)
-    ("graphc.ops.base", "graphc.api"),
     # the disk cache's key includes graphc's version
     ("graphc.backends.numba.cache", "graphc"),
 }
@@ -89,3 +86,27 @@ def test_no_import_points_back_up_the_pipeline():
     back = {(a, b) for a, b in edges if _layer(b) > _layer(a)}
     assert back - KNOWN == set(), f"imports back up the pipeline: {sorted(back - KNOWN)}"
     assert KNOWN <= back, f"no longer needed, remove from KNOWN: {sorted(KNOWN - back)}"
+
+
+def test_gradient_rules_passes_and_autodiff_build_with_the_ir_builder_not_the_front_end():
+    builders = ("graphc.ops", "graphc.passes", "graphc.autodiff", "graphc.optim", "graphc.compiler")
+    front = ("graphc.api", "graphc.frontend")
+    users = {(a, b) for a, b in imports()
+             if a.startswith(builders) and (b in front or b.startswith("graphc.frontend."))}
+    assert users == set(), f"build nodes with graphc.ops.build, not the front end: {sorted(users)}"
+    built = {a for a, b in imports() if b == "graphc.ops.build"}
+    assert {"graphc.ops.elementwise", "graphc.ops.reduce", "graphc.autodiff", "graphc.passes.simplify"} <= built
+
+
+def test_the_builder_gives_gradient_rules_nodes_with_numpys_rules():
+    import numpy as np
+
+    from graphc.ops import build
+
+    x = build.placeholder((None, 3), "float32")
+    y = x * 2.0 + 1  # the builder's operators, weakly typed scalars: still float32
+    assert y.dtype == np.float32 and y.shape == (None, 3)
+    s = build.sum(build.where(x > 0, x, 0), 1, keepdims=True)
+    assert s.shape == (None, 1) and s.op.name == "sum"
+    assert build.mean(x, 0).shape == (3,)
+    assert build.matmul(build.reshape(x, (-1, 3)), build.constant(np.ones((3, 2), np.float32))).shape == (None, 2)
