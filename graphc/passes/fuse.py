@@ -18,6 +18,10 @@ on that row while it is still in cache.
 Then elementwise kernels of one iteration shape that the walk left apart merge when they share an
 input or one reads the other (siblings: an LSTM's four gate gradients), if no other kernel must run
 between them.
+
+Whether a join or a merge would make a cycle is asked of a topological order of the kernels kept
+up to date as the walk adds edges (_Order): each question searches only the kernels between the two
+in that order, so the pass stays about linear in the graph's size.
 """
 from __future__ import annotations
 
@@ -53,6 +57,112 @@ class _Group:
         self.reduce = head.attrs["axes"] if head.op.loop_reduction else None
 
 
+class _Order:
+    """A topological order of the kernels while the walk builds them, kept as edges are added
+    (Pearce and Kelly's dynamic topological sort): whether an edge would close a cycle is a search
+    over the kernels between its ends in the order only, not over everything downstream. An edge
+    a -> b: b reads a value a computes."""
+
+    def __init__(self):
+        self.pos: dict[int, int] = {}
+        self.succ: dict[int, set] = {}
+        self.pred: dict[int, set] = {}
+        self.first = 0
+
+    def add_source(self, g: _Group, readers) -> None:
+        """A new kernel, read by readers: the walk goes from the outputs back, so a new kernel reads
+        no kernel yet and goes first."""
+        self.first -= 1
+        self.pos[g.id] = self.first
+        self.succ[g.id], self.pred[g.id] = set(), set()
+        self._link(g, readers)
+
+    def _link(self, g: _Group, readers) -> None:
+        for h in readers:
+            self.succ[g.id].add(h)
+            self.pred[h.id].add(g)
+
+    def add_edges(self, g: _Group, readers) -> bool:
+        """Add g -> h for each h in readers and keep the order; False (adding none of them) where
+        one would close a cycle (h already runs before g, through other kernels)."""
+        pos = self.pos
+        for h in readers:
+            if pos[h.id] > pos[g.id] or h in self.succ[g.id]:
+                continue
+            ahead = self._search(h, g, self.succ, lambda k: pos[k.id] < pos[g.id])
+            if ahead is None:
+                return False
+            behind = self._search(g, None, self.pred, lambda k, lo=pos[h.id]: pos[k.id] > lo)
+            # the kernels that must run before g, then those after h, in their old slots
+            moved = sorted(behind, key=lambda k: pos[k.id]) + sorted(ahead, key=lambda k: pos[k.id])
+            for k, p in zip(moved, sorted(pos[k.id] for k in moved)):
+                pos[k.id] = p
+        self._link(g, readers)
+        return True
+
+    def between(self, a: _Group, b: _Group, limit: int | None = None) -> bool:
+        """Whether a third kernel must run between a and b (a path of two or more edges joins
+        them): merged, they would wait on each other. A search that visits more than limit
+        kernels answers True."""
+        pos = self.pos
+        if pos[a.id] > pos[b.id]:
+            a, b = b, a
+        end = pos[b.id]
+        stack = [k for k in self.succ[a.id] if k is not b and pos[k.id] < end]
+        seen = {k.id for k in stack}
+        while stack:
+            for k in self.succ[stack.pop().id]:
+                if k is b:
+                    return True
+                if k.id not in seen and pos[k.id] < end:
+                    seen.add(k.id)
+                    if limit is not None and len(seen) > limit:
+                        return True
+                    stack.append(k)
+        return False
+
+    def merge(self, keep: _Group, gone: _Group) -> None:
+        """keep takes gone's members (no third kernel runs between them): its edges become keep's,
+        and the kernels between them in the order that run after the first of the two move after
+        keep, those that run before the second move before it."""
+        pos = self.pos
+        lo, hi = sorted((keep, gone), key=lambda k: pos[k.id])
+        after = self._search(lo, None, self.succ, lambda k: pos[k.id] < pos[hi.id])
+        before = self._search(hi, None, self.pred, lambda k: pos[k.id] > pos[lo.id])
+        after = sorted((k for k in after if k is not lo), key=lambda k: pos[k.id])
+        before = sorted((k for k in before if k is not hi), key=lambda k: pos[k.id])
+        # the slots of all of them, one left free: those before only move earlier, those after later
+        slots = sorted([pos[k.id] for k in before + after] + [pos[lo.id], pos[hi.id]])
+        slots = slots[:len(before) + 1] + slots[len(slots) - len(after):]
+        for k, p in zip(before + [keep] + after, slots):
+            pos[k.id] = p
+        for h in self.succ.pop(gone.id):
+            self.pred[h.id].discard(gone)
+            if h is not keep:
+                self.pred[h.id].add(keep)
+                self.succ[keep.id].add(h)
+        for h in self.pred.pop(gone.id):
+            self.succ[h.id].discard(gone)
+            if h is not keep:
+                self.succ[h.id].add(keep)
+                self.pred[keep.id].add(h)
+        del pos[gone.id]
+
+    @staticmethod
+    def _search(start: _Group, stop, edges, inside):
+        """The kernels reachable from start along edges through kernels where inside holds; None
+        if stop is reached."""
+        seen, stack = {start.id: start}, [start]
+        while stack:
+            for k in edges[stack.pop().id]:
+                if k is stop:
+                    return None
+                if k.id not in seen and inside(k):
+                    seen[k.id] = k
+                    stack.append(k)
+        return list(seen.values())
+
+
 def broadcasts_to(small: tuple, big: tuple) -> bool:
     """small is a strictly smaller shape that broadcasts to big (a None matches only a None)."""
     if len(small) > len(big) or small == big:
@@ -70,27 +180,13 @@ def fuse(graph: Graph, rows: bool = False) -> Graph:
     group_of: dict[Node, _Group] = {}
     groups: list[_Group] = []
 
+    order = _Order()
+
     def new_group(n):
         g = _Group(len(groups), n)
         groups.append(g)
         group_of[n] = g
-
-    def reaches(start: Node, g: _Group) -> bool:
-        """Whether g's kernel would have to run after start's (a path start -> ... -> a member of g)."""
-        stack, seen, kernels = [start], set(), set()
-        while stack:
-            u = stack.pop()
-            h = group_of.get(u)
-            if h is g:
-                return True
-            if u in seen:
-                continue
-            seen.add(u)
-            stack.extend(users[u])
-            if h is not None and h.id not in kernels:  # u's kernel runs as a whole: what reads any
-                kernels.add(h.id)                       # of its members runs after it too
-                stack.extend(h.members)
-        return False
+        order.add_source(g, {group_of[u] for u in users[n]})
 
     def buffers_with(g: _Group, n: Node) -> int:
         members = set(g.members) | {n}
@@ -114,10 +210,10 @@ def fuse(graph: Graph, rows: bool = False) -> Graph:
         for g in candidates:
             if any(group_of.get(u) is g and index_read(u) for u in users[n]):
                 continue  # a transpose in g reads n at other indices: n stays a kernel input of g
-            outside = [u for u in users[n] if group_of.get(u) is not g]
-            if any(reaches(u, g) for u in outside):
-                continue
             if len(g.members) >= MAX_OPS or buffers_with(g, n) > MAX_BUFFERS:
+                continue
+            # n in g: g's kernel runs before those of n's other readers; not if one runs before g
+            if not order.add_edges(g, {group_of[u] for u in users[n]} - {g}):
                 continue
             target = g
             break
@@ -128,8 +224,8 @@ def fuse(graph: Graph, rows: bool = False) -> Graph:
             group_of[n] = target
 
     if rows:
-        groups = _fuse_rows(groups, group_of, users, roots)
-    groups = _merge_loops(groups, group_of, users, roots)
+        groups = _fuse_rows(groups, group_of, users, roots, order)
+    groups = _merge_loops(groups, group_of, users, roots, order)
     ordered = _kernel_order(groups, group_of, index)
     return Graph(graph.inputs, graph.outputs, graph.updates,
                  tuple(tuple(sorted(g.members, key=index.__getitem__)) for g in ordered))
@@ -159,28 +255,6 @@ def row_split(members):
     return red, [m for m in members if m is not red]
 
 
-def _kernel_reads(h: _Group, group_of) -> set:
-    """The kernels whose values kernel h reads."""
-    return {group_of[i] for m in h.members for i in m.inputs if i in group_of and group_of[i] is not h}
-
-
-def _runs_after(stack, target: _Group, group_of, limit: int | None = None) -> bool:
-    """Whether any kernel in stack runs after target: the kernels (not the nodes: a kernel holds
-    nodes of several paths) they read, followed back to target. With a limit on the kernels
-    visited, a search that reaches it answers True (the caller then keeps the kernels apart)."""
-    seen = set()
-    while stack:
-        h = stack.pop()
-        if h is target:
-            return True
-        if h.id not in seen:
-            seen.add(h.id)
-            if limit is not None and len(seen) > limit:
-                return True
-            stack.extend(_kernel_reads(h, group_of))
-    return False
-
-
 def _row_reduction(g: _Group):
     """g's row reduction when g is one (a logsumexp over trailing axes, kept dims), else None."""
     if len(g.members) != 1:
@@ -193,13 +267,9 @@ def _row_reduction(g: _Group):
     return red if axes and axes == tuple(range(r - len(axes), r)) else None
 
 
-def _fuse_rows(groups, group_of, users, roots):
+def _fuse_rows(groups, group_of, users, roots, order: _Order):
     """Merge each elementwise kernel into the row reduction it reads, when nothing it reads is
     computed after the reduction by another kernel (that would make a cycle)."""
-    def depends(xs, target) -> bool:
-        """Whether a kernel computing any of xs runs after target's."""
-        return _runs_after([group_of[x] for x in xs if x in group_of], target, group_of)
-
     used, gone = set(), set()  # row reductions that took a kernel; kernels merged away
     for g in groups:
         if g.reduce is not None or not all(fusible(m) and not index_read(m) for m in g.members):
@@ -210,7 +280,7 @@ def _fuse_rows(groups, group_of, users, roots):
             if h is None or h.id in used or _row_reduction(h) is not red or red.inputs[0].shape != g.shape:
                 continue
             # merged, the two kernels must not wait on each other through a third
-            if depends(ext - {red}, h) or depends(red.inputs, g):
+            if order.between(g, h):
                 continue
             members = set(g.members) | {red}
             outs = {m for m in members if m in roots or any(u not in members for u in users[m])}
@@ -220,6 +290,7 @@ def _fuse_rows(groups, group_of, users, roots):
             h.shape = g.shape
             for m in g.members:
                 group_of[m] = h
+            order.merge(h, g)
             used.add(h.id)
             gone.add(g.id)
             break
@@ -231,16 +302,11 @@ def _plain_loop(g: _Group) -> bool:
     return g.reduce is None and all(fusible(m) for m in g.members) and not all(index_read(m) for m in g.members)
 
 
-def _merge_loops(groups, group_of, users, roots):
+def _merge_loops(groups, group_of, users, roots, order: _Order):
     """Merge elementwise loop kernels of one iteration shape that read a common input, or where one
     reads the other's outputs (siblings the consumer-driven walk left apart: an LSTM's gate
     gradients), when no third kernel runs between them and no index read in the merged loop reads
     a value computed in it. One loop then reads the shared input once, and one call replaces two."""
-    def depends(start, target) -> bool:
-        """Whether a kernel start reads runs after target through some third kernel."""
-        return _runs_after([h for h in _kernel_reads(start, group_of) if h is not target], target, group_of,
-                           MERGE_SEARCH)
-
     def external(members):
         ext = {i for m in members for i in reads(m) if i not in members}
         outs = {m for m in members if m in roots or any(u not in members for u in users[m])}
@@ -279,7 +345,7 @@ def _merge_loops(groups, group_of, users, roots):
                     continue
                 if any(index_read(m) and m.inputs[0] in members for m in members):
                     continue  # an index read's input is never computed in its loop
-                if depends(g, h) or depends(h, g):
+                if order.between(g, h, MERGE_SEARCH):
                     continue
                 merged = h
                 break
@@ -288,6 +354,7 @@ def _merge_loops(groups, group_of, users, roots):
             g.members.update(merged.members)
             for m in merged.members:
                 group_of[m] = g
+            order.merge(g, merged)
             gone.add(merged.id)
             for i in external(g.members)[0]:
                 if shared(i):
