@@ -297,6 +297,24 @@ def _fold_ref(cols, size, kernel, stride, padding, dilation):
     return out[:, :, ph:ph + h, pw:pw + w]
 
 
+def _max_pool_grad_ref(x, g, kernel, stride, padding):
+    """Each window's cotangent split among its maxima, added back onto their pixels."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    win = _window(x, kernel, stride, padding, (1, 1), -np.inf)
+    hit = (win == win.max(axis=(4, 5), keepdims=True)).astype(x.dtype)
+    share = g[..., None, None] * hit / hit.sum(axis=(4, 5), keepdims=True)
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), x.dtype)
+    for a in range(win.shape[2]):
+        for b in range(win.shape[3]):
+            out[:, :, a * sh:a * sh + kh, b * sw:b * sw + kw] += share[:, :, a, b]
+    return out[:, :, ph:ph + h, pw:pw + w]
+
+
+def _max_pool_grad(x, g, kernel, stride, padding):
+    return gc.autodiff.grad(gc.sum(gc.max_pool2d(x, kernel, stride, padding) * g), [x])[0]
+
+
 _W = np.random.default_rng(7).normal(size=(4, 3, 3, 2)).astype(np.float32)
 _WG = np.random.default_rng(8).normal(size=(6, 2, 3, 2)).astype(np.float32)
 CASES += [
@@ -315,6 +333,10 @@ CASES += [
     Case("max_pool2d", lambda x: gc.max_pool2d(x, 3, 2, 1),
          lambda x: _window(x, (3, 3), (2, 2), (1, 1), (1, 1), -np.inf).max(axis=(4, 5)), [((2, 3, 7, 6),)],
          dynamic=True),
+    Case("max_pool2d_grad", lambda x, g: _max_pool_grad(x, g, 3, 2, 1),
+         lambda x, g: _max_pool_grad_ref(x, g, (3, 3), (2, 2), (1, 1)), [((2, 3, 7, 6), (2, 3, 4, 3))], dynamic=True),
+    Case("max_pool2d_grad_windows_apart", lambda x, g: _max_pool_grad(x, g, (2, 3), None, 0),
+         lambda x, g: _max_pool_grad_ref(x, g, (2, 3), (2, 3), (0, 0)), [((2, 2, 4, 7), (2, 2, 2, 2))]),
     Case("avg_pool2d", lambda x: gc.avg_pool2d(x, (2, 3), 1, (1, 0)),
          lambda x: _window(x, (2, 3), (1, 1), (1, 0), (1, 1), 0).mean(axis=(4, 5)), [((2, 2, 5, 5),)]),
     Case("unfold", lambda x: gc.unfold(x, (2, 3), dilation=(2, 1), padding=1, stride=(1, 2)),

@@ -1,6 +1,6 @@
 """The render rules of the primitives whose kernels move or scan data — transpose, slice, unslice,
-take, scatter_add, pad, concat, dimsize, im2col, col2im, argmax/argmin — written once against a
-Target's hooks.
+take, scatter_add, pad, concat, dimsize, im2col, col2im, argmax/argmin, max_pool2d and its
+gradient — written once against a Target's hooks.
 
 A backend differs in the hooks alone: how it iterates over a shape (CPU loops, split over threads,
 or one GPU thread per element), what an index out of range does (raise, or set the error word),
@@ -32,9 +32,10 @@ class Target:
         over its threads; parallel=False: iterations may write one element twice (no threads)."""
         raise NotImplementedError
 
-    def over_space(self, k, shape, extents, body, *, split: bool = False) -> None:
+    def over_space(self, k, shape, extents, body, *, split: bool = False, work: int = 1) -> None:
         """body once per element of an iteration space of this shape (None: a run-time dim) whose
-        loop bounds are extents (loop variables i0.. as in over)."""
+        loop bounds are extents (loop variables i0.. as in over); work: elements of work each
+        iteration does (a CPU splits the loops over its threads only when there is enough)."""
         raise NotImplementedError
 
     def fill(self, k, dims, node, out, value) -> None:
@@ -231,9 +232,85 @@ def col2im(t: Target, kern, dims):
     return k
 
 
+def _window_loops(node, body, *, at="i2", at_w="i3", index=lambda h, w: (h, w)) -> list[str]:
+    """Loops over the kernel window of output pixel (at, at_w): p, q the offsets, h, w the input
+    pixel; body runs where that is inside the image (no test without padding)."""
+    (kh, kw), (sh, sw), (ph, pw), _ = (node.attrs[a] for a in ("kernel", "stride", "padding", "dilation"))
+    _, _, H, W = node.inputs[0].shape
+    lines = [f"for p in range({kh}):", f"    h = {at} * {sh} - {ph} + p"]
+    pad = "    "
+    if ph:
+        lines.append(f"    if h >= 0 and h < {H}:")
+        pad += "    "
+    lines += [f"{pad}for q in range({kw}):", f"{pad}    w = {at_w} * {sw} - {pw} + q"]
+    pad += "    "
+    if pw:
+        lines.append(f"{pad}if w >= 0 and w < {W}:")
+        pad += "    "
+    return lines + [pad + b for b in body]
+
+
+def max_pool2d(t: Target, kern, dims):
+    """Per output pixel, the maximum over its window read from x (padding: the fill; a NaN wins)."""
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    x = k.array(node.inputs[0], "a0")
+    o = k.array(node, "o0")
+    best = ["v = " + f"{x}[i0, i1, h, w]", "if v > best or v != v:", "    best = v"]
+    body = [f"best = {literal(node.attrs['value'], node.dtype)}"] + _window_loops(node, best) + \
+        [f"{o}[i0, i1, i2, i3] = best"]
+    t.over(k, dims, node, body, split=True)
+    return k
+
+
+def max_pool2d_grad(t: Target, kern, dims):
+    """Per image plane (windows of two planes never meet, so planes run in parallel), zeros, then
+    window by window: its cotangent over its number of maxima added onto each maximum. Exactly
+    max_pool2d_grad's composite g * hit / count, NaN and inf included: a NaN maximum (no entry
+    equals it) makes NaN of the whole window, an inf cotangent NaN of its other entries (inf * 0)."""
+    node = kern.nodes[0]
+    k = t.kernel(kern)
+    xn, yn, _ = node.inputs
+    x, y, g = k.array(xn, "a0"), k.array(yn, "a1"), k.array(node.inputs[2], "a2")
+    o = k.array(node, "o0")
+    n, c, H, W = xn.shape
+    OH, OW = yn.shape[2], yn.shape[3]
+    T = np_type(node.dtype)
+    fill = literal(node.attrs["value"], node.dtype)
+    kh, kw = node.attrs["kernel"]
+    # the window's number of maxima: its entries equal to m, a padded one (the fill) included
+    inner = [f"v = {x}[i0, i1, h, w]", "if v == m:", "    k_ += 1"]
+    count = ["k_ = 0"] + _window_loops(node, inner, at="a", at_w="b")
+    if any(node.attrs["padding"]):
+        count = ["k_ = 0", "inside = 0"] + _window_loops(node, inner + ["inside += 1"], at="a", at_w="b") + \
+            [f"if {fill} == m:", f"    k_ += {kh * kw} - inside"]
+    (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["stride"]
+    # windows side by side (stride = kernel, no padding: LeNet's): each pixel in at most one, so
+    # it is written, not added to, and only the pixels no window holds are zeroed first
+    tiled = (sh, sw) == (kh, kw) and not any(node.attrs["padding"])
+    put = "=" if tiled else "+="
+    add = [f"{o}[i0, i1, h, w] {put} share if {x}[i0, i1, h, w] == m else rest"]
+    nan = [f"{o}[i0, i1, h, w] {put} m"]
+    zero = f"{o}[i0, i1, h, w] = {T}(0)"
+    if not tiled:
+        zeros = [f"for h in range({H}):", f"    for w in range({W}):", f"        {zero}"]
+    else:  # the bottom rows and right columns past the last window
+        zeros = [f"for h in range({OH * kh}, {H}):", f"    for w in range({W}):", f"        {zero}",
+                 f"for h in range({OH * kh}):", f"    for w in range({OW * kw}, {W}):", f"        {zero}"]
+    per_window = ["if m != m:"] + ["    " + ln for ln in _window_loops(node, nan, at="a", at_w="b")] + \
+        ["else:"] + ["    " + ln for ln in count] + \
+        [f"    gv = {g}[i0, i1, a, b]", f"    share = gv / {T}(k_)", "    rest = gv * 0"] + \
+        ["    " + ln for ln in _window_loops(node, add, at="a", at_w="b")]
+    body = zeros + [f"for a in range({OH}):", f"    for b in range({OW}):", f"        m = {y}[i0, i1, a, b]"] + \
+        ["        " + ln for ln in per_window]
+    extents = [extent(k, dims, xn, 0, n, "n0"), str(c)]
+    t.over_space(k, (n, c), extents, body, split=True, work=H * W)
+    return k
+
+
 RULES = {"transpose": transpose, "slice": slice_, "unslice": unslice, "take": take, "scatter_add": scatter_add,
          "pad": pad, "concat": concat, "dimsize": dimsize, "im2col": im2col, "col2im": col2im,
-         "argmax": argreduce, "argmin": argreduce}
+         "argmax": argreduce, "argmin": argreduce, "max_pool2d": max_pool2d, "max_pool2d_grad": max_pool2d_grad}
 
 
 def rules(target_for) -> dict:

@@ -345,7 +345,7 @@ class GpuTarget(movement.Target):
     def over(self, k, dims, node, body, *, split=False, parallel=True):
         _out_grid(k, dims, node, body)
 
-    def over_space(self, k, shape, extents, body, *, split=False):
+    def over_space(self, k, shape, extents, body, *, split=False, work=1):
         k.elementwise("", extents, body)
 
     def fill(self, k, dims, node, out, value):

@@ -77,16 +77,17 @@ def _split_loops(k, vars_, extents, body):
     k.lines.extend(pad + "    " * len(vars_) + b for b in body)
 
 
-def _parallel_ok(shape, k=None, extents=None) -> bool:
+def _parallel_ok(shape, k=None, extents=None, work: int = 1) -> bool:
     """Whether a kernel over shape runs its outer loop on every thread. Given the kernel (k) and
     its loops' extents, a shape with a run-time dim is decided per call: the kernel is split, and
     the driver runs it on every thread only when the product of the extents (k.size) reaches
     PARALLEL_MIN, else on its own thread over the whole range. Without them (prange kernels) a
-    run-time dim counts as RUNTIME_GUESS."""
+    run-time dim counts as RUNTIME_GUESS. work: elements of work per iteration (a whole image
+    plane), counted toward PARALLEL_MIN."""
     if len(shape) and k is not None and None in shape:
-        k.size = list(extents)
+        k.size = list(extents) + ([str(work)] if work > 1 else [])
         return True
-    size = 1
+    size = work
     for d in shape:
         size *= RUNTIME_GUESS if d is None else d
     return size >= PARALLEL_MIN and len(shape) > 0
@@ -306,11 +307,11 @@ def _out_loops(k, dims, node, body, parallel=True, split=False):
     return _space_loops(k, node.shape, shape_exprs(k, dims, node, "n"), body, parallel, split)
 
 
-def _space_loops(k, shape, ext, body, parallel=True, split=False):
+def _space_loops(k, shape, ext, body, parallel=True, split=False, work=1):
     """Loops (vars i0..) over an iteration space of this shape (None: a run-time dim) and these loop
-    bounds, as _out_loops."""
+    bounds, as _out_loops (work: as _parallel_ok's)."""
     ivars = [f"i{q}" for q in range(len(shape))]
-    k.parallel = k.parallel or (parallel and _parallel_ok(shape, *((k, ext) if split else ())))
+    k.parallel = k.parallel or (parallel and _parallel_ok(shape, *((k, ext) if split else (None, None)), work))
     if not shape:
         k.lines.extend("    " + b for b in body)
     elif split:
@@ -628,8 +629,8 @@ class CpuTarget(movement.Target):
     def over(self, k, dims, node, body, *, split=False, parallel=True):
         _out_loops(k, dims, node, body, parallel=parallel, split=split)
 
-    def over_space(self, k, shape, extents, body, *, split=False):
-        _space_loops(k, shape, extents, body, split=split)
+    def over_space(self, k, shape, extents, body, *, split=False, work=1):
+        _space_loops(k, shape, extents, body, split=split, work=work)
 
     def fill(self, k, dims, node, out, value):
         _fill(k, dims, node, out, value)

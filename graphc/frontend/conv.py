@@ -9,7 +9,7 @@ from ..errors import ShapeError
 from ..ir import Node, make_node, user_location
 from ..ops import REGISTRY as _OPS
 from ..ops.base import fmt_shape
-from ..ops.build import add, as_node, matmul, max, mean, mul, reshape, sum, transpose
+from ..ops.build import add, as_node, matmul, mean, mul, reshape, sum, transpose
 from ..ops.conv import out_size
 
 _op = _OPS.__getitem__
@@ -24,8 +24,7 @@ def _two(v, what) -> tuple:
     return t
 
 
-def _patches(x, kernel, stride, padding, dilation, value, what, layout="nkl") -> Node:
-    x = as_node(x)
+def _window_attrs(x, kernel, stride, padding, dilation, value, what) -> dict:
     k, s, p, d = (_two(kernel, f"{what}: kernel"), _two(stride, f"{what}: stride"),
                   _two(padding, f"{what}: padding"), _two(dilation, f"{what}: dilation"))
     if builtins.min(k + s + d) < 1 or builtins.min(p) < 0:
@@ -34,7 +33,12 @@ def _patches(x, kernel, stride, padding, dilation, value, what, layout="nkl") ->
     if x.ndim != 4 or None in x.shape[1:]:
         raise ShapeError(f"{what} needs x of shape (N, C, H, W) with C, H, W known, got {fmt_shape(x.shape)}",
                          user_location())
-    attrs = {"kernel": k, "stride": s, "padding": p, "dilation": d, "value": value}
+    return {"kernel": k, "stride": s, "padding": p, "dilation": d, "value": value}
+
+
+def _patches(x, kernel, stride, padding, dilation, value, what, layout="nkl") -> Node:
+    x = as_node(x)
+    attrs = _window_attrs(x, kernel, stride, padding, dilation, value, what)
     return make_node(_op("im2col"), (x,), attrs if layout == "nkl" else {**attrs, "layout": layout})
 
 
@@ -116,13 +120,14 @@ def _pool(x, kernel, stride, padding, how):
         fill = -np.inf if how == "max" else 0.0
     else:
         fill = int(np.iinfo(x.dtype).min) if how == "max" else 0
+    if how == "max":  # one kernel, and one for its gradient
+        return make_node(_op("max_pool2d"), (x,), _window_attrs(x, kernel, stride, padding, 1, fill, "max_pool2d"))
     cols = _patches(x, kernel, stride, padding, 1, fill, f"{how}_pool2d")
     k = _two(kernel, "")
     c = x.shape[1]
     oh, ow = _out_hw(x, kernel, stride, padding, 1)
     win = reshape(cols, (-1, c, k[0] * k[1], oh * ow))
-    red = max(win, axis=2) if how == "max" else mean(win, axis=2)
-    return reshape(red, (-1, c, oh, ow))
+    return reshape(mean(win, axis=2), (-1, c, oh, ow))
 
 
 def max_pool2d(x, kernel, stride=None, padding=0) -> Node:

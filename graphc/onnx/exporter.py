@@ -51,9 +51,9 @@ def _value_info(h, name, node: Node, dims=None):
     return h.make_tensor_value_info(name, ONNX_TYPE[node.dtype], shape)
 
 
-def _im2col(w: _Writer, x: str, node: Node) -> str:
-    """Pad, flatten the image, Gather the constant patch indices, reshape to (N, C*kh*kw, OH*OW)
-    (layout "knl": then to (C*kh*kw, N*OH*OW))."""
+def _windows(w: _Writer, x: str, node: Node) -> tuple:
+    """Pad, flatten the image, Gather the constant patch indices: the windows (N, C, kh*kw,
+    OH*OW), with C, kh*kw, OH and OW."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (node.attrs[k] for k in ("kernel", "stride", "padding", "dilation"))
     _, C, H, W = node.inputs[0].shape
     Hp, Wp = H + 2 * ph, W + 2 * pw
@@ -65,11 +65,16 @@ def _im2col(w: _Writer, x: str, node: Node) -> str:
     i = (np.arange(kh)[:, None, None, None] * dh + np.arange(oh)[None, None, :, None] * sh)
     j = (np.arange(kw)[None, :, None, None] * dw + np.arange(ow)[None, None, None, :] * sw)
     idx = (i * Wp + j).reshape(kh * kw, oh * ow).astype(np.int64)
-    patches = w.op("Gather", [flat, w.const(idx)], axis=2)  # (N, C, kh*kw, OH*OW)
-    cols = w.op("Reshape", [patches, w.const(np.array([0, C * kh * kw, oh * ow], np.int64))])
+    return w.op("Gather", [flat, w.const(idx)], axis=2), C, kh * kw, oh, ow
+
+
+def _im2col(w: _Writer, x: str, node: Node) -> str:
+    """The windows reshaped to (N, C*kh*kw, OH*OW) (layout "knl": then to (C*kh*kw, N*OH*OW))."""
+    patches, C, kk, oh, ow = _windows(w, x, node)
+    cols = w.op("Reshape", [patches, w.const(np.array([0, C * kk, oh * ow], np.int64))])
     if node.attrs.get("layout", "nkl") == "knl":  # the images side by side: (C*kh*kw, N*OH*OW)
         cols = w.op("Reshape", [w.op("Transpose", [cols], perm=[1, 0, 2]),
-                                w.const(np.array([C * kh * kw, -1], np.int64))])
+                                w.const(np.array([C * kk, -1], np.int64))])
     return cols
 
 
@@ -180,6 +185,10 @@ def _emit(w: _Writer, n: Node, ins: list, opset: int) -> str:
         return w.cast(size, np.int64, n.dtype)
     if name == "im2col":
         return _im2col(w, ins[0], n)
+    if name == "max_pool2d":  # ReduceMax over the windows (ONNX's MaxPool takes no integer tensors)
+        patches, C, _, oh, ow = _windows(w, ins[0], n)
+        best = w.op("ReduceMax", [patches, w.const(np.array([2], np.int64))], keepdims=0)
+        return w.op("Reshape", [best, w.const(np.array([0, C, oh, ow], np.int64))])
     raise UnsupportedError(f"{name} ({n.label}) has no ONNX form here (a training-only primitive, or not yet)",
                            n.loc)
 

@@ -1,5 +1,6 @@
-"""Patches of images: im2col and its adjoint col2im, the two primitives convolution and pooling are
-built from (graphc/api.py: conv2d, max_pool2d, avg_pool2d).
+"""Patches of images: im2col and its adjoint col2im, the two primitives convolution and average
+pooling are built from (graphc/frontend/conv.py: conv2d, avg_pool2d), and max pooling with its
+gradient, one kernel each.
 
 im2col(x) for x (N, C, H, W) is cols (N, C*kh*kw, OH*OW) with
     cols[n, (c*kh + i)*kw + j, oh*OW + ow] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir import make_node
+from . import build
 from .base import Op, fmt_shape
 
 
@@ -138,3 +140,91 @@ class Col2Im(Op):
     def grad(cls, node, g):
         attrs = {k: node.attrs[k] for k in ("kernel", "stride", "padding", "dilation") + _layout_attr(node)}
         return (make_node(Im2Col, (g,), {**attrs, "value": 0.0 if g.dtype.kind == "f" else 0}),)
+
+
+def _pool_geometry(x, attrs):
+    (kh, kw), (sh, sw), (ph, pw), _ = _geometry(attrs)
+    n, c, h, w = x.shape
+    return n, c, out_size(h, kh, sh, ph, 1), out_size(w, kw, sw, pw, 1)
+
+
+def _windows(x, attrs):
+    """x's windows (N, C, kh*kw, OH*OW), the padding filled with attrs value."""
+    (kh, kw), _, _, _ = _geometry(attrs)
+    _, _, oh, ow = _pool_geometry(x, attrs)
+    cols = Im2Col.impl(x, **{k: attrs[k] for k in ("kernel", "stride", "padding", "dilation", "value")})
+    return cols.reshape(x.shape[0], x.shape[1], kh * kw, oh * ow)
+
+
+class MaxPool2d(Op):
+    """The maximum of each kernel window of x (N, C, H, W) -> (N, C, OH, OW): im2col's attrs
+    (kernel, stride, padding, dilation (1, 1), value: the padding's fill, -inf or the integer
+    minimum), one kernel reading x once (no columns written). A NaN in a window makes it NaN, as
+    np.max. Its gradient is max_pool2d_grad."""
+
+    name = "max_pool2d"
+    kind = "reduction"
+    arity = 1
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        (x,) = inputs
+        _check(x, attrs, "max_pool2d")
+        Im2Col.infer(inputs, attrs)  # the window fits
+        return _pool_geometry(x, attrs), x.dtype
+
+    @classmethod
+    def impl(cls, x, **attrs):
+        n, c, oh, ow = _pool_geometry(x, attrs)
+        return _windows(x, attrs).max(axis=2).reshape(n, c, oh, ow)
+
+    @classmethod
+    def grad(cls, node, g):
+        return (make_node(MaxPool2dGrad, (node.inputs[0], node, g), dict(node.attrs)),)
+
+
+class MaxPool2dGrad(Op):
+    """max_pool2d's gradient: (x, y = max_pool2d(x), g) -> dx of x's shape. Each window's cotangent
+    is split evenly among its entries equal to its maximum (a padded entry counts, its share is
+    dropped); a window whose maximum is NaN gives NaN to all its entries. One kernel, a gather per
+    pixel over the windows holding it: no columns, no count array, no col2im. Its derivative is
+    that of composite(), the same formula in primitives."""
+
+    name = "max_pool2d_grad"
+    kind = "movement"
+    arity = 3
+    composite_grad = True
+
+    @classmethod
+    def infer(cls, inputs, attrs):
+        x, y, g = inputs
+        if x.dtype.kind != "f" or g.dtype != x.dtype or y.shape != g.shape or y.dtype != x.dtype:
+            raise ShapeError(f"max_pool2d_grad needs float x, y and g of one dtype, y and g of one shape; got "
+                             f"{fmt_shape(x.shape)} {x.dtype}, {fmt_shape(y.shape)} {y.dtype}, "
+                             f"{fmt_shape(g.shape)} {g.dtype}")
+        return x.shape, x.dtype
+
+    @classmethod
+    def impl(cls, x, y, g, **attrs):
+        n, c = x.shape[:2]
+        win = _windows(x, attrs)
+        hit = (win == y.reshape(n, c, 1, win.shape[3])).astype(x.dtype)
+        with np.errstate(invalid="ignore"):  # 0 / 0 where a window's maximum is NaN, as the composite
+            share = g.reshape(n, c, 1, win.shape[3]) * hit / hit.sum(axis=2, keepdims=True)
+        keep = {k: attrs[k] for k in ("kernel", "stride", "padding", "dilation")}
+        return Col2Im.impl(share.reshape(n, c * win.shape[2], win.shape[3]), **keep, size=x.shape[1:])
+
+    @classmethod
+    def composite(cls, node):
+        """The same value built from primitives: im2col, equal, cast, sum, mul, div, col2im."""
+        x, y, g = node.inputs
+        (kh, kw), _, _, _ = _geometry(node.attrs)
+        c = x.shape[1]
+        win = build.reshape(make_node(Im2Col, (x,), {k: node.attrs[k] for k in
+                                                     ("kernel", "stride", "padding", "dilation", "value")}),
+                            (-1, c, kh * kw, y.shape[2] * y.shape[3]))
+        flat = (-1, c, 1, y.shape[2] * y.shape[3])
+        hit = build.cast(build.equal(win, build.reshape(y, flat)), x.dtype)
+        share = build.div(build.mul(build.reshape(g, flat), hit), build.sum(hit, 2, keepdims=True))
+        keep = {k: node.attrs[k] for k in ("kernel", "stride", "padding", "dilation")}
+        return make_node(Col2Im, (build.reshape(share, (-1, c * kh * kw, flat[3])),), {**keep, "size": x.shape[1:]})

@@ -163,3 +163,36 @@ def test_grouped_and_depthwise_conv_gradients_at_run_time_batches_of_0_and_1(bac
         for got, want in zip(f(X), ref(X)):
             assert got.shape == want.shape
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want).max(initial=0))))
+
+
+def test_max_pool_is_one_kernel_each_way_and_its_gradient_splits_ties_and_keeps_nan_and_inf(backend):
+    # a tie shares its window's cotangent; a NaN maximum makes NaN of its whole window; an inf
+    # cotangent is NaN at the window's other entries (inf * 0): the composite's values exactly
+    x = gc.placeholder((None, 2, 6, 5), name="x")
+    g = gc.placeholder((None, 2, 3, 3), name="g")
+    y = gc.max_pool2d(x, 2, 2, (0, 1))
+    (dx,) = gc.grad(gc.sum(y * g), [x])
+    ops = [n.op.name for n in gc.toposort([y, dx])]
+    assert ops.count("max_pool2d") == ops.count("max_pool2d_grad") == 1 and not {"im2col", "col2im"} & set(ops)
+    rng = np.random.default_rng(4)
+    xv = rng.normal(size=(3, 2, 6, 5)).astype(np.float32)
+    gv = rng.normal(size=(3, 2, 3, 3)).astype(np.float32)
+    xv[0, 0, 0, 0] = xv[0, 0, 1, 0] = 5.0     # a tie in window (0, 0, 0, 0), whose left column is padding
+    xv[1, 1, 2, 2] = np.nan                    # window (1, 1, 1, 1) is NaN
+    gv[2, 0, 1, 2] = np.inf                    # window (2, 0, 1, 2): inf at its maximum, NaN elsewhere
+    fn = gc.compile([x, g], [y, dx], backend=backend)
+    got_y, got_dx = fn(xv, gv)
+    ref = gc.compile([x, g], [y, dx], backend="numpy")(xv, gv)
+    win = _window(xv, (2, 2), (2, 2), (0, 1), (1, 1), -np.inf)
+    np.testing.assert_array_equal(got_y, win.max(axis=(4, 5)))
+    np.testing.assert_allclose(got_dx, ref[1], rtol=1e-6, atol=0)  # NaN where NaN
+    assert got_dx[0, 0, 0, 0] == got_dx[0, 0, 1, 0] == gv[0, 0, 0, 0] / 2
+    assert np.isnan(got_dx[1, 1, 2:4, 1:3]).all() and not np.isnan(got_dx[1, 1, 4:]).any()
+    assert np.isinf(got_dx[2, 0, 2:4, 3:5]).sum() == 1 and np.isnan(got_dx[2, 0, 2:4, 3:5]).sum() == 3
+    # the numpy backend's own gradient is the composite's (im2col, equal, sum, col2im)
+    from graphc.ops.conv import MaxPool2dGrad
+    node = next(n for n in gc.toposort([dx]) if n.op.name == "max_pool2d_grad")
+    comp = gc.compile([x, g], [MaxPool2dGrad.composite(node)], backend="numpy")(xv, gv)[0]
+    np.testing.assert_array_equal(ref[1], comp)
+    if backend == "numba":
+        assert [k.kind for k in fn.kernels if k.kind.startswith("max_pool")] == ["max_pool2d", "max_pool2d_grad"]
