@@ -42,6 +42,11 @@ PARALLEL_MIN = int(os.environ.get("GRAPHC_PARALLEL_MIN", 1 << 15))
 REASSOC = ("contract", "reassoc")
 RUNTIME_GUESS = 256       # assumed size of a None dim for prange kernels (split ones decide per call)
 SMALL_MATMUL = 4096       # multiply-adds below which a matmul is a loop nest, not a BLAS call
+# a product with at most DOT_OUT outputs over an inner axis of at least DOT_K (a small
+# convolution's weight gradient: (16, N*OH*OW) @ (N*OH*OW, 25)) is dot products over chunks of
+# DOT_CHUNK of the inner axis, on every thread: OpenBLAS runs such shapes on one thread at ~30
+# GFLOP/s ((16, 36864) @ (36864, 25): 0.8-1.0 ms, the dot products 0.27-0.33 ms on 2 cores)
+DOT_OUT, DOT_K, DOT_CHUNK = 1024, 4096, 1024
 
 NB_TYPE = {"float32": "T.float32", "float64": "T.float64", "int32": "T.int32", "int64": "T.int64",
            "bool": "T.boolean"}
@@ -412,6 +417,14 @@ def render_matmul(kern, dims):
                     f"for r in range({n_}):", f"    for c in range({m_}):", f"        {O}[r, c] = t[c, r]"]
             blas = wide if inner is not None else \
                 [f"if {kk} >= {8 * cols}:"] + ["    " + ln for ln in wide] + ["else:"] + ["    " + ln for ln in blas]
+        # (A's rows and B's columns contiguous: B a transposed view, as G @ cols.T)
+        if not nb_ and rows is not None and cols is not None and rows * cols <= DOT_OUT \
+                and (inner is None or inner >= DOT_K) and b.op.name == "transpose" and a.op.name != "transpose":
+            k.parallel = True
+            k.fastmath = REASSOC
+            dot = _dot_chunks(A, B, O, n_, kk, m_, rows, cols, node.dtype)
+            blas = dot if inner is not None else \
+                [f"if {kk} >= {DOT_K}:"] + ["    " + ln for ln in dot] + ["else:"] + ["    " + ln for ln in blas]
         if None not in sizes and math.prod(sizes) > SMALL_MATMUL:
             body = blas
         elif None not in sizes:  # a few hundred multiply-adds: a call into BLAS costs more
@@ -424,6 +437,34 @@ def render_matmul(kern, dims):
     else:
         L.extend("    " + ln for ln in body)
     return k
+
+
+def _dot_chunks(A, B, O, n_, kk, m_, rows, cols, dtype) -> list[str]:
+    """O = A @ B as rows x cols dot products of A's rows and B's columns, per chunk of DOT_CHUNK of
+    the inner axis (a prange over the chunks), two rows by two columns at a time (each element
+    read serves two products), the chunks' partial products then summed."""
+    T = np_type(dtype)
+    lines = [f"bt = {B}.T", f"nc = ({kk} + {DOT_CHUNK - 1}) // {DOT_CHUNK}",
+             f"part = np.zeros((nc, {rows}, {cols}), np.{np.dtype(dtype).name})",
+             "for ch in nb.prange(nc):", f"    k0 = ch * {DOT_CHUNK}", f"    k1 = min({kk}, k0 + {DOT_CHUNK})",
+             "    w = k1 - k0"]
+
+    def block(ri, ci):  # the products of rows ri and columns ci over the chunk
+        sums = [(a, b, f"s{a}{b}") for a in range(len(ri)) for b in range(len(ci))]
+        return [f"x{a} = {A}[{r}, k0:k1]" for a, r in enumerate(ri)] + \
+            [f"y{b} = bt[{c}, k0:k1]" for b, c in enumerate(ci)] + [f"{s} = {T}(0)" for _, _, s in sums] + \
+            ["for q in range(w):"] + [f"    {s} += x{a}[q] * y{b}[q]" for a, b, s in sums] + \
+            [f"part[ch, {ri[a]}, {ci[b]}] = {s}" for a, b, s in sums]
+
+    body = [f"for r in range(0, {rows - 1}, 2):", f"    for c in range(0, {cols - 1}, 2):"] + \
+        ["        " + ln for ln in block(["r", "r + 1"], ["c", "c + 1"])]
+    if cols % 2:
+        body += ["    " + ln for ln in block(["r", "r + 1"], [str(cols - 1)])]
+    if rows % 2:
+        body += [f"for c in range({cols}):"] + ["    " + ln for ln in block([str(rows - 1)], ["c"])]
+    lines += ["    " + ln for ln in body]
+    return lines + [f"for r in range({rows}):", f"    for c in range({cols}):", f"        s = {T}(0)",
+                    "        for ch in range(nc):", "            s += part[ch, r, c]", f"        {O}[r, c] = s"]
 
 
 def _lse_lines(k, node, v, inner_vars, inner_ext, softmax=None, log_softmax=False) -> list[str]:

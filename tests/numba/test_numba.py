@@ -440,6 +440,33 @@ def test_wide_products_over_a_long_inner_axis_are_computed_transposed_and_match_
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_small_products_over_a_very_long_inner_axis_are_dot_products_on_every_thread(dtype):
+    # a convolution's weight gradient G (O, N*L) @ cols.T (N*L, C*k*k): at most DOT_OUT outputs
+    # over DOT_K or more inner entries are chunked dot products (odd row and column counts, a
+    # last partial chunk); shorter inner axes (0 included) take BLAS, as before
+    from graphc.backends.numba.codegen import DOT_K
+    rng = np.random.default_rng(6)
+    a = gc.placeholder((7, None), dtype, name="a")
+    b = gc.placeholder((5, None), dtype, name="b")
+    c = gc.placeholder((16, 5000), dtype, name="c")
+    d = gc.placeholder((25, 5000), dtype, name="d")
+    outs = [a @ gc.transpose(b), c @ gc.transpose(d)]
+    f = gc.compile([a, b, c, d], outs, backend="numba")
+    assert f.source().count("nb.prange(nc)") == 2 and f"if inner >= {DOT_K}:" in f.source()
+    C, D = rng.normal(size=(16, 5000)).astype(dtype), rng.normal(size=(25, 5000)).astype(dtype)
+    tol = 2e-5 if dtype == "float32" else 1e-12
+    for n in (0, 3, DOT_K - 1, DOT_K, 2 * DOT_K + 77):
+        A, B = rng.normal(size=(7, n)).astype(dtype), rng.normal(size=(5, n)).astype(dtype)
+        got = f(A, B, C, D)
+        for g, (x, y) in zip(got, [(A, B), (C, D)]):
+            want = x.astype(np.float64) @ y.T.astype(np.float64)
+            np.testing.assert_allclose(g, want, rtol=tol, atol=tol * np.sqrt(x.shape[1] + 1))
+    # not for a transposed left operand (the rows would be strided): BLAS, transposed, as before
+    x = gc.placeholder((None, 9), dtype)
+    assert "nb.prange(nc)" not in gc.compile([x], [gc.transpose(x) @ x], backend="numba").source()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_blas_products_in_every_order_and_empty_sizes_match_numpy(dtype):
     # gemm (intrinsics/blas.py) calls ?gemm itself: row- and column-major operands (transposed views),
     # batched and broadcast products, vectors, and sizes of 0 (k = 0 is a product of zeros)
