@@ -114,7 +114,11 @@ def _identity(op, dtype) -> str:
     return literal(info.max if big else info.min, dtype)
 
 
-def _combine(op, acc, v) -> str:
+def _combine(op, acc, v, dtype=None) -> str:
+    """acc combined with v by the reduction op; given the dtype, a float sum into a local
+    accumulator adds with radd (reassociable: the loop vectorizes)."""
+    if op == "sum" and dtype is not None and np.dtype(dtype).kind == "f":
+        return f"radd({acc}, {v})"
     return {"sum": f"{acc} + {v}", "prod": f"{acc} * {v}",
             "max": f"({acc} if ({acc} >= {v} or {acc} != {acc}) else {v})",
             "min": f"({acc} if ({acc} <= {v} or {acc} != {acc}) else {v})"}[op]
@@ -260,7 +264,7 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
         k.parallel = bool(outer) and _parallel_ok(shape, k, extents) and not checks
         acc_lines = []
         _loops(acc_lines, [ivars[j] for j in inner], [extents[j] for j in inner],
-               body + writes + [f"acc = {_combine(op, 'acc', v)}"], depth=1)
+               body + writes + [f"acc = {_combine(op, 'acc', v, red.dtype)}"], depth=1)
         block = [f"acc = {_identity(op, red.dtype)}"] + [ln[4:] for ln in acc_lines] + [f"{ro}[{ridx}] = acc"]
         if outer:
             _split_loops(k, [ivars[j] for j in outer], [extents[j] for j in outer], block)
@@ -293,7 +297,7 @@ def render_loop(kern: Kernel, dims: Dims) -> KernelSource:
     step = body + writes
     if tail < r:  # the reduced suffix into a local, then once into the output
         inner = []
-        _loops(inner, ivars[tail:], extents[tail:], step + [f"acc = {_combine(op, 'acc', v)}"], depth=0)
+        _loops(inner, ivars[tail:], extents[tail:], step + [f"acc = {_combine(op, 'acc', v, red.dtype)}"], depth=0)
         add = _combine(op, f"{ro}[{ridx}]", "acc")
         step = [f"acc = {_identity(op, red.dtype)}"] + inner + [f"{ro}[{ridx}] = {add}"]
     else:
@@ -705,7 +709,7 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-from graphc.backends.numba.intrinsics import (arena_view, fmax, gemm, ints, kcall, kernel, nonneg, pcall,
+from graphc.backends.numba.intrinsics import (arena_view, fmax, gemm, ints, kcall, kernel, nonneg, pcall, radd,
                                               reshaped, transposed)
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={{"contract"}}, nogil=True)  # contract: a*b+c may be one FMA

@@ -69,6 +69,19 @@ def fmax(typingctx, a, b):
 
 
 @intrinsic
+def radd(typingctx, a, b):
+    """a + b, an fadd LLVM may reassociate: a loop summing into a local with it vectorizes (one
+    partial sum per lane, added up after the loop), where a plain + is one serial chain of adds,
+    one add per ~4 cycles. Only the accumulation is reassociable, not the work around it."""
+    if a != b or a not in (types.float32, types.float64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1], flags=("reassoc",))
+    return a(a, b), codegen
+
+
+@intrinsic
 def nonneg(typingctx, i):
     """i, with LLVM told it is not negative (llvm.assume). A split kernel's outer loop runs from
     lo, not 0: without this LLVM cannot drop numba's negative-index wraparound on each access
