@@ -73,6 +73,15 @@ class Staged(Executable):
         last = max((stage[r] for r in roots), default=0)
         root_set = set(roots)
         users = consumers(order)
+        # each plain node as late as its readers allow: work that only a later part reads (Adam's
+        # beta1 * m, which the update reads after the loops) is computed and fused there, not in
+        # a kernel of its own before the loops whose result is kept across them
+        for n in reversed(order):
+            if n.is_leaf or n.op.tuple_valued or n.op.projection:
+                continue
+            later = [stage[u] for u in users[n]] + ([last] if n in root_set else [])
+            if later:
+                stage[n] = min(later)
         parts = _parts(order, stage, last)
         where = {}  # node -> the parts that compute it (its own, and those that recompute it)
         for s, inside in enumerate(parts):

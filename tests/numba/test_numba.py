@@ -869,6 +869,30 @@ def test_a_transpose_read_after_a_scan_is_a_view_in_the_part_that_reads_it():
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
+def test_work_only_a_later_part_reads_is_computed_in_that_part_not_before_the_loop():
+    """Adam's beta1 * m and beta2 * v do not depend on the gradient, but only the update after the
+    scan reads them: they are fused into the update's kernel in the last part, not kernels of their
+    own in the first part whose results are kept across the loop."""
+    w = (np.random.default_rng(8).normal(size=(4, 4)) * 0.3).astype(np.float32)
+
+    def step(backend):
+        xs = gc.placeholder((5, 3, 4), name="xs")
+        A = gc.parameter(w, name="A")
+        _, ys = gc.scan(lambda c, x: (gc.tanh(c @ A + x),) * 2, gc.constant(np.zeros((3, 4), np.float32)), xs)
+        loss = gc.sum(ys * ys)
+        return gc.compile([xs], loss, gc.optim.Adam(0.01).updates(loss, [A]), backend=backend), A
+
+    (f, A), (g, B) = step("numba"), step("numpy")
+    parts = [st for st in f._exe.steps if type(st).__name__ == "_Part"]
+    before = [k for st in parts[:-1] for k in st.exe.kernels]
+    assert not any("mul" in k.ops for k in before), before
+    assert any({"mul", "sqrt", "div"} <= set(k.ops) for k in parts[-1].exe.kernels)  # the fused update
+    a = np.random.default_rng(9).normal(size=(5, 3, 4)).astype(np.float32)
+    for _ in range(3):  # the updated weights and Adam's moments agree step after step
+        np.testing.assert_allclose(f(a), g(a), rtol=1e-5)
+    np.testing.assert_allclose(A.value, B.value, rtol=1e-5, atol=1e-6)
+
+
 def test_slices_of_known_bounds_are_reads_inside_the_loop_that_uses_them():
     """An LSTM's four gates are slices of one (N, 4H) product: the gate kernel reads that product at
     each gate's offset (no copied slices); a slice of part of a run-time axis keeps its own kernel."""
