@@ -232,7 +232,7 @@ def col2im(t: Target, kern, dims):
     return k
 
 
-def _window_loops(node, body, *, at="i2", at_w="i3", index=lambda h, w: (h, w)) -> list[str]:
+def _window_loops(node, body, *, at="i2", at_w="i3") -> list[str]:
     """Loops over the kernel window of output pixel (at, at_w): p, q the offsets, h, w the input
     pixel; body runs where that is inside the image (no test without padding)."""
     (kh, kw), (sh, sw), (ph, pw), _ = (node.attrs[a] for a in ("kernel", "stride", "padding", "dilation"))
@@ -277,14 +277,13 @@ def max_pool2d_grad(t: Target, kern, dims):
     OH, OW = yn.shape[2], yn.shape[3]
     T = np_type(node.dtype)
     fill = literal(node.attrs["value"], node.dtype)
-    kh, kw = node.attrs["kernel"]
+    (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["stride"]
     # the window's number of maxima: its entries equal to m, a padded one (the fill) included
     inner = [f"v = {x}[i0, i1, h, w]", "if v == m:", "    k_ += 1"]
     count = ["k_ = 0"] + _window_loops(node, inner, at="a", at_w="b")
     if any(node.attrs["padding"]):
         count = ["k_ = 0", "inside = 0"] + _window_loops(node, inner + ["inside += 1"], at="a", at_w="b") + \
             [f"if {fill} == m:", f"    k_ += {kh * kw} - inside"]
-    (kh, kw), (sh, sw) = node.attrs["kernel"], node.attrs["stride"]
     # windows side by side (stride = kernel, no padding: LeNet's): each pixel in at most one, so
     # it is written, not added to, and only the pixels no window holds are zeroed first
     tiled = (sh, sw) == (kh, kw) and not any(node.attrs["padding"])

@@ -186,9 +186,9 @@ class MaxPool2d(Op):
 class MaxPool2dGrad(Op):
     """max_pool2d's gradient: (x, y = max_pool2d(x), g) -> dx of x's shape. Each window's cotangent
     is split evenly among its entries equal to its maximum (a padded entry counts, its share is
-    dropped); a window whose maximum is NaN gives NaN to all its entries. One kernel, a gather per
-    pixel over the windows holding it: no columns, no count array, no col2im. Its derivative is
-    that of composite(), the same formula in primitives."""
+    dropped); a window whose maximum is NaN gives NaN to all its entries. One kernel, per image
+    plane window by window: no columns, no count array, no col2im. Its derivative is that of
+    composite(), the same formula in primitives."""
 
     name = "max_pool2d_grad"
     kind = "movement"

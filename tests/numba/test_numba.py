@@ -885,7 +885,8 @@ def test_work_only_a_later_part_reads_is_computed_in_that_part_not_before_the_lo
     (f, A), (g, B) = step("numba"), step("numpy")
     parts = [st for st in f._exe.steps if type(st).__name__ == "_Part"]
     before = [k for st in parts[:-1] for k in st.exe.kernels]
-    assert not any("mul" in k.ops for k in before), before
+    moments = [k for k in before if any(i.name in ("A.m", "A.v") for i in k.inputs)]
+    assert not moments, moments
     assert any({"mul", "sqrt", "div"} <= set(k.ops) for k in parts[-1].exe.kernels)  # the fused update
     a = np.random.default_rng(9).normal(size=(5, 3, 4)).astype(np.float32)
     for _ in range(3):  # the updated weights and Adam's moments agree step after step
