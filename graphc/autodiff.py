@@ -169,6 +169,19 @@ def _outer_product(t: Node, per_step: set):
     return a, b
 
 
+def _step_sum(t: Node, per_step: set):
+    """The sum node when t is (a reshape of) a sum of a value that changes per step (a bias's
+    gradient, the batch's sum of the gates' cotangent): summed over the steps that is one sum of
+    the stacked value over the steps too, after the loop."""
+    if None in t.shape:
+        return None
+    while t.op.name == "reshape":
+        t = t.inputs[0]
+    if t.op.name != "sum" or not any(n in per_step for n in toposort([t.inputs[0]])):
+        return None
+    return t
+
+
 def reverse_scan(node: Node, cots) -> tuple:
     """The cotangents of a scan's inputs, as a scan running the other way.
 
@@ -177,7 +190,9 @@ def reverse_scan(node: Node, cots) -> tuple:
     saved, the step's x slices and the ys' cotangents; the step's elementwise work is recomputed
     from them. Out per step: the x slices' cotangents. A captured value's gradient term of the form
     a^T @ b (a weight's, through h @ W) is not summed in the loop: a and b leave it stacked, and one
-    GEMM over all steps follows it. cots: one cotangent (or None) per result of node."""
+    GEMM over all steps follows it; a term that is a sum of a per-step value (a bias's) leaves it
+    stacked too, summed over the steps and the same axes after it. cots: one cotangent (or None)
+    per result of node."""
     body, reverse = node.attrs["body"], node.attrs["reverse"]
     nc, nx, nk, ny = len(body.carry), len(body.xs), len(body.captured), len(body.ys)
     xs, caps = node.inputs[nc:nc + nx], node.inputs[nc + nx:]
@@ -219,14 +234,19 @@ def reverse_scan(node: Node, cots) -> tuple:
     per_step = set(p_dc + p_x + p_c + p_dy + p_ds + p_dr) | set(r_out)
     step_of = {}  # index among fk -> the terms summed in the loop
     products = []  # (index among fk, a, b)
+    sums = []  # (index among fk, the term, the per-step sum it reshapes)
     for m, gk in enumerate(g_k):
         rest = []
         for t in _terms(gk):
             ab = _outer_product(t, per_step)
-            if ab is None:
-                rest.append(t)
-            else:
+            if ab is not None:
                 products.append((m, *ab))
+                continue
+            s = _step_sum(t, per_step)
+            if s is not None:
+                sums.append((m, t, s))
+                continue
+            rest.append(t)
         if rest:
             step_of[m] = rest
     p_dk = {m: like(body.captured[fk[m]]) for m in step_of}
@@ -241,7 +261,8 @@ def reverse_scan(node: Node, cots) -> tuple:
     outer_of = dict(zip(p_x, xs)) | dict(zip(p_c, [output(node, nc + ny + j) for j in range(nc)]))
     outer_of |= dict(zip(p_r, [output(node, 2 * nc + ny + r) for r in range(len(p_r))]))
     gx_of = {v: a for a, v in enumerate(g_x)}  # a value the backward outputs anyway is not stacked twice
-    stack = list(dict.fromkeys(v for _, a, b in products for v in (a, b) if v not in outer_of and v not in gx_of))
+    stacked_in = [v for _, a, b in products for v in (a, b)] + [s.inputs[0] for _, _, s in sums]
+    stack = list(dict.fromkeys(v for v in stacked_in if v not in outer_of and v not in gx_of))
     nb = len(new_dc) + len(new_dk)
     # differentiated through the recomputed products, which the saved ones then replace
     outs = substitute(new_dc + new_dk + list(g_x) + stack, dict(zip(p_k, caps)) | dict(zip(r_out, p_r)))
@@ -267,6 +288,11 @@ def reverse_scan(node: Node, cots) -> tuple:
         prod = build.matmul(build.transpose(build.reshape(A, (-1, a.shape[-1]))), build.reshape(B, (-1, b.shape[-1])))
         k = nc + nx + fk[m]
         out[k] = prod if out[k] is None else build.add(out[k], prod)
+    for m, t, s in sums:
+        axes = (0,) + tuple(a + 1 for a in s.attrs["axes"])
+        total = build.reshape(build.sum(stacked[s.inputs[0]], axes, keepdims=True), t.shape)
+        k = nc + nx + fk[m]
+        out[k] = total if out[k] is None else build.add(out[k], total)
     return tuple(out)
 
 

@@ -510,6 +510,9 @@ def _gates(z, k):
     return F.split(z, H, axis=-1)
 
 
+OWN_BIAS = object()  # update(..., b_hh=OWN_BIAS): the cell's own b_hh
+
+
 def rnn_update(zx, h, W_hh, b_hh=None, nonlinearity: str = "tanh"):
     """An Elman step from its input gates zx = x @ W_ih + b_ih: act(zx + h @ W_hh + b_hh)."""
     z = F.add(zx, _affine(h, W_hh, b_hh))
@@ -560,6 +563,9 @@ class _Cell(Module):
     bias_hh."""
 
     gates = 1
+    # whether h @ W_hh + b_hh enters the gates only through their sum with x @ W_ih + b_ih (RNN,
+    # LSTM; not the GRU's new gate): then a scan adds b_hh to the input gates before the loop
+    hh_bias_outside = True
     torch_names = {"weight_ih": ("W_ih", True), "weight_hh": ("W_hh", True), "bias_ih": ("b_ih", False),
                    "bias_hh": ("b_hh", False)}
 
@@ -587,6 +593,17 @@ class _Cell(Module):
         z = F.matmul(x, self.W_ih)
         return z if self.b_ih is None else F.add(z, self.b_ih)
 
+    def _b_hh(self, b_hh):
+        return self.b_hh if b_hh is OWN_BIAS else b_hh
+
+    def sequence_gates(self, xs):
+        """(input gates of every step, the b_hh each step still adds): x @ W_ih + b_ih + b_hh
+        for the whole sequence, one GEMM and one bias before the loop, where the cell allows."""
+        z = self.input_gates(xs)
+        if self.b_hh is None or not self.hh_bias_outside:
+            return z, self.b_hh
+        return F.add(z, self.b_hh), None
+
     def forward(self, x, state=None):
         """One step: the new state for input x (N, input)."""
         return self.update(self.input_gates(x), self.initial_state(x) if state is None else state)
@@ -607,11 +624,13 @@ class _Cell(Module):
         s0 = self.initial_state(F.getitem(xs, 0)) if state is None else state
         single = not isinstance(s0, tuple)
 
+        zs, b_hh = self.sequence_gates(xs)
+
         def step(carry, z):
-            new = self.update(z, carry[0] if single else tuple(carry))
+            new = self.update(z, carry[0] if single else tuple(carry), b_hh)
             return ((new,) if single else tuple(new)), self.output(new)
         final, ys = F.scan(step, (F.as_node(s0),) if single else tuple(F.as_node(s) for s in s0),
-                           self.input_gates(xs), reverse=reverse)
+                           zs, reverse=reverse)
         return ys, final[0] if single else tuple(final)
 
     def __repr__(self):
@@ -629,8 +648,8 @@ class RNNCell(_Cell):
         super().__init__(input_size, hidden_size, bias, seed, dtype)
         self.nonlinearity = nonlinearity
 
-    def update(self, zx, h):
-        return rnn_update(zx, F.as_node(h), self.W_hh, self.b_hh, self.nonlinearity)
+    def update(self, zx, h, b_hh=OWN_BIAS):
+        return rnn_update(zx, F.as_node(h), self.W_hh, self._b_hh(b_hh), self.nonlinearity)
 
 
 class LSTMCell(_Cell):
@@ -654,8 +673,8 @@ class LSTMCell(_Cell):
         z = _zeros_state(x, self.hidden_size)
         return z, z
 
-    def update(self, zx, state):
-        return lstm_update(zx, F.as_node(state[0]), F.as_node(state[1]), self.W_hh, self.b_hh)
+    def update(self, zx, state, b_hh=OWN_BIAS):
+        return lstm_update(zx, F.as_node(state[0]), F.as_node(state[1]), self.W_hh, self._b_hh(b_hh))
 
     @staticmethod
     def output(state):
@@ -667,9 +686,10 @@ class GRUCell(_Cell):
     gru_update). cell(x, h) -> h'."""
 
     gates = 3
+    hh_bias_outside = False  # r * (h @ W_hn + b_hn)
 
-    def update(self, zx, h):
-        return gru_update(zx, F.as_node(h), self.W_hh, self.b_hh)
+    def update(self, zx, h, b_hh=OWN_BIAS):
+        return gru_update(zx, F.as_node(h), self.W_hh, self._b_hh(b_hh))
 
 
 def unroll(cell, xs, state=None):

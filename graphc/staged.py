@@ -276,8 +276,11 @@ def _recomputed(n) -> bool:
     """A value a later part computes again from its inputs rather than reading it across the cut:
     a reshape or transpose (of a weight, of an activation a weight gradient reads), not a slice
     (smaller than what it reads). Read in the part that uses it, a transpose that only matmuls read
-    is a view there, not a copy shipped over."""
+    is a view there, not a copy shipped over; one that moves the leading axes (an RNN's time-major
+    outputs made batch-first) is a copy wherever it is, and is read across."""
     if n.is_leaf or n.op.kind != "movement":
+        return False
+    if n.op.name == "transpose" and tuple(n.attrs["perm"][:-2]) != tuple(range(n.ndim - 2)):
         return False
     return n.op.view or (index_read(n) and sorted(map(str, n.shape)) == sorted(map(str, n.inputs[0].shape)))
 

@@ -317,10 +317,13 @@ def matmul(a, b) -> Node:
     common = dt.result_type(a.dtype, b.dtype)  # one dtype per product, as BLAS needs
     a, b = cast(a, common), cast(b, common)
     lead = a.shape[:-1]
-    # (not a transposed batch: its matrices are strided views BLAS reads as they are, where the
-    # flattened rows would be a copy)
+    # (not a batch of transposed matrices, whose matrices are strided views BLAS reads as they
+    # are; a batch transposed otherwise, as an RNN's time-major outputs made batch-first, is: its
+    # rows are a copy, one pass over it, where a product per batch would make the weight's
+    # gradient a product per batch and a sum)
+    swapped = a.op.name == "transpose" and tuple(a.attrs["perm"]) == tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2)
     if a.ndim > 2 and b.ndim == 2 and a.shape[-1] is not None and a.shape[-1] == b.shape[0] \
-            and lead.count(None) + (b.shape[1] is None) <= 1 and a.op.name != "transpose":
+            and lead.count(None) + (b.shape[1] is None) <= 1 and not swapped:
         rows = make_node(_op("matmul"), (reshape(a, (-1, a.shape[-1])), b))
         return reshape(rows, tuple(-1 if d is None else d for d in lead) + (b.shape[1],))
     return make_node(_op("matmul"), (a, b))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DTypeError, GraphError, ShapeError
-from ..ir import fmt_shape, make_node, new_uid, substitute, toposort
+from ..ir import consumers, fmt_shape, make_node, new_uid, substitute, toposort
 from .base import Op
 
 NO_VALUE = np.dtype("V1")  # the dtype of a node that stands for several results (a scan)
@@ -30,15 +30,24 @@ class Body:
         self.carry, self.xs, self.captured = tuple(carry), tuple(xs), tuple(captured)
         self.carry_out, self.ys = tuple(carry_out), tuple(ys)
         # what a reverse scan reads from the forward one instead of recomputing it: the products
-        # that depend on the step's inputs (the elementwise work around them is recomputed)
+        # that depend on the step's inputs (the elementwise work around them is recomputed), or a
+        # product's sum with other terms when that sum is all that reads it (an LSTM's gates
+        # x @ W_ih + h @ W_hh: the backward reads the sum, the forward has it in a buffer anyway)
         own = set(self.carry) | set(self.xs)
         depends = set(own)
+        nodes = self.nodes
+        users = consumers(nodes)
+        outs = set(self.outputs)
         residuals = []
-        for n in self.nodes:
+        for n in nodes:
             if n not in own and any(i in depends for i in n.inputs):
                 depends.add(n)
                 if n.op.kind == "matmul":
-                    residuals.append(n)
+                    while n not in outs and len(users[n]) == 1 and users[n][0].op.name == "add" \
+                            and users[n][0].shape == n.shape and users[n][0].dtype == n.dtype:
+                        n = users[n][0]
+                    if not any(r is n for r in residuals):
+                        residuals.append(n)
         self.residuals = tuple(residuals)
         Body._count += 1
         self.serial = Body._count

@@ -214,3 +214,62 @@ def test_the_reverse_scan_reads_saved_products_and_sums_weight_gradients_after_t
     assert any(x.op.name == "scan_output" and x.inputs[0] is fwd and x.attrs["index"] >= first_residual
                for x in bwd.inputs)
     assert gW.op.name == "matmul" and all(i.op.name in ("transpose", "reshape") for i in gW.inputs)
+
+
+def test_a_bias_gradient_is_summed_after_the_loop_and_the_gates_sum_is_the_residual(backend):
+    """In h' = tanh(x + h @ W + b) (b inside the step), b's gradient, a per-step sum over the batch,
+    is no carry of the backward scan: the stacked per-step values are summed over the steps and the
+    batch after it. The forward scan saves x + h @ W + b (what the backward reads), not h @ W. The
+    gradients match the unrolled graph."""
+    from graphc.ir import toposort
+    rng = np.random.default_rng(5)
+    W = gc.parameter(rng.normal(size=(3, 3)) * 0.5, dtype="float64")
+    b = gc.parameter(rng.normal(size=3), dtype="float64")
+    xs = gc.placeholder((4, 2, 3), "float64")
+    h0 = gc.placeholder((2, 3), "float64")
+    fin, ys = gc.scan(lambda h, x: (gc.tanh(x + h @ W + b),) * 2, h0, xs)
+    grads = gc.grad(gc.sum(ys * ys), [W, b, h0])
+    fwd, bwd = sorted((n for n in toposort(grads) if n.op.name == "scan"), key=lambda n: n.attrs["reverse"])
+    assert len(bwd.attrs["body"].carry) == 1  # dh only: no running sum for b (nor for W)
+    assert [r.op.name for r in fwd.attrs["body"].residuals] == ["add"]
+    u, want_ys = h0, []
+    for t in range(4):
+        u = gc.tanh(xs[t] + u @ W + b)
+        want_ys.append(u)
+    want = gc.grad(gc.sum(gc.stack(want_ys, 0) ** 2), [W, b, h0])
+    f = gc.compile([xs, h0], grads + want, backend=backend)
+    got = f(rng.normal(size=(4, 2, 3)), rng.normal(size=(2, 3)))
+    for g, w in zip(got[:3], got[3:]):
+        _close(g, w, 1e-10)
+
+
+def test_an_lstm_scan_adds_b_hh_to_the_input_gates_before_the_loop():
+    """gc.nn.LSTM's loop body reads x @ W_ih + b_ih + b_hh for its step (one bias add over the whole
+    sequence before the loop) and h @ W_hh: b_hh is not captured by the body; a GRU's b_hh stays in
+    it (r * (h @ W_hn + b_hn))."""
+    from graphc.ir import toposort
+    for cls, inside in ((gc.nn.LSTM, False), (gc.nn.RNN, False), (gc.nn.GRU, True)):
+        layer = cls(3, 4, seed=0)
+        out, _ = layer(gc.placeholder((5, 2, 3)))
+        (scan,) = [n for n in toposort([out]) if n.op.name == "scan"]
+        body = scan.attrs["body"]
+        captured = scan.inputs[len(body.carry) + len(body.xs):]
+        assert any(c is layer.l0.b_hh for c in captured) is inside, cls.__name__
+
+
+def test_a_batch_first_rnn_moves_each_sequence_between_layouts_once():
+    """A batch-first LSTM with a linear head, trained: the embedded input made time-major, the
+    outputs made batch-first, their gradient made time-major and the input's gradient made
+    batch-first are one copy each in the whole staged step. The weight gradients after the loops
+    read the copies the forward parts made; they do not transpose the stacked values again."""
+    emb = gc.nn.Embedding(7, 3, seed=0)
+    lstm = gc.nn.LSTM(3, 4, batch_first=True, seed=1)
+    head = gc.nn.Linear(4, 7, seed=2)
+    ids = gc.placeholder((2, 5), "int64")
+    out, _ = lstm(emb(ids))
+    loss = gc.cross_entropy(gc.reshape(head(out), (-1, 7)), gc.reshape(ids, (-1,)))
+    fn = gc.compile([ids], loss, gc.optim.SGD(0.1).updates(loss), backend="numba")
+    moves = [k for k in fn.kernels for n in k.nodes
+             if n.op.name == "transpose" and n.ndim == 3 and tuple(n.attrs["perm"]) == (1, 0, 2)]
+    assert len(moves) == 4, moves
+    assert np.isfinite(fn(np.arange(10).reshape(2, 5) % 7))

@@ -119,6 +119,27 @@ def test_an_activation_times_a_matrix_is_one_gemm_forward_and_backward(backend, 
         bad @ W
 
 
+def test_a_transposed_batch_times_a_matrix_is_one_gemm_forward_and_backward(backend, rng):
+    # an RNN's time-major outputs made batch-first, then a linear head: transpose(ys) @ W is one
+    # product of the copied rows, and W's gradient one product too (not one per batch and a sum)
+    ys = gc.placeholder((5, None, 4), "float64", name="ys")
+    W = gc.parameter(rng.normal(size=(4, 3)), name="W")
+    y = gc.transpose(ys, (1, 0, 2)) @ W
+    outs = [y] + gc.grad(gc.sum(gc.tanh(y)), [ys, W])
+    products = [n for n in gc.toposort(outs) if n.op.name == "matmul"]
+    assert len(products) == 3 and all(n.inputs[0].ndim == 2 and n.inputs[1].ndim == 2 for n in products)
+    assert not any(n.op.name == "sum" for n in gc.toposort(outs[2:]))
+    fn = gc.compile([ys], outs, backend=backend)
+    for n in (1, 3):
+        v = rng.normal(size=(5, n, 4))
+        xv = v.transpose(1, 0, 2)
+        got_y, got_dys, got_dW = fn(v)
+        t = 1 - np.tanh(xv @ W.value) ** 2
+        np.testing.assert_allclose(got_y, xv @ W.value, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got_dys, (t @ W.value.T).transpose(1, 0, 2), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got_dW, np.einsum("ntk,ntm->km", xv, t), rtol=1e-12, atol=1e-12)
+
+
 def test_load_torch_state_dict_checks_everything_before_writing(rng):
     block = gc.nn.TransformerBlock(8, 2, 16, seed=0)
     sd = block.torch_state_dict()

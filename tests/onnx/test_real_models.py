@@ -55,12 +55,25 @@ def test_the_light_model_zoo_matches_onnxruntime(path):
     """The nine 'light' models in the onnx wheel (ResNet-50, VGG-19, DenseNet-121, Inception v1/v2,
     ShuffleNet, SqueezeNet, AlexNet, ZFNet-512) on the NumPy backend against onnxruntime
     (`make onnx-conformance` runs them on numba too)."""
-    m = gc.onnx.load(path)
-    x = np.random.default_rng(0).random([d or 1 for d in m.inputs[0].shape], dtype=np.float32)
-    got = gc.compile(m.inputs, m.outputs)(x)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for g, w in zip(got, sess.run(None, {m.input_names[0]: x})):
-        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * float(np.abs(w).max()))
+    m = onnx.load(str(path))
+    last = m.graph.node[-1]
+    if last.op_type == "Softmax":
+        # the logits too: these models' constant weights make them ~1e10 (SqueezeNet's), where
+        # one float32 ulp is ~1e3, so a rounding difference in the pooled sums (NumPy 2.4's
+        # summation order against onnxruntime's) turns a softmax entry to 0. Both are compared;
+        # the probabilities only where float32 can tell them apart (|logit| * eps < 0.01)
+        (value,) = [v for v in onnx.shape_inference.infer_shapes(m).graph.value_info if v.name == last.input[0]]
+        m.graph.output.append(value)
+    g = gc.onnx.load(m)
+    x = np.random.default_rng(0).random([d or 1 for d in g.inputs[0].shape], dtype=np.float32)
+    got = gc.compile(g.inputs, g.outputs)(x)
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {g.input_names[0]: x})
+    assert len(got) == len(want)
+    for k, (a, w) in enumerate(zip(got, want)):
+        if last.op_type == "Softmax" and k == 0 and np.abs(want[-1]).max() * np.finfo(np.float32).eps >= 0.01:
+            continue
+        np.testing.assert_allclose(a, w, rtol=1e-4, atol=1e-5 * float(np.abs(w).max()))
 
 
 def test_all_nine_light_models_are_there():
