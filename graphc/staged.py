@@ -191,13 +191,17 @@ class Staged(Executable):
                   for q in range(ny + len(st.residuals)) if q >= ny or nc + q in want}
         saved = {j: st.stacked(("c", j), (T,) + c.shape, c.dtype) for j, c in enumerate(init) if nc + ny + j in want}
         steps = range(T - 1, -1, -1) if node.attrs["reverse"] else range(T)
+        step = -1 if node.attrs["reverse"] else 1
         caps = list(caps)
+        if T:
+            for j, a in saved.items():
+                a[steps[0]] = carry[j]
         with exe.stepper([f.shape for f in first]) as call:
             for i in steps:
-                for j, a in saved.items():
-                    a[i] = carry[j]
                 feeds = carry + [x[i, ...] for x in xs] + caps  # [i, ...]: a 0-d view, not a scalar
-                rows = {nc + q: a[i, ...] for q, a in ys.items()}
+                # a saved carry's next value is computed straight into its slot (the next step's)
+                rows = {j: a[i + step, ...] for j, a in saved.items() if 0 <= i + step < T}
+                rows.update((nc + q, a[i, ...]) for q, a in ys.items())
                 res = call(feeds, rows)
                 for pos, row in rows.items():
                     if res[pos] is not row:  # computed elsewhere (or one value fetched at two positions)

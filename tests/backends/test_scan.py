@@ -273,3 +273,32 @@ def test_a_batch_first_rnn_moves_each_sequence_between_layouts_once():
              if n.op.name == "transpose" and n.ndim == 3 and tuple(n.attrs["perm"]) == (1, 0, 2)]
     assert len(moves) == 4, moves
     assert np.isfinite(fn(np.arange(10).reshape(2, 5) % 7))
+
+
+def test_a_reverse_scans_saved_carries_give_the_unrolled_gradients(backend):
+    """reverse=True with a carry the backward needs (each step's input state, saved in its slot as
+    the step before computes it) and a second carry fetched too: gradients equal the unrolled
+    graph's, the final carries and ys too."""
+    rng = np.random.default_rng(7)
+    w = gc.parameter(rng.normal(size=(3, 3)) * 0.5, dtype="float64")
+    xs = gc.placeholder((5, 2, 3), "float64")
+    h0 = gc.placeholder((2, 3), "float64")
+
+    def step(carry, x):
+        h, s = carry
+        h2 = gc.tanh(h @ w + x)
+        return (h2, s + h2 * h2), h2
+    (hT, sT), ys = gc.scan(step, (h0, gc.zeros_like(h0)), xs, reverse=True)
+    loss = gc.sum(ys * gc.sin(ys)) + gc.sum(sT)
+    h, s, want_ys = h0, gc.zeros_like(h0), [None] * 5
+    for t in range(4, -1, -1):
+        h = gc.tanh(h @ w + xs[t])
+        s = s + h * h
+        want_ys[t] = h
+    wys = gc.stack(want_ys, 0)
+    want = gc.sum(wys * gc.sin(wys)) + gc.sum(s)
+    f = gc.compile([xs, h0], [hT, sT, ys] + gc.grad(loss, [w, xs, h0]) + [h, s, wys] + gc.grad(want, [w, xs, h0]),
+                   backend=backend)
+    got = f(rng.normal(size=(5, 2, 3)), rng.normal(size=(2, 3)))
+    for g, v in zip(got[:6], got[6:]):
+        _close(g, v, 1e-10)
