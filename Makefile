@@ -44,12 +44,13 @@ docs: install graphviz chromium
 	$(PY) tools/explorer_screenshots.py --out docs
 
 # the benchmark suite beside the peers (never in CI); `make peers` first makes the peers' venv
-# (numpy, numba, pytensor, torch CPU, jax) so PyTorch, JAX and PyTensor are measured too
+# (numpy, numba, pytensor, torch CPU, jax; scikit-learn for W9's data) so PyTorch, JAX and PyTensor are measured too
 bench: install
 	$(PY) tools/bench.py $(BENCH_ARGS)
 
 peers:
 	bash ../shared/peers/setup_venv.sh
+	$${PEERS_VENV:-$$HOME/.cache/graphc-peers/venv}/bin/pip install -q scikit-learn  # W9's digits, for torch too
 
 # lint (ruff, configured in pyproject.toml), then the tests on two workers: numba compiles dominate
 # and use one core each
