@@ -40,7 +40,9 @@ def module_key(source: str, extra: str = "") -> str:
     """The cache key: the canonical source plus every version that changes what it compiles to
     (extra: a backend's own, e.g. numba-cuda's version)."""
     h = hashlib.sha256()
-    for part in (source, graphc.__version__, numba.__version__, np.__version__, sys.version, _INTRINSICS, extra):
+    from .intrinsics.blas import LIBRARY  # the BLAS the kernels call
+    for part in (source, graphc.__version__, numba.__version__, np.__version__, sys.version, _INTRINSICS, LIBRARY,
+                 extra):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:24]
