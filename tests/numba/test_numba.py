@@ -913,3 +913,35 @@ def test_slices_of_known_bounds_are_reads_inside_the_loop_that_uses_them():
         for got, want in zip(fn(a), ref(a)):
             assert got.shape == want.shape
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+BLAS_SCRIPT = textwrap.dedent("""
+    import json, numpy as np, graphc as gc
+    from graphc.backends.numba.intrinsics import blas
+    rng = np.random.default_rng(0)
+    out = {"library": blas.LIBRARY}
+    for dtype in ("float32", "float64"):
+        a = gc.placeholder((None, 70), dtype)
+        b = gc.placeholder((70, 90), dtype)
+        c = gc.placeholder((4, 90, 70), dtype)
+        outs = [a @ b, gc.transpose(b) @ gc.transpose(a), c @ gc.transpose(c, (0, 2, 1)), a @ gc.transpose(c[1])]
+        f = gc.compile([a, b, c], outs, backend="numba")
+        av, bv, cv = (rng.normal(size=s).astype(dtype) for s in ((50, 70), (70, 90), (4, 90, 70)))
+        want = [av @ bv, bv.T @ av.T, cv @ cv.transpose(0, 2, 1), av @ cv[1].T]
+        out[dtype] = max(float(np.abs(g - w).max() / np.abs(w).max()) for g, w in zip(f(av, bv, cv), want))
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.parametrize("which", ["numpy", "scipy"])
+def test_gemm_through_either_blas(tmp_path, which):
+    """Kernels call the OpenBLAS NumPy ships where it has one, else (GRAPHC_BLAS=scipy, or a NumPy
+    on another BLAS) scipy's through numba's wrapper: both give NumPy's products, plain, transposed
+    (column-major) and batched, in float32 and float64."""
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path / "graphc"), NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               GRAPHC_BLAS=which)
+    run = subprocess.run([sys.executable, "-c", BLAS_SCRIPT], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert ("openblas" in got["library"]) == (which == "numpy")
+    assert got["float32"] < 1e-5 and got["float64"] < 1e-12

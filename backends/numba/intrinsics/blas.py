@@ -20,9 +20,12 @@ CBLAS = {"float32": "graphc_cblas_sgemm", "float64": "graphc_cblas_dgemm"}  # th
 
 def _numpy_openblas() -> str:
     """The path of NumPy's OpenBLAS, its cblas_sgemm/dgemm registered with LLVM under CBLAS's
-    names; '' where NumPy has none (built against another BLAS)."""
+    names; '' where NumPy has none (built against another BLAS) or GRAPHC_BLAS=scipy asks for
+    scipy's."""
     import numpy as np
     from llvmlite import binding
+    if os.environ.get("GRAPHC_BLAS", "").strip().lower() == "scipy":
+        return ""
     folder = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
     for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*.so*"))):
         try:
