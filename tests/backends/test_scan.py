@@ -323,3 +323,23 @@ def test_a_bad_index_in_a_later_step_names_the_node_and_changes_no_parameter(bac
         step(bad, np.zeros((2, 3), np.float32))
     assert e.value.loc[0] == __file__
     np.testing.assert_array_equal(table.value, before)
+
+
+def _bias_recurrence(W, b, xs, h0):
+    """h' = tanh(x + h @ W + b): b's gradient is summed after the loop, over the stacked steps."""
+    fin, ys = gc.scan(lambda h, x: (gc.tanh(x + h @ W + b),) * 2, h0, xs)
+    return gc.sum(ys * gc.sin(ys)) + gc.sum(fin * fin)
+
+
+@pytest.mark.parametrize("T, N", [(0, 2), (1, 1), (3, 1), (2, 0)])
+def test_a_bias_summed_after_the_loop_at_lengths_and_batches_of_0_and_1(backend, T, N):
+    """The gradients of W, b, xs and h0 against float64 central differences when the scan has no
+    step, one step, or a batch of one or none (b's gradient then the sum over nothing: zeros)."""
+    rng = np.random.default_rng(11)
+    vals = [rng.normal(size=(3, 3)) * 0.5, rng.normal(size=3), rng.normal(size=(T, N, 3)), rng.normal(size=(N, 3))]
+    assert gc.check_grad(_bias_recurrence, vals, backend=backend) < 1e-6
+    if T == 0 or N == 0:
+        b = gc.placeholder((3,), "float64")
+        W, xs, h0 = (gc.placeholder(v.shape, "float64") for v in (vals[0], vals[2], vals[3]))
+        (gb,) = gc.grad(_bias_recurrence(W, b, xs, h0), [b])
+        np.testing.assert_array_equal(gc.compile([W, b, xs, h0], gb, backend=backend)(*vals), np.zeros(3))

@@ -929,6 +929,7 @@ BLAS_SCRIPT = textwrap.dedent("""
         av, bv, cv = (rng.normal(size=s).astype(dtype) for s in ((50, 70), (70, 90), (4, 90, 70)))
         want = [av @ bv, bv.T @ av.T, cv @ cv.transpose(0, 2, 1), av @ cv[1].T]
         out[dtype] = max(float(np.abs(g - w).max() / np.abs(w).max()) for g, w in zip(f(av, bv, cv), want))
+    out["reused"] = f.cache_info()["reused"]
     print(json.dumps(out))
 """)
 
@@ -937,11 +938,14 @@ BLAS_SCRIPT = textwrap.dedent("""
 def test_gemm_through_either_blas(tmp_path, which):
     """Kernels call the OpenBLAS NumPy ships where it has one, else (GRAPHC_BLAS=scipy, or a NumPy
     on another BLAS) scipy's through numba's wrapper: both give NumPy's products, plain, transposed
-    (column-major) and batched, in float32 and float64."""
+    (column-major) and batched, in float32 and float64, compiled and then loaded from the cache
+    by a second process (whose kernels find the BLAS symbol by name)."""
     env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path / "graphc"), NUMBA_CACHE_DIR=str(tmp_path / "numba"),
                GRAPHC_BLAS=which)
-    run = subprocess.run([sys.executable, "-c", BLAS_SCRIPT], env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-2000:]
-    got = json.loads(run.stdout.strip().splitlines()[-1])
-    assert ("openblas" in got["library"]) == (which == "numpy")
-    assert got["float32"] < 1e-5 and got["float64"] < 1e-12
+    for reused in (False, True):
+        run = subprocess.run([sys.executable, "-c", BLAS_SCRIPT], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        got = json.loads(run.stdout.strip().splitlines()[-1])
+        assert got["reused"] is reused
+        assert ("openblas" in got["library"]) == (which == "numpy")
+        assert got["float32"] < 1e-5 and got["float64"] < 1e-12
