@@ -175,6 +175,28 @@ def test_exp_variants_agree_bit_for_bit():
     np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
+def test_exp_of_a_nan_the_compiler_can_see_is_nan_in_both_variants():
+    # a row kernel's branch for rows with no finite maximum computes exp(x - NaN) with the NaN a
+    # constant: the int of a NaN is poison to LLVM, and the portable exp gave garbage there (its
+    # stores dropped) until n was converted only where it is a number
+    import numba as nb
+
+    from graphc.backends.numba import vmath
+
+    def loop(exp):
+        @nb.njit(error_model="numpy", fastmath={"contract", "reassoc"})
+        def run(a, o):
+            m = np.float32(np.nan)
+            for i in range(a.size):
+                o[i] = exp(a[i] - m)
+        return run
+    x = np.linspace(-5, 5, 37).astype(np.float32)
+    for exp in (vmath.exp_f32_bits, vmath.exp_f32_scalef):
+        o = np.zeros_like(x)
+        loop(exp)(x, o)
+        assert np.isnan(o).all(), o
+
+
 def test_exp_uses_the_scale_instruction_where_there_is_one(tmp_path, monkeypatch):
     from graphc.backends.numba import vmath
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
