@@ -7,7 +7,7 @@ from ..protocol import NO_FUSION, Fusion
 from .fuse import fuse
 from .graph import Graph, rewrite
 from .masks import fold_mask
-from .simplify import simplify_node
+from .simplify import join_unslices, simplify_node
 from .stabilize import stabilize_node
 from .verify import verify
 
@@ -40,7 +40,8 @@ def unfused(graph: Graph) -> Graph:
 
 def pipeline(fusion: Fusion = NO_FUSION) -> list:
     """The passes in order: (name, function); the fusion pass as the backend's policy asks."""
-    passes = [("stabilize", stabilize), ("simplify", simplify), ("masks", masks), ("merge", merge)]
+    passes = [("stabilize", stabilize), ("simplify", simplify), ("unslices", join_unslices), ("masks", masks),
+              ("merge", merge)]
     if fusion.kernels:
         passes.append(("fuse", lambda g: fuse(g, rows=fusion.rows)))
     return passes
@@ -57,5 +58,5 @@ def optimize(graph: Graph, fusion: Fusion = NO_FUSION, check: bool | None = None
     return graph
 
 
-__all__ = ["Graph", "rewrite", "fuse", "verify", "stabilize", "simplify", "masks", "merge", "pipeline", "optimize",
-           "unfused"]
+__all__ = ["Graph", "rewrite", "fuse", "verify", "stabilize", "simplify", "join_unslices", "masks", "merge",
+           "pipeline", "optimize", "unfused"]

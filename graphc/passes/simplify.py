@@ -68,6 +68,92 @@ def _add(n):
     return None
 
 
+def tiled_unslices(n):
+    """A sum of unslices of n's shape (the gradient of split pieces: an LSTM's four gates, a
+    transformer's q, k and v) whose slices, of step 1, cut one axis of known size into disjoint
+    blocks and take the others whole -> the blocks side by side (concat), zeros in the gaps. The
+    sum wrote zeros around each block and added them; this copies each block once (the one
+    difference: a -0.0 stays -0.0 instead of 0.0 + -0.0). A concat along that axis among the terms
+    counts as its blocks, its zero pieces as gaps. None where the terms are anything else."""
+    leaves, stack = [], list(n.inputs)
+    while stack:
+        m = stack.pop()
+        if m.shape != n.shape or m.dtype != n.dtype or m.op.name not in ("add", "unslice", "concat"):
+            return None
+        (stack if m.op.name == "add" else leaves).extend(m.inputs if m.op.name == "add" else [m])
+    axis, blocks, like = None, [], None
+    for m in leaves:
+        cut, got = _blocks(m)
+        if cut is None or (axis is not None and cut != axis):
+            return None
+        axis = cut
+        blocks += got
+        if m.op.name == "unslice" and len(m.inputs) > 1:
+            like = m.inputs[1]  # the run-time shape, for the zeros in a gap
+    blocks.sort(key=lambda b: b[0])
+    pieces, at = [], 0
+    for start, stop, g in blocks + [(n.shape[axis], n.shape[axis], None)]:
+        if start < at:  # blocks overlap
+            return None
+        if start > at:
+            if None in n.shape and like is None:
+                return None
+            gap = tuple(start - at if q == axis else d for q, d in enumerate(n.shape))
+            pieces.append(build.broadcast_to(build.constant(np.zeros((), n.dtype)), gap, like=like))
+        if g is not None:
+            pieces.append(g)
+        at = stop
+    return _keeps(n, build.concat(pieces, axis))
+
+
+def _fused_into(n, users) -> bool:
+    """Whether a loop kernel would compute n inside itself: a user (through views) that is
+    elementwise, a loop or a row reduction."""
+    for u in users.get(n, ()):
+        if u.op.view and _fused_into(u, users):
+            return True
+        if u.op.fusible or u.op.loop_reduction or u.op.row_reduction:
+            return True
+    return False
+
+
+def join_unslices(graph):
+    """tiled_unslices where the sum is read only by what no loop kernel fuses it into (a product,
+    a view of one, a scan's step output): an LSTM step's gate gradients, the rows of one GEMM. A
+    sum that an elementwise op or a reduction reads (a bias gradient over the batch) costs nothing
+    extra inside that kernel; a concat would be a kernel of its own before it."""
+    from ..ir import consumers
+    from .graph import rewrite
+    users = consumers(graph.nodes)
+    chosen = {id(n) for n in graph.nodes if n.op.name == "add" and not _fused_into(n, users)}
+    return rewrite(graph, lambda n: tiled_unslices(n) if id(n) in chosen else None)
+
+
+def _blocks(m):
+    """(axis, [(start, stop, value)]): the nonzero blocks of m, an unslice of step 1 whose index
+    cuts one axis of known size and takes the others whole, or a concat along an axis of known
+    size; (None, None) otherwise."""
+    from ..ops.movement import Unslice
+    if m.op.name == "concat":
+        axis = m.attrs["axis"]
+        if m.shape[axis] is None or any(p.shape[axis] is None for p in m.inputs):
+            return None, None
+        out, at = [], 0
+        for p in m.inputs:
+            if not _zero(p) and p.shape[axis]:
+                out.append((at, at + p.shape[axis], p))
+            at += p.shape[axis]
+        return axis, out
+    bounds = Unslice._bounds(m)
+    if bounds is None:
+        return None, None
+    cut = [q for q, b in enumerate(bounds) if b is not None and (b[0], b[1]) != (0, b[2])]
+    if len(cut) != 1:
+        return None, None
+    start, stop, _ = bounds[cut[0]]
+    return cut[0], [(start, stop, m.inputs[0])] if stop > start else []
+
+
 def _zero_in(n):
     """A product with a symbolic zero is zeros."""
     return _zeros_for(n, *n.inputs) if any(_zero(i) for i in n.inputs) else None

@@ -39,6 +39,37 @@ def test_identities_keep_shape_and_dtype():
     assert z.dtype == np.float64
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cuda"])
+def test_a_sum_of_unslices_tiling_an_axis_is_their_concat(backend):
+    """The gradient of split pieces, a sum of unslices cutting one axis into disjoint blocks, is the
+    blocks side by side (zeros in a gap, sized at run time from the batch) where nothing fuses the
+    sum into a loop; overlapping blocks, blocks along two axes and a sum a reduction reads stay.
+    Values equal the unoptimized graph's on every backend, an empty batch too, and a -0.0 block
+    stays -0.0."""
+    x = gc.placeholder((None, 12), name="x")
+    a, b, c = gc.split(x, 4, axis=1)
+    whole = gc.grad(gc.sum(gc.sin(a) * gc.cos(b) + c * c), [x])[0]
+    gap = gc.grad(gc.sum(gc.sin(a) - c * c), [x])[0]      # b's block is zeros
+    over = gc.grad(gc.sum(gc.sin(x[:, :8])) + gc.sum(gc.cos(x[:, 4:])), [x])[0]
+    two = gc.grad(gc.sum(gc.sin(x[:1, :4])) + gc.sum(gc.cos(x[1:, 4:])), [x])[0]
+    got = optimize(Graph((x,), (whole, gap, over, two), ()), check=True).outputs
+    for out in got[:2]:
+        assert "concat" in _ops(out) and "unslice" not in _ops(out)
+    for out in got[2:]:
+        assert "concat" not in _ops(out) and _ops(out).count("unslice") == 2
+    # read by a reduction (a bias gradient), the sum stays: it costs nothing in that loop kernel
+    (summed,) = optimize(Graph((x,), (gc.sum(whole, axis=0),), ()), check=True).outputs
+    assert "concat" not in _ops(summed) and _ops(summed).count("unslice") == 3
+    X = np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32)
+    X[:, 8:] = 0.0  # c * c's gradient there: +0.0 * ... and -(2c) -> -0.0 in gap's third block
+    want = gc.compile([x], [whole, gap, over, two], backend="numpy", optimize=False)
+    f = gc.compile([x], [whole, gap, over, two], backend=backend)
+    for g, w in zip(f(X), want(X)):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
+    assert np.signbit(f(X)[1][:, 8:]).all()  # -0.0 kept where the sum made it 0.0 + -0.0
+    assert [g.shape for g in f(X[:0])] == [(0, 12)] * 4
+
+
 def test_constant_folding():
     x = gc.placeholder((2,), name="x")
     c = gc.exp(gc.constant(np.array([0.0, 1.0]))) * 2 + 1
