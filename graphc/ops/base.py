@@ -27,6 +27,8 @@ class Op:
     fusible: ClassVar[bool] = False         # computed per element inside a fused loop
     cheap: ClassVar[bool] = False           # cheap to recompute per element where a smaller, broadcast
                                             # value of it is read (the negated row max in x - max)
+    grad_reads_output: ClassVar[bool] = False  # its gradient reads its own value (exp, tanh, sigmoid):
+                                               # a reverse scan reads the value the forward saved
     loop_reduction: ClassVar[bool] = False  # a reduction the loop computing its input folds in
     row_reduction: ClassVar[bool] = False   # computed per row by a "rows" kernel before an epilogue
     view: ClassVar[bool] = False            # a view of its input's buffer: no kernel computes it

@@ -30,9 +30,12 @@ class Body:
         self.carry, self.xs, self.captured = tuple(carry), tuple(xs), tuple(captured)
         self.carry_out, self.ys = tuple(carry_out), tuple(ys)
         # what a reverse scan reads from the forward one instead of recomputing it: the products
-        # that depend on the step's inputs (the elementwise work around them is recomputed), or a
-        # product's sum with other terms when that sum is all that reads it (an LSTM's gates
-        # x @ W_ih + h @ W_hh: the backward reads the sum, the forward has it in a buffer anyway)
+        # that depend on the step's inputs (the cheap elementwise work around them is recomputed),
+        # or a product's sum with other terms when that sum is all that reads it (an LSTM's gates
+        # x @ W_ih + h @ W_hh: the forward has it in a buffer anyway), and the values of ops whose
+        # gradient reads them (an LSTM's sigmoid and tanh gates: five transcendentals per element
+        # each backward step would compute again). The backward reads only those it needs (a
+        # gate sum that only feeds saved gates is not stacked).
         own = set(self.carry) | set(self.xs)
         depends = set(own)
         nodes = self.nodes
@@ -48,6 +51,8 @@ class Body:
                         n = users[n][0]
                     if not any(r is n for r in residuals):
                         residuals.append(n)
+                elif n.op.grad_reads_output and n not in outs:
+                    residuals.append(n)
         self.residuals = tuple(residuals)
         Body._count += 1
         self.serial = Body._count

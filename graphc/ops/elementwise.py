@@ -59,6 +59,7 @@ class FloatUnary(Elementwise):
 
 class Exp(FloatUnary):
     name = "exp"
+    grad_reads_output = True
     template = 'math.exp({0})'
     fn = staticmethod(np.exp)
 
@@ -124,6 +125,7 @@ class Cos(FloatUnary):
 
 class Tanh(FloatUnary):
     name = "tanh"
+    grad_reads_output = True
     template = 'math.tanh({0})'
     fn = staticmethod(np.tanh)
 
@@ -167,6 +169,7 @@ def _softplus(x):
 
 class Sigmoid(FloatUnary):
     name = "sigmoid"
+    grad_reads_output = True
     template = '(({T}(1) / ({T}(1) + math.exp(-{0}))) if {0} >= {T}(0) else (math.exp({0}) / ({T}(1) + math.exp({0}))))'
     fn = staticmethod(_sigmoid)
 

@@ -243,6 +243,50 @@ def test_a_bias_gradient_is_summed_after_the_loop_and_the_gates_sum_is_the_resid
         _close(g, w, 1e-10)
 
 
+def test_an_lstm_backward_step_reads_the_gates_its_forward_saved(backend):
+    """An LSTM step's sigmoid and tanh values are residuals (their gradients read them): the
+    backward step computes no transcendental again, and the gate pre-activations it no longer
+    reads are not stacked. A tanh that is a new carry is not saved twice. The gradients, the
+    outputs and the final carries equal the unrolled graph's (float64)."""
+    from graphc.ir import toposort
+    rng = np.random.default_rng(11)
+    Wi = gc.parameter(rng.normal(size=(3, 16)) * 0.5, dtype="float64")
+    Wh = gc.parameter(rng.normal(size=(4, 16)) * 0.5, dtype="float64")
+    xs = gc.placeholder((5, 2, 3), "float64")
+    h0, c0 = gc.placeholder((2, 4), "float64"), gc.placeholder((2, 4), "float64")
+
+    def cell(h, c, x):
+        i, f, g, o = gc.split(x @ Wi + h @ Wh, 4, axis=1)
+        c2 = gc.sigmoid(f) * c + gc.sigmoid(i) * gc.tanh(g)
+        return gc.sigmoid(o) * gc.tanh(c2), c2
+
+    def step(carry, x):
+        h2, c2 = cell(*carry, x)
+        return (h2, c2), h2
+    (hT, cT), ys = gc.scan(step, (h0, c0), xs)
+    loss = gc.sum(ys * ys) + gc.sum(cT)
+    grads = gc.grad(loss, [Wi, Wh, xs, h0, c0])
+    fwd, bwd = sorted((n for n in toposort(grads) if n.op.name == "scan"), key=lambda n: n.attrs["reverse"])
+    saved = [r.op.name for r in fwd.attrs["body"].residuals]
+    assert sorted(saved) == ["add", "sigmoid", "sigmoid", "sigmoid", "tanh", "tanh"], saved
+    back_ops = {n.op.name for n in toposort(list(bwd.attrs["body"].outputs))}
+    assert not back_ops & {"sigmoid", "tanh", "exp"}, back_ops
+    read = {n.attrs["index"] for n in bwd.inputs if n.op.projection and n.inputs[0] is fwd}
+    first = 2 * 2 + 1  # final carries, ys, saved carries
+    # the backward reads the saved gates, not the pre-activations (so the forward does not stack them)
+    assert {saved[k - first] for k in read if k >= first} == {"sigmoid", "tanh"}
+    h, c, want_ys = h0, c0, []
+    for t in range(5):
+        h, c = cell(h, c, xs[t])
+        want_ys.append(h)
+    wys = gc.stack(want_ys, 0)
+    want = gc.grad(gc.sum(wys * wys) + gc.sum(c), [Wi, Wh, xs, h0, c0])
+    f = gc.compile([xs, h0, c0], [hT, cT, ys] + grads + [h, c, wys] + want, backend=backend)
+    got = f(rng.normal(size=(5, 2, 3)), rng.normal(size=(2, 4)), rng.normal(size=(2, 4)))
+    for g, w in zip(got[:8], got[8:]):
+        _close([g], [w], 1e-10)
+
+
 def test_an_lstm_scan_adds_b_hh_to_the_input_gates_before_the_loop():
     """gc.nn.LSTM's loop body reads x @ W_ih + b_ih + b_hh for its step (one bias add over the whole
     sequence before the loop) and h @ W_hh: b_hh is not captured by the body; a GRU's b_hh stays in
