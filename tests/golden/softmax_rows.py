@@ -39,8 +39,9 @@ def exp_reduce_f32(x):
     # exp(x) = 2**n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2 (ln 2 in two parts: r is exact);
     # exp(r) = 1 + r + r**2 P(r), P of degree 4 (module docstring): (n, exp(r)). x is clamped to
     # [-110, 89], where 2**n * exp(r) rounds to 0 and to inf as exp(x) would; min and max pass NaN
-    # on, so NaN gives NaN with no test of its own (n is then the conversion's 0x80000000, which
-    # the NaN mantissa ignores).
+    # on, so p is NaN for NaN. n is converted only where it is a number: LLVM makes the int of a
+    # NaN poison, and where it can see the NaN (a constant, as in a row kernel's branch for rows
+    # with no finite maximum) the result was garbage (the stores of a poison value dropped).
     xc = min(max(x, np.float32(-110.0)), np.float32(89.0))
     n = np.floor(xc * np.float32(1.44269504088896341) + np.float32(0.5))
     r = xc - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)
@@ -49,7 +50,7 @@ def exp_reduce_f32(x):
     p = p * r + np.float32(4.166838899e-2)
     p = p * r + np.float32(1.666652113e-1)
     p = p * r + np.float32(4.999999404e-1)
-    return np.int32(n), (p * r + np.float32(1.0)) * r + np.float32(1.0)
+    return np.int32(n if n == n else np.float32(0.0)), (p * r + np.float32(1.0)) * r + np.float32(1.0)
 
 
 @nb.njit(inline="always", **OPTS)
