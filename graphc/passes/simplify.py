@@ -73,12 +73,11 @@ def tiled_unslices(n):
     transformer's q, k and v) whose slices, of step 1, cut one axis of known size into disjoint
     blocks and take the others whole -> the blocks side by side (concat), zeros in the gaps. The
     sum wrote zeros around each block and added them; this copies each block once (the one
-    difference: a -0.0 stays -0.0 instead of 0.0 + -0.0). A concat along that axis among the terms
-    counts as its blocks, its zero pieces as gaps. None where the terms are anything else."""
+    difference: a -0.0 stays -0.0 instead of 0.0 + -0.0). None where the terms are anything else."""
     leaves, stack = [], list(n.inputs)
     while stack:
         m = stack.pop()
-        if m.shape != n.shape or m.dtype != n.dtype or m.op.name not in ("add", "unslice", "concat"):
+        if m.shape != n.shape or m.dtype != n.dtype or m.op.name not in ("add", "unslice"):
             return None
         (stack if m.op.name == "add" else leaves).extend(m.inputs if m.op.name == "add" else [m])
     axis, blocks, like = None, [], None
@@ -88,7 +87,7 @@ def tiled_unslices(n):
             return None
         axis = cut
         blocks += got
-        if m.op.name == "unslice" and len(m.inputs) > 1:
+        if len(m.inputs) > 1:
             like = m.inputs[1]  # the run-time shape, for the zeros in a gap
     blocks.sort(key=lambda b: b[0])
     pieces, at = [], 0
@@ -130,20 +129,9 @@ def join_unslices(graph):
 
 
 def _blocks(m):
-    """(axis, [(start, stop, value)]): the nonzero blocks of m, an unslice of step 1 whose index
-    cuts one axis of known size and takes the others whole, or a concat along an axis of known
-    size; (None, None) otherwise."""
+    """(axis, [(start, stop, value)]): the block of m, an unslice of step 1 whose index cuts one
+    axis of known size and takes the others whole (none when it is empty); (None, None) otherwise."""
     from ..ops.movement import Unslice
-    if m.op.name == "concat":
-        axis = m.attrs["axis"]
-        if m.shape[axis] is None or any(p.shape[axis] is None for p in m.inputs):
-            return None, None
-        out, at = [], 0
-        for p in m.inputs:
-            if not _zero(p) and p.shape[axis]:
-                out.append((at, at + p.shape[axis], p))
-            at += p.shape[axis]
-        return axis, out
     bounds = Unslice._bounds(m)
     if bounds is None:
         return None, None

@@ -44,7 +44,7 @@ def test_a_sum_of_unslices_tiling_an_axis_is_their_concat(backend):
     """The gradient of split pieces, a sum of unslices cutting one axis into disjoint blocks, is the
     blocks side by side (zeros in a gap, sized at run time from the batch) where nothing fuses the
     sum into a loop; overlapping blocks, blocks along two axes and a sum a reduction reads stay.
-    Values equal the unoptimized graph's on every backend, an empty batch too, and a -0.0 block
+    Values equal the unoptimized graph's on every backend, batches of 1 and 0 too, and a -0.0 block
     stays -0.0."""
     x = gc.placeholder((None, 12), name="x")
     a, b, c = gc.split(x, 4, axis=1)
@@ -68,6 +68,8 @@ def test_a_sum_of_unslices_tiling_an_axis_is_their_concat(backend):
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
     assert np.signbit(f(X)[1][:, 8:]).all()  # -0.0 kept where the sum made it 0.0 + -0.0
     assert [g.shape for g in f(X[:0])] == [(0, 12)] * 4
+    for g, w in zip(f(X[:1]), want(X[:1])):  # a run-time batch of 1
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
 
 
 def test_constant_folding():
