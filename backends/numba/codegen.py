@@ -47,6 +47,11 @@ SMALL_MATMUL = 4096       # multiply-adds below which a matmul is a loop nest, n
 # DOT_CHUNK of the inner axis, on every thread: OpenBLAS runs such shapes on one thread at ~30
 # GFLOP/s ((16, 36864) @ (36864, 25): 0.8-1.0 ms, the dot products 0.27-0.33 ms on 2 cores)
 DOT_OUT, DOT_K, DOT_CHUNK = 1024, 4096, 1024
+# OpenBLAS runs a product of at most this many multiply-adds on the calling thread (SMP_THRESHOLD_MIN
+# x GEMM_MULTITHREAD_THRESHOLD in its interface/gemm.c), so a batch of such products (attention's
+# per-head (64, 32) @ (32, 64)) called one after another keeps one core busy: its batch is cut
+# among the threads instead (128 of them: 0.54-0.72 ms in a row, 0.39-0.50 ms on 2 cores)
+BLAS_ONE_THREAD = 1 << 18
 
 NB_TYPE = {"float32": "T.float32", "float64": "T.float64", "int32": "T.int32", "int64": "T.int64",
            "bool": "T.boolean"}
@@ -436,7 +441,12 @@ def render_matmul(kern, dims):
         else:  # decided per call
             body = [f"if {n_} * {kk} * {m_} <= {SMALL_MATMUL}:"] + ["    " + ln for ln in loops] + \
                 ["else:"] + ["    " + ln for ln in blas]
-    if nb_:
+    if nb_ and node.dtype.kind == "f" and None not in sizes and SMALL_MATMUL < math.prod(sizes) <= BLAS_ONE_THREAD \
+            and batch[0] != 1:
+        # each product on one thread inside BLAS: the batch's outer axis among the threads
+        k.parallel = _parallel_ok(batch, k, bext, math.prod(sizes))
+        _split_loops(k, jv, bext, body)
+    elif nb_:
         _loops(L, jv, bext, body)
     else:
         L.extend("    " + ln for ln in body)

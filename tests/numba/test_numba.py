@@ -320,6 +320,30 @@ def test_matmuls_read_transposes_as_views_without_copying():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_a_batch_of_products_blas_runs_on_one_thread_is_cut_among_the_threads():
+    # attention's per-head products: each (64, 32) @ (32, 64) is one OpenBLAS call it runs on the
+    # calling thread, so the batch's outer axis is split among the threads (pcall); the batch
+    # known or not, of 0, 1 and more, broadcast over a batch of 1, transposed operands; numpy's values
+    rng = np.random.default_rng(5)
+    q = gc.placeholder((None, 4, 64, 32), name="q")
+    k = gc.placeholder((None, 4, 64, 32), name="k")
+    s = gc.placeholder((3, 4, 64, 32), name="s")
+    w = gc.placeholder((1, 4, 32, 64), name="w")
+    kt = gc.transpose(k, (0, 1, 3, 2))
+    outs = [q @ kt, gc.transpose(q, (0, 1, 3, 2)) @ k, s @ w, gc.transpose(s, (0, 1, 3, 2)) @ s]
+    f = gc.compile([q, k, s, w], outs, backend="numba")
+    ref = gc.compile([q, k, s, w], outs, backend="numpy")
+    mm = [x for x in f.kernels if x.kind == "matmul"]
+    calls = re.findall(r"\b([pk])call\(k\d+_matmul\b", f.source())
+    assert len(mm) == 4 and calls == ["p"] * 4
+    sv, wv = rng.normal(size=(3, 4, 64, 32)).astype(np.float32), rng.normal(size=(1, 4, 32, 64)).astype(np.float32)
+    for n in (0, 1, 5):
+        a, b = (rng.normal(size=(n, 4, 64, 32)).astype(np.float32) for _ in range(2))
+        for got, want in zip(f(a, b, sv, wv), ref(a, b, sv, wv)):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_batched_matmuls_read_transposes_of_their_matrices_as_views(dtype):
     # x (N, K, L) swapped to (N, L, K) is a strided view each of whose matrices BLAS reads
@@ -916,7 +940,7 @@ def test_slices_of_known_bounds_are_reads_inside_the_loop_that_uses_them():
 
 
 BLAS_SCRIPT = textwrap.dedent("""
-    import json, numpy as np, graphc as gc
+    import json, os, numpy as np, graphc as gc
     from graphc.backends.numba.intrinsics import blas
     rng = np.random.default_rng(0)
     out = {"library": blas.LIBRARY}
@@ -930,22 +954,31 @@ BLAS_SCRIPT = textwrap.dedent("""
         want = [av @ bv, bv.T @ av.T, cv @ cv.transpose(0, 2, 1), av @ cv[1].T]
         out[dtype] = max(float(np.abs(g - w).max() / np.abs(w).max()) for g, w in zip(f(av, bv, cv), want))
     out["reused"] = f.cache_info()["reused"]
+    out["timeout"], out["env"] = blas.blas_thread_timeout(), os.environ.get("OPENBLAS_THREAD_TIMEOUT")
     print(json.dumps(out))
 """)
 
 
-@pytest.mark.parametrize("which", ["numpy", "scipy"])
+@pytest.mark.parametrize("which", ["numpy", "scipy", "numpy-timeout"])
 def test_gemm_through_either_blas(tmp_path, which):
     """Kernels call the OpenBLAS NumPy ships where it has one, else (GRAPHC_BLAS=scipy, or a NumPy
     on another BLAS) scipy's through numba's wrapper: both give NumPy's products, plain, transposed
     (column-major) and batched, in float32 and float64, compiled and then loaded from the cache
-    by a second process (whose kernels find the BLAS symbol by name)."""
+    by a second process (whose kernels find the BLAS symbol by name). NumPy's OpenBLAS then starts
+    its threads with blas.THREAD_TIMEOUT, or with the user's OPENBLAS_THREAD_TIMEOUT where one is
+    set, and the environment is as it was."""
     env = dict(os.environ, GRAPHC_CACHE_DIR=str(tmp_path / "graphc"), NUMBA_CACHE_DIR=str(tmp_path / "numba"),
-               GRAPHC_BLAS=which)
+               GRAPHC_BLAS=which.split("-")[0])
+    env.pop("OPENBLAS_THREAD_TIMEOUT", None)
+    if which == "numpy-timeout":
+        env["OPENBLAS_THREAD_TIMEOUT"] = "20"
     for reused in (False, True):
         run = subprocess.run([sys.executable, "-c", BLAS_SCRIPT], env=env, capture_output=True, text=True)
         assert run.returncode == 0, run.stderr[-2000:]
         got = json.loads(run.stdout.strip().splitlines()[-1])
         assert got["reused"] is reused
-        assert ("openblas" in got["library"]) == (which == "numpy")
+        assert ("openblas" in got["library"]) == (which != "scipy")
         assert got["float32"] < 1e-5 and got["float64"] < 1e-12
+        from graphc.backends.numba.intrinsics.blas import THREAD_TIMEOUT
+        assert (got["timeout"], got["env"]) == {"numpy": (THREAD_TIMEOUT, None), "scipy": (0, None),
+                                                "numpy-timeout": (20, "20")}[which]

@@ -16,6 +16,13 @@ from numba import types
 from numba.extending import intrinsic
 
 CBLAS = {"float32": "graphc_cblas_sgemm", "float64": "graphc_cblas_dgemm"}  # the symbols kernels call
+# OpenBLAS's idle worker threads spin (yielding) for 2**28 cycles, ~0.1 s, after each threaded call
+# before they sleep: through a whole training step, on the cores graphc's own parallel kernels run
+# on. With 2**4 (OpenBLAS's least) they sleep at once. Alternated on 2 cores, against the tree
+# before: W8's GPT step 71-77 -> 60-72 ms (min of 30, four pairs; medians 80-97 -> 71-85), W6's
+# convolution 12.7 -> 8.9-10.9 ms, W9's CNN 11.8-14.8 -> 8.4-11.7 ms; W2 and W10, whose threaded
+# GEMMs come in long runs or are few, unchanged. A user's own OPENBLAS_THREAD_TIMEOUT is kept.
+THREAD_TIMEOUT = 4
 
 
 def _numpy_openblas() -> str:
@@ -36,8 +43,37 @@ def _numpy_openblas() -> str:
             continue
         binding.add_symbol(CBLAS["float32"], fns["single"])
         binding.add_symbol(CBLAS["float64"], fns["double"])
+        _short_thread_timeout(lib)
         return path
     return ""
+
+
+def _short_thread_timeout(lib) -> None:
+    """Set THREAD_TIMEOUT in NumPy's OpenBLAS (in this process; the environment is left as it
+    was), unless the user set OPENBLAS_THREAD_TIMEOUT: OpenBLAS reads it from the environment
+    (openblas_read_env) and applies it when it starts its threads, so its pool is stopped here and
+    starts again, with the new timeout, at its next threaded call."""
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+        return
+    try:
+        read_env, shutdown = lib.openblas_read_env, lib.blas_thread_shutdown_
+    except AttributeError:  # another build: left as it is
+        return
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(THREAD_TIMEOUT)
+    try:
+        read_env()
+    finally:
+        del os.environ["OPENBLAS_THREAD_TIMEOUT"]
+    shutdown()
+
+
+def blas_thread_timeout() -> int:
+    """The thread timeout (log2 of cycles) NumPy's OpenBLAS starts its threads with, 0 where graphc
+    does not call NumPy's OpenBLAS."""
+    if not LIBRARY:
+        return 0
+    fn = getattr(ctypes.CDLL(LIBRARY), "openblas_thread_timeout", None)
+    return int(fn()) if fn is not None else 0
 
 
 LIBRARY = _numpy_openblas()  # part of the compiled modules' cache key (backends.numba.cache)
