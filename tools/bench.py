@@ -65,12 +65,18 @@ GRAPHC_RUNS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "w5": run
 def child(spec: str) -> None:
     """--system wN:graphc_BACKEND: run one graphc system in this process; JSON lines on stdout."""
     workload, system = spec.split(":")
-    if system in ("torch_cpu", "torch_compile"):  # W6-W10's peers, run under the peers' Python
+    if system in ("torch_cpu", "torch_compile", "jax_jit"):  # W6-W10's peers, run under the peers' Python
+        label = {"torch_cpu": "torch CPU eager", "torch_compile": "torch.compile", "jax_jit": "jax.jit"}[system]
         try:
-            for rec in run_torch(workload, compiled=system == "torch_compile"):
+            if system == "jax_jit":
+                from benchkit.jax_models import run_jax  # imports jax: only in the peers' Python
+                recs = run_jax(workload)
+            else:
+                recs = run_torch(workload, compiled=system == "torch_compile")
+            for rec in recs:
                 print(json.dumps({"workload": workload.split("-")[0].upper(), "status": "ok", **rec}), flush=True)
         except ImportError:
-            print(json.dumps({"workload": workload.upper(), "system": "torch CPU eager", "status": "not installed"}))
+            print(json.dumps({"workload": workload.split("-")[0].upper(), "system": label, "status": "not installed"}))
         return
     backend = system.split("_", 1)[1]
     workload, _, arg = workload.partition("-")  # w10-32: W10 at T = 32
@@ -153,9 +159,9 @@ def run_all(args) -> list[dict]:
                    for spec in specs for b in args.backends] if w != "w0" else []
         if w in ("w6", "w7", "w8", "w9", "w10") and args.peers_python:
             systems += [("torch_cpu", [args.peers_python, me, "--system", f"{spec}:torch_cpu"], None) for spec in specs]
-            if w in ("w8", "w9", "w10"):  # the real models beside torch.compile(model) too
-                systems += [("torch_compile", [args.peers_python, me, "--system", f"{spec}:torch_compile"], None)
-                            for spec in specs]
+            if w in ("w8", "w9", "w10"):  # the real models beside torch.compile(model) and jax.jit too
+                systems += [(key, [args.peers_python, me, "--system", f"{spec}:{key}"], None)
+                            for key in ("torch_compile", "jax_jit") for spec in specs]
         if peers and w in PEER_SCRIPTS:  # the GPU workloads measure their references themselves
             found, missing = peer_systems(args.peers_python, peers, w)
             for key in found:
