@@ -48,17 +48,24 @@ class Kernel:
 
 def transposed_view(node, users, roots, batched: bool = False) -> bool:
     """A 2-D float transpose that only 2-D matmuls read: they take its input as a transposed
-    (column-major) view, which BLAS reads as is, so no kernel copies it. batched: also a swap of
-    the last two axes of more dims that only matmuls of matrices read (each batch's matrix a
-    column-major view: a backend whose products are BLAS calls per matrix)."""
+    (column-major) view, which BLAS reads as is, so no kernel copies it. batched: also a transpose
+    of more dims that only matmuls of matrices read, keeping the input's last axis as one of the
+    matrices' two (each batch's matrix is then a strided view with one unit stride, which BLAS reads
+    as it stands: a backend whose products are BLAS calls per matrix): a swap of the last two axes
+    (k's transpose in q @ k^T), attention's heads split off ((B, T, H, D) -> (B, H, T, D)). Such a
+    view of more than a swap is taken only by products of its own number of dims (no reshape of a
+    strided array to add batch dims of 1)."""
     if node.op.name != "transpose" or node.dtype.kind != "f" or node in roots or not users[node]:
         return False
-    n = node.ndim
+    n, perm = node.ndim, tuple(node.attrs["perm"])
     if n == 2:
-        return tuple(node.attrs["perm"]) == (1, 0) and all(
+        return perm == (1, 0) and all(
             u.op.name == "matmul" and u.inputs[0].ndim == 2 and u.inputs[1].ndim == 2 for u in users[node])
-    return (batched and n > 2 and tuple(node.attrs["perm"]) == tuple(range(n - 2)) + (n - 1, n - 2)
-            and all(u.op.name == "matmul" and u.inputs[0].ndim >= 2 and u.inputs[1].ndim >= 2 for u in users[node]))
+    if not batched or n - 1 not in perm[-2:]:
+        return False
+    swap = perm == tuple(range(n - 2)) + (n - 1, n - 2)
+    return all(u.op.name == "matmul" and u.inputs[0].ndim >= 2 and u.inputs[1].ndim >= 2
+               and (swap or u.ndim == n) for u in users[node])
 
 
 def make_kernels(program, batched_views: bool = False) -> list[Kernel]:

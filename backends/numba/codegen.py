@@ -719,8 +719,8 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-from graphc.backends.numba.intrinsics import (arena_view, fmax, gemm, ints, kcall, kernel, nonneg, pcall, radd,
-                                              reshaped, transposed)
+from graphc.backends.numba.intrinsics import (arena_view, fmax, gemm, ints, kcall, kernel, nonneg, pcall,
+                                              permuted, radd, reshaped, transposed)
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={{"contract"}}, nogil=True)  # contract: a*b+c may be one FMA
 
@@ -772,6 +772,7 @@ class DriverNames:
     TRANSPOSE and RESHAPE: how the backend's driver writes a view."""
 
     TRANSPOSE = "{src}.T"
+    PERMUTE = "{src}.transpose({perm})"
     RESHAPE = "{src}.reshape({shape})"
 
     def __init__(self, inputs):
@@ -795,7 +796,10 @@ class DriverNames:
         name = self.names[node] = f"w{len(self.names)}"
         if node.op.name == "transpose":
             self.views[node] = (node.inputs[0], None)
-            return f"    {name} = {self.TRANSPOSE.format(src=src)}"
+            perm = tuple(node.attrs["perm"])
+            if perm[-2:] == (node.ndim - 1, node.ndim - 2) and perm[:-2] == tuple(range(node.ndim - 2)):
+                return f"    {name} = {self.TRANSPOSE.format(src=src)}"
+            return f"    {name} = {self.PERMUTE.format(src=src, perm=', '.join(map(str, perm)))}"
         target = driver_shape(node, dims)
         self.views[node] = (node.inputs[0], target)
         return f"    {name} = {self.RESHAPE.format(src=src, shape=tuple_text(target or ([zero_d] if zero_d else [])))}"
@@ -805,6 +809,7 @@ class NumbaNames(DriverNames):
     """The numba driver's views: arrays with no reference count (intrinsics/views.py)."""
 
     TRANSPOSE = "transposed({src})"
+    PERMUTE = "permuted({src}, {perm})"
     RESHAPE = "reshaped({src}, {shape})"
 
 

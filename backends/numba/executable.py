@@ -411,7 +411,7 @@ class NumbaExecutable(Executable):
             if ks is None:  # a view: no work, materialize it for the kernels that read it
                 node = kern.nodes[0]
                 src = local[node.inputs[0]]
-                local[node] = np.swapaxes(src, -1, -2) if node.op.name == "transpose" else \
+                local[node] = np.transpose(src, node.attrs["perm"]) if node.op.name == "transpose" else \
                     src.reshape(plan.shapes[node])
                 continue
             at, name = next(calls)

@@ -8,8 +8,8 @@ import numba as nb
 import numpy as np
 from numba import types as T
 
-from graphc.backends.numba.intrinsics import (arena_view, fmax, gemm, ints, kcall, kernel, nonneg, pcall, radd,
-                                              reshaped, transposed)
+from graphc.backends.numba.intrinsics import (arena_view, fmax, gemm, ints, kcall, kernel, nonneg, pcall,
+                                              permuted, radd, reshaped, transposed)
 
 OPTS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)  # contract: a*b+c may be one FMA
 

@@ -320,6 +320,39 @@ def test_matmuls_read_transposes_as_views_without_copying():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_attention_head_transposes_are_views_the_batched_products_read():
+    # (B, T, H, D) -> (B, H, T, D) and -> (B, H, D, T): every matrix keeps the input's last axis, so
+    # the products read strided views (permuted) and no kernel copies them, forward and backward;
+    # a transpose moving the last axis out of the matrices, or read by a product of more dims (a
+    # broadcast batch), stays a copy; numpy's values, with a run-time batch of 0, 1 and 3
+    rng = np.random.default_rng(6)
+    q = gc.placeholder((None, 8, 2, 16), name="q")
+    k = gc.placeholder((None, 8, 2, 16), name="k")
+    z = gc.placeholder((5, 3, 16, 8), name="z")
+    w = gc.placeholder((4, 3, 5, 8, 16), name="w")
+    qh, kt = gc.transpose(q, (0, 2, 1, 3)), gc.transpose(k, (0, 2, 3, 1))
+    att = qh @ kt
+    moved = gc.transpose(z, (0, 3, 1, 2)) @ gc.constant(np.ones((5, 8, 16, 4), np.float32))  # z's last axis: batch
+    wide = w @ gc.transpose(z, (1, 0, 2, 3))  # a view of 4 dims read by a product of 5: a copy
+    loss = gc.sum(att * att) + gc.sum(moved) + gc.sum(wide)
+    outs = [att, moved, wide] + gc.grad(loss, [q, k, z])
+    f = gc.compile([q, k, z, w], outs, backend="numba")
+    ref = gc.compile([q, k, z, w], outs, backend="numpy")
+    copies = [x for x in f.kernels if x.kind == "transpose"]
+    assert f.source().count("permuted(") >= 4
+    # copied: the two above, and q's and k's gradients (outputs: transposes of products, in (B, T, H, D))
+    assert sorted((tuple(x.nodes[0].attrs["perm"]), any(x.nodes[0] is o for o in f.outputs)) for x in copies) == \
+        [((0, 2, 1, 3), True), ((0, 3, 1, 2), False), ((0, 3, 1, 2), True), ((1, 0, 2, 3), False)]
+    zv, wv = rng.normal(size=(5, 3, 16, 8)).astype(np.float32), rng.normal(size=(4, 3, 5, 8, 16)).astype(np.float32)
+    for n in (0, 1, 3):
+        a, b = (rng.normal(size=(n, 8, 2, 16)).astype(np.float32) for _ in range(2))
+        for got, want in zip(f(a, b, zv, wv), ref(a, b, zv, wv)):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    prof = f.profile(a, b, zv, wv, repeat=1)  # profile makes the same views
+    assert [p.name for p in prof] == [x.name for x in f.kernels if x.kind != "view"]
+
+
 def test_a_batch_of_products_blas_runs_on_one_thread_is_cut_among_the_threads():
     # attention's per-head products: each (64, 32) @ (32, 64) is one OpenBLAS call it runs on the
     # calling thread, so the batch's outer axis is split among the threads (pcall); the batch

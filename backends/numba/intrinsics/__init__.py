@@ -7,7 +7,8 @@ bits (bit casts, ldexp, maxnum, nonneg), calls (@kernel, kcall, pcall), blas (ge
 from .bits import f32_as_i32, fmax, i32_as_f32, ldexp_f32, nonneg, radd
 from .blas import gemm
 from .calls import CHUNKS_MAX, CHUNKS_PER_THREAD, kcall, kernel, launch_threads, pcall
-from .views import arena_view, ints, reshaped, transposed
+from .views import arena_view, ints, permuted, reshaped, transposed
 
 __all__ = ["CHUNKS_MAX", "CHUNKS_PER_THREAD", "arena_view", "f32_as_i32", "fmax", "gemm", "i32_as_f32", "ints",
-           "kcall", "kernel", "launch_threads", "ldexp_f32", "nonneg", "pcall", "radd", "reshaped", "transposed"]
+           "kcall", "kernel", "launch_threads", "ldexp_f32", "nonneg", "pcall", "permuted", "radd", "reshaped",
+           "transposed"]

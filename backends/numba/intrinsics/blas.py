@@ -52,7 +52,10 @@ def _short_thread_timeout(lib) -> None:
     """Set THREAD_TIMEOUT in NumPy's OpenBLAS (in this process; the environment is left as it
     was), unless the user set OPENBLAS_THREAD_TIMEOUT: OpenBLAS reads it from the environment
     (openblas_read_env) and applies it when it starts its threads, so its pool is stopped here and
-    starts again, with the new timeout, at its next threaded call."""
+    starts again, with the new timeout, at its next threaded call. This runs once, when this module
+    is first imported (the first numba compile); OpenBLAS must not be running a product in another
+    thread at that moment (stopping its pool then would be unsafe): import graphc.backends.numba
+    first where a program runs NumPy products in threads of its own."""
     if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
         return
     try:

@@ -101,3 +101,26 @@ def transposed(typingctx, arr):
         shape[-2:], strides[-2:] = shape[-2:][::-1], strides[-2:][::-1]
         return _borrowed(context, builder, out, src.data, shape, strides, src.itemsize)
     return out(arr), codegen
+
+
+@intrinsic
+def permuted(typingctx, arr, *perm):
+    """The C-order arr with its axes in the order perm (integer literals, as np.transpose takes
+    them), a strided ("A") view with no reference count: the batched matmuls' operands whose every
+    matrix keeps one unit stride (attention's heads split off, (0, 2, 1, 3))."""
+    if not (isinstance(arr, types.Array) and arr.layout == "C" and len(perm) == arr.ndim
+            and all(isinstance(t, types.IntegerLiteral) for t in perm)):
+        return None
+    order = [t.literal_value for t in perm]
+    if sorted(order) != list(range(arr.ndim)):
+        return None
+    out = types.Array(arr.dtype, arr.ndim, "A", readonly=not arr.mutable)
+
+    def codegen(context, builder, sig, args):
+        from numba.core import cgutils
+        src = context.make_array(sig.args[0])(context, builder, args[0])
+        shape = cgutils.unpack_tuple(builder, src.shape, arr.ndim)
+        strides = cgutils.unpack_tuple(builder, src.strides, arr.ndim)
+        return _borrowed(context, builder, out, src.data, [shape[q] for q in order], [strides[q] for q in order],
+                         src.itemsize)
+    return out(arr, types.StarArgTuple.from_types(perm)), codegen
