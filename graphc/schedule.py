@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .errors import GraphError, ShapeError
 from .ir import Node, consumers
-from .ops.base import fmt_shape, index_read, reads
+from .ops.base import fmt_shape, index_read, reads, swap_last_two
 from .passes.fuse import fusible, row_split
 
 
@@ -63,7 +63,7 @@ def transposed_view(node, users, roots, batched: bool = False) -> bool:
             u.op.name == "matmul" and u.inputs[0].ndim == 2 and u.inputs[1].ndim == 2 for u in users[node])
     if not batched or n - 1 not in perm[-2:]:
         return False
-    swap = perm == tuple(range(n - 2)) + (n - 1, n - 2)
+    swap = perm == swap_last_two(n)
     return all(u.op.name == "matmul" and u.inputs[0].ndim >= 2 and u.inputs[1].ndim >= 2
                and (swap or u.ndim == n) for u in users[node])
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from graphc.errors import CompileError
 from graphc.ops import random as rnd
-from graphc.ops.base import index_read, reads
+from graphc.ops.base import index_read, reads, swap_last_two
 from graphc.passes.fuse import row_split
 from graphc.schedule import Kernel, fresh_outputs
 
@@ -797,7 +797,7 @@ class DriverNames:
         if node.op.name == "transpose":
             self.views[node] = (node.inputs[0], None)
             perm = tuple(node.attrs["perm"])
-            if perm[-2:] == (node.ndim - 1, node.ndim - 2) and perm[:-2] == tuple(range(node.ndim - 2)):
+            if perm == swap_last_two(node.ndim):
                 return f"    {name} = {self.TRANSPOSE.format(src=src)}"
             return f"    {name} = {self.PERMUTE.format(src=src, perm=', '.join(map(str, perm)))}"
         target = driver_shape(node, dims)

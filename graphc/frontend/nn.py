@@ -10,7 +10,7 @@ from .. import dtypes as dt
 from ..errors import DTypeError, ShapeError
 from ..ir import Node, make_node, user_location
 from ..ops import REGISTRY as _OPS
-from ..ops.base import fmt_shape
+from ..ops.base import fmt_shape, swap_last_two
 from ..ops.build import (
     add,
     as_node,
@@ -110,8 +110,7 @@ def attention_weights(q, k, mask=None, causal: bool = False, scale=None) -> Node
     q, k = _check_qkv(q, k)
     e = q.shape[-1]
     scale = 1.0 / math.sqrt(e) if scale is None else float(scale)
-    perm = tuple(range(k.ndim - 2)) + (k.ndim - 1, k.ndim - 2)
-    scores = mul(matmul(q, transpose(k, perm)), scale)
+    scores = mul(matmul(q, transpose(k, swap_last_two(k.ndim))), scale)
     keep = None
     if causal:
         L, S = q.shape[-2], k.shape[-2]

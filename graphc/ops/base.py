@@ -123,6 +123,11 @@ def check_run_time_broadcast(node, operands, out_shape) -> None:
                     f"that dim 1 to broadcast it, or feed {want}", node.loc)
 
 
+def swap_last_two(ndim: int) -> tuple:
+    """The perm of a transpose that swaps the last two of ndim axes (a batch of transposed matrices)."""
+    return tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
+
+
 def normalize_axes(axis, ndim: int, shape=None) -> tuple[int, ...]:
     """axis=None|int|tuple -> sorted tuple of distinct non-negative axes, checked against ndim."""
     if axis is None:

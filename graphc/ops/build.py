@@ -16,7 +16,7 @@ import numpy as np
 from .. import dtypes as dt
 from ..errors import DTypeError, ShapeError
 from ..ir import Cell, Node, constant_key, fmt_shape, make_node, new_uid, user_location
-from .base import REGISTRY, normalize_axes
+from .base import REGISTRY, normalize_axes, swap_last_two
 
 _op = REGISTRY.__getitem__
 
@@ -321,7 +321,7 @@ def matmul(a, b) -> Node:
     # are; a batch transposed otherwise, as an RNN's time-major outputs made batch-first, is: its
     # rows are a copy, one pass over it, where a product per batch would make the weight's
     # gradient a product per batch and a sum)
-    swapped = a.op.name == "transpose" and tuple(a.attrs["perm"]) == tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2)
+    swapped = a.op.name == "transpose" and tuple(a.attrs["perm"]) == swap_last_two(a.ndim)
     if a.ndim > 2 and b.ndim == 2 and a.shape[-1] is not None and a.shape[-1] == b.shape[0] \
             and lead.count(None) + (b.shape[1] is None) <= 1 and not swapped:
         rows = make_node(_op("matmul"), (reshape(a, (-1, a.shape[-1])), b))

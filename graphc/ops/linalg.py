@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import DTypeError, ShapeError
 from . import build
-from .base import Op, broadcast_shapes, check_run_time_broadcast, fmt_shape
+from .base import Op, broadcast_shapes, check_run_time_broadcast, fmt_shape, swap_last_two
 
 
 def matmul_shape(a, b) -> tuple:
@@ -75,5 +75,4 @@ class MatMul(Op):
 
 def _swap(x):
     """x with its last two axes swapped."""
-    perm = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
-    return build.transpose(x, perm)
+    return build.transpose(x, swap_last_two(x.ndim))
